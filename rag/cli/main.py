@@ -1,0 +1,202 @@
+"""`rag`: ingest documents, inspect and maintain an index.
+
+Exit codes: 0 success; 1 some files failed (the rest were ingested); 2 bad usage or configuration;
+3 a runtime problem that stopped the command (missing index, unreachable endpoint, index busy).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rag.errors import RagError
+
+EXIT_FILES_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_RUNTIME = 3
+
+app = typer.Typer(
+    name="rag",
+    help="Question answering over your own documents, offline. Start with: rag ingest data/ --index .rag/demo",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+IndexOption = Annotated[
+    Path,
+    typer.Option("--index", "-i", envvar="RAG_INDEX", help="Index folder (created on first ingest).", show_default=True),
+]
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="YAML config file (default: $RAG_CONFIG, else ./rag.yaml if present)."),
+]
+SetOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", "-s", help="Override one setting, e.g. --set chunking.size=300 (repeatable)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+DEFAULT_INDEX = Path(".rag/index")
+
+_state = {"debug": False}
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+) -> None:
+    """Offline-first RAG: ingest PDF, DOCX, HTML, Markdown, text and JSON Lines into Chroma + BM25.
+
+    Settings come from built-in defaults, a YAML file, RAG_SECTION__KEY environment variables and
+    --set section.key=value, in rising order of precedence; `rag config` shows the result.
+    """
+    _state["debug"] = debug
+
+
+def _config(config_path: Path | None, overrides: list[str] | None) -> "object":
+    from rag.config import load_config, resolve_config_path
+
+    return load_config(resolve_config_path(config_path), overrides or [])
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[str], typer.Argument(help="Files or folders to ingest; folders are walked recursively.")],
+    index: IndexOption = DEFAULT_INDEX,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add or update documents in an index (incremental).
+
+    Unchanged files cost nothing; changed files replace their chunks; files deleted from an
+    ingested folder are removed. Exit code 1 if any file failed (the others are still ingested).
+
+    Example: rag ingest data/ --index .rag/demo
+    """
+    from rag.cli.output import print_ingest_report, stderr_console
+    from rag.cli.progress import RichProgress
+    from rag.index.store import Index
+    from rag.ingest.pipeline import Ingestor
+
+    settings = _config(config, set_)
+    with Index.open(index, settings, writable=True) as opened, RichProgress(stderr_console()) as progress:  # type: ignore[arg-type]
+        report = Ingestor(opened, progress).ingest(paths)
+    _emit(report.to_json(), as_json, lambda: print_ingest_report(report, index))
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def remove(
+    paths: Annotated[list[str], typer.Argument(help="Indexed files (or folders) to remove, as given at ingest.")],
+    index: IndexOption = DEFAULT_INDEX,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove documents from every part of the index (vectors, BM25, manifest).
+
+    Example: rag remove data/handbook.pdf --index .rag/demo
+    """
+    from rag.cli.output import print_ingest_report
+    from rag.index.store import Index
+    from rag.ingest.pipeline import Ingestor
+
+    settings = _config(config, set_)
+    with Index.open(index, settings, writable=True) as opened:  # type: ignore[arg-type]
+        report = Ingestor(opened).remove(paths)
+    _emit(report.to_json(), as_json, lambda: print_ingest_report(report, index))
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def sources(
+    index: IndexOption = DEFAULT_INDEX,
+    as_json: JsonOption = False,
+) -> None:
+    """List what is indexed: path, type, pages, chunks and when it was ingested."""
+    from rag.cli.output import print_sources
+    from rag.config import RagConfig
+    from rag.index.store import Index
+
+    with Index.open(index, RagConfig()) as opened:
+        records = opened.manifest.sources()
+    rows = [
+        {
+            "path": r.display_path,
+            "type": r.file_type,
+            "documents": r.documents,
+            "pages": r.pages,
+            "chunks": r.chunks,
+            "ingested_at": r.ingested_at,
+        }
+        for r in records
+    ]
+    _emit(rows, as_json, lambda: print_sources(rows))
+
+
+@app.command("config")
+def show_config(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the effective configuration as YAML.
+
+    It merges defaults, the config file, RAG_* environment variables and --set; save the output
+    as rag.yaml to start your own config.
+    """
+    settings = _config(config, set_)
+    data = settings.public_dict()  # type: ignore[attr-defined]
+    if as_json:
+        print(json.dumps(data, indent=2))
+    else:
+        import yaml
+
+        print(yaml.safe_dump(data, sort_keys=False), end="")
+
+
+def _emit(data: object, as_json: bool, render: "object") -> None:
+    if as_json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        render()  # type: ignore[operator]
+
+
+def run() -> None:
+    """Console-script entry point: user-fixable errors get one clear message, not a traceback."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except RagError as exc:
+        _fail(exc, EXIT_RUNTIME if "config" not in exc.message else EXIT_CONFIG)
+    except KeyboardInterrupt:
+        print("interrupted; the index is repaired on the next run", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and anything unexpected
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        if _state["debug"]:
+            raise
+        print(f"error: {type(exc).__name__}: {exc}\n(run with --debug for the full traceback)", file=sys.stderr)
+        sys.exit(EXIT_RUNTIME)
+
+
+def _fail(exc: RagError, code: int) -> None:
+    if _state["debug"]:
+        raise exc
+    print(f"error: {exc.message}", file=sys.stderr)
+    if exc.hint:
+        print(f"  fix: {exc.hint}", file=sys.stderr)
+    sys.exit(code)

@@ -1,0 +1,204 @@
+"""The pipeline configuration: one validated model, built-in defaults, YAML file, env and CLI overrides.
+
+Precedence (highest first): `--set section.key=value` on the command line, `RAG_SECTION__KEY`
+environment variables, the YAML file (`--config`, `$RAG_CONFIG`, or `./rag.yaml`), built-in defaults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+from rag.errors import RagError
+
+DEFAULT_CONFIG_FILE = "rag.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChunkingConfig(_Section):
+    """How documents are cut into retrievable chunks; sizes are in embedding-model tokens."""
+
+    strategy: Literal["auto", "heading", "recursive"] = Field(
+        "auto",
+        description="heading: split within heading sections; recursive: ignore headings; "
+        "auto: heading-aware when the document has headings.",
+    )
+    size: int = Field(256, ge=16, le=8192, description="Maximum chunk size in tokens.")
+    overlap: int = Field(32, ge=0, description="Tokens shared by consecutive chunks.")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> "ChunkingConfig":
+        if self.overlap >= self.size:
+            raise ValueError(f"overlap ({self.overlap}) must be smaller than size ({self.size})")
+        return self
+
+
+class EmbeddingConfig(_Section):
+    """Which model turns text into vectors."""
+
+    provider: Literal["local", "openai"] = Field(
+        "local", description="local: bundled all-MiniLM-L6-v2 (int8 ONNX); openai: any /v1/embeddings endpoint."
+    )
+    model: str = Field("all-MiniLM-L6-v2", description="Model name sent to the endpoint (provider openai).")
+    base_url: str | None = Field(None, description="Endpoint base URL, e.g. http://localhost:8000/v1 for vLLM.")
+    api_key: SecretStr | None = Field(None, description="API key; falls back to $OPENAI_API_KEY.")
+    batch_size: int = Field(32, ge=1, le=2048, description="Texts per embedding call.")
+    max_tokens: int = Field(256, ge=8, description="Local model: tokens kept per text (longer text is truncated).")
+    threads: int = Field(0, ge=0, description="Local model: CPU threads (0 = all cores).")
+    timeout_s: float = Field(60.0, gt=0, description="Endpoint request timeout in seconds.")
+    max_retries: int = Field(3, ge=0, description="Endpoint retries on transient errors.")
+
+    def model_id(self) -> str:
+        """A stable identity for cache keys and fingerprints: provider, model and where it is served."""
+        if self.provider == "local":
+            return f"local:all-MiniLM-L6-v2-int8:{self.max_tokens}"
+        return f"openai:{self.base_url or 'default'}:{self.model}"
+
+
+class VectorStoreConfig(_Section):
+    """Where chunk vectors live: embedded Chroma under the index folder, or a Chroma server."""
+
+    url: str | None = Field(None, description="Chroma server URL, e.g. http://127.0.0.1:8000; unset = embedded.")
+    collection: str | None = Field(None, description="Collection name; unset = derived from the index id.")
+
+
+class BM25Config(_Section):
+    """The lexical index kept beside the vectors (bm25s)."""
+
+    k1: float = Field(1.2, gt=0)
+    b: float = Field(0.75, ge=0, le=1)
+    stopwords: str | None = Field("en", description="Stopword list name understood by bm25s, or null.")
+    stemmer: str | None = Field("english", description="PyStemmer language, or null for no stemming.")
+
+
+class JsonlConfig(_Section):
+    """Field names of JSON Lines records (defaults fit a BEIR corpus.jsonl)."""
+
+    id_field: str = "_id"
+    title_field: str = "title"
+    text_field: str = "text"
+
+
+class IngestConfig(_Section):
+    """Which files are read and how."""
+
+    max_file_mb: float = Field(100.0, gt=0, description="Files larger than this are reported and skipped.")
+    include_hidden: bool = Field(False, description="Also read files and folders whose name starts with '.'.")
+    exclude: list[str] = Field(default_factory=list, description="Glob patterns of paths to leave out.")
+    write_batch_chunks: int = Field(2048, ge=1, description="Chunks embedded and written per batch.")
+    jsonl: JsonlConfig = Field(default_factory=JsonlConfig)
+
+
+class RagConfig(BaseSettings):
+    """The whole pipeline configuration. `rag config` prints the effective values."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_nested_delimiter="__", extra="forbid")
+
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    vector_store: VectorStoreConfig = Field(default_factory=VectorStoreConfig)
+    bm25: BM25Config = Field(default_factory=BM25Config)
+
+    def public_dict(self) -> dict[str, Any]:
+        """The config as plain data with secrets masked: safe to print and to record with a run."""
+        return json.loads(self.model_dump_json())
+
+    def indexing_fingerprint(self, file_type: str) -> str:
+        """Hash of every setting that changes the chunks or vectors of a file of this type."""
+        parts: dict[str, Any] = {
+            "chunking": self.chunking.model_dump(),
+            "embedding": self.embedding.model_id(),
+        }
+        if file_type == "jsonl":
+            parts["jsonl"] = self.ingest.jsonl.model_dump()
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Turn `a.b=value` strings into a nested dict; values are parsed as YAML scalars (so 1, true, null work)."""
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise RagError(f"bad --set {pair!r}", "write it as section.key=value, e.g. --set chunking.size=300")
+        node = result
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+    return result
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise RagError(f"config file {path} does not exist", "check the path given to --config or $RAG_CONFIG") from None
+    except yaml.YAMLError as exc:
+        raise RagError(f"config file {path} is not valid YAML: {exc}", "fix the syntax at the line shown") from None
+    if not isinstance(data, dict):
+        raise RagError(f"config file {path} must hold a mapping of sections", "see `rag config` for the layout")
+    return data
+
+
+def resolve_config_path(explicit: Path | None) -> Path | None:
+    """The config file in effect: --config, then $RAG_CONFIG, then ./rag.yaml if present."""
+    if explicit is not None:
+        return explicit
+    if os.environ.get("RAG_CONFIG"):
+        return Path(os.environ["RAG_CONFIG"])
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def load_config(path: Path | None = None, overrides: list[str] | None = None) -> RagConfig:
+    """Build the effective config with the documented precedence; raise RagError on invalid values."""
+    file_data = _read_yaml(path) if path is not None else {}
+    cli_data = parse_overrides(overrides or [])
+
+    class _Configured(RagConfig):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, InitSettingsSource(settings_cls, file_data))
+
+    try:
+        configured = _Configured(**cli_data)
+    except ValidationError as exc:
+        raise RagError(f"invalid configuration:\n{_format_validation(exc)}", "see `rag config` for valid keys") from None
+    return RagConfig.model_construct(**{name: getattr(configured, name) for name in RagConfig.model_fields})
+
+
+def _format_validation(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)

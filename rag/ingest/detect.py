@@ -1,0 +1,92 @@
+"""Decide a file's type from its content first and its extension second.
+
+A PDF renamed to .txt is still read as a PDF; binary data named .txt is reported, not indexed as noise.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from rag.errors import LoadError
+
+SUPPORTED_TYPES = ("pdf", "docx", "html", "markdown", "text", "jsonl")
+SUPPORTED_HINT = "supported: .pdf, .docx, .html/.htm, .md/.markdown, .txt (and other plain text), .jsonl"
+
+_EXTENSION_TYPES = {
+    ".pdf": "pdf",
+    ".docx": "docx",
+    ".html": "html",
+    ".htm": "html",
+    ".xhtml": "html",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".txt": "text",
+    ".text": "text",
+    ".rst": "text",
+    ".log": "text",
+    ".csv": "text",
+    "": "text",
+}
+_SNIFF_BYTES = 8192
+
+
+class UnsupportedType(LoadError):
+    """The file is of a kind no loader reads (an image, an archive, a spreadsheet...)."""
+
+
+def detect_type(path: Path) -> str:
+    """Return one of SUPPORTED_TYPES or raise UnsupportedType / LoadError with a reason."""
+    with path.open("rb") as handle:
+        head = handle.read(_SNIFF_BYTES)
+    if not head:
+        raise LoadError("empty file (0 bytes)")
+    if head.lstrip()[:5] == b"%PDF-":
+        return "pdf"
+    if head.startswith(b"PK\x03\x04"):
+        return _zip_type(path)
+    extension = path.suffix.lower()
+    binary_kind = _binary_kind(head)
+    if binary_kind and extension in _EXTENSION_TYPES:
+        raise LoadError(f"the content is {binary_kind}, not the {extension or 'plain text'} its name suggests")
+    if binary_kind:
+        raise UnsupportedType(f"{binary_kind} file: unsupported type ({SUPPORTED_HINT})")
+    if extension == ".pdf":
+        raise LoadError("corrupt PDF: the file does not start with a PDF header")
+    if extension == ".docx":
+        raise LoadError("corrupt DOCX: the file is not a ZIP package")
+    if extension in _EXTENSION_TYPES:
+        return _EXTENSION_TYPES[extension]
+    sniffed = head.lstrip()[:256].lower()
+    if sniffed.startswith((b"<!doctype html", b"<html")):
+        return "html"
+    raise UnsupportedType(f"unsupported file type {extension!r} ({SUPPORTED_HINT})")
+
+
+def _zip_type(path: Path) -> str:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except zipfile.BadZipFile:
+        raise LoadError("corrupt ZIP/DOCX package") from None
+    if "word/document.xml" in names:
+        return "docx"
+    if "xl/workbook.xml" in names:
+        raise UnsupportedType(f"Excel workbook: unsupported type ({SUPPORTED_HINT})")
+    if "ppt/presentation.xml" in names:
+        raise UnsupportedType(f"PowerPoint file: unsupported type ({SUPPORTED_HINT})")
+    raise UnsupportedType(f"ZIP archive: unsupported type; unpack it and ingest the folder ({SUPPORTED_HINT})")
+
+
+def _binary_kind(head: bytes) -> str | None:
+    """Name a recognised binary format, or say 'binary' for unrecognised bytes that are not text."""
+    import filetype
+
+    kind = filetype.guess(head)
+    if kind is not None and kind.mime not in ("application/zip", "application/pdf"):
+        return f"{kind.mime} ({kind.extension})"
+    if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "binary data"
+    return None

@@ -1,0 +1,66 @@
+"""Plain data types shared by every stage. One place defines them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A span of a document's text under one heading path (e.g. ("Benefits", "Vacation"))."""
+
+    start: int
+    end: int
+    heading_path: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A span of a document's text that came from one page (1-based number)."""
+
+    start: int
+    end: int
+    number: int
+
+
+@dataclass(slots=True)
+class Document:
+    """Extracted text of one document plus its structure.
+
+    `doc_id` is the source path for ordinary files and the record id for JSON Lines records.
+    Sections and pages are character spans into `text`; every chunk span points into `text` too.
+    """
+
+    doc_id: str
+    text: str
+    title: str = ""
+    sections: list[Section] = field(default_factory=list)
+    pages: list[Page] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class LoadedSource:
+    """What a loader returns for one file: its documents and any notes worth reporting."""
+
+    file_type: str
+    documents: list[Document]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def page_count(self) -> int:
+        return sum(len(d.pages) for d in self.documents)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A retrievable piece of a document: `document.text[start:end] == text`."""
+
+    chunk_id: str
+    source: str
+    doc_id: str
+    ordinal: int
+    start: int
+    end: int
+    text: str
+    page: int | None = None
+    heading_path: tuple[str, ...] = ()
