@@ -1,0 +1,37 @@
+"""Shared fixtures. Downloads are forbidden: an accidental hub fetch fails fast instead of hanging."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data"
+SHARED = REPO.parent / "shared"
+SCIFACT = SHARED / "datasets" / "scifact"
+
+
+@pytest.fixture
+def sample_corpus(tmp_path: Path) -> Path:
+    """A private copy of the sample corpus that a test may edit."""
+    target = tmp_path / "corpus"
+    shutil.copytree(DATA, target)
+    return target
+
+
+@pytest.fixture
+def config_factory():
+    """Build a RagConfig with dotted overrides, the way --set does."""
+    from rag.config import load_config
+
+    def build(*overrides: str):
+        return load_config(None, list(overrides))
+
+    return build
