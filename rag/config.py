@@ -52,11 +52,16 @@ class EmbeddingConfig(_Section):
     model: str = Field("all-MiniLM-L6-v2", description="Model name sent to the endpoint (provider openai).")
     base_url: str | None = Field(None, description="Endpoint base URL, e.g. http://localhost:8000/v1 for vLLM.")
     api_key: SecretStr | None = Field(None, description="API key; falls back to $OPENAI_API_KEY.")
-    batch_size: int = Field(32, ge=1, le=2048, description="Texts per embedding call.")
+    batch_size: int | None = Field(
+        None, ge=1, le=2048, description="Texts per model call; unset = 8 for local (fastest on CPU), 64 for endpoints."
+    )
     max_tokens: int = Field(256, ge=8, description="Local model: tokens kept per text (longer text is truncated).")
     threads: int = Field(0, ge=0, description="Local model: CPU threads (0 = all cores).")
     timeout_s: float = Field(60.0, gt=0, description="Endpoint request timeout in seconds.")
     max_retries: int = Field(3, ge=0, description="Endpoint retries on transient errors.")
+
+    def effective_batch_size(self) -> int:
+        return self.batch_size or (8 if self.provider == "local" else 64)
 
     def model_id(self) -> str:
         """A stable identity for cache keys and fingerprints: provider, model and where it is served."""

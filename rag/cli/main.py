@@ -171,7 +171,8 @@ def _emit(data: object, as_json: bool, render: "object") -> None:
 def run() -> None:
     """Console-script entry point: user-fixable errors get one clear message, not a traceback."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns typer.Exit codes instead of raising them
+        sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except RagError as exc:

@@ -76,7 +76,7 @@ class MiniLMOnnxEmbedder:
         if not texts:
             return out
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        size = self.config.batch_size
+        size = self.config.effective_batch_size()
         for begin in range(0, len(order), size):
             batch = order[begin : begin + size]
             out[batch] = self._embed_batch([texts[i] for i in batch])

@@ -39,8 +39,8 @@ class OpenAIEmbedder:
         import openai
 
         vectors: list[list[float]] = []
-        for begin in range(0, len(texts), self.config.batch_size):
-            batch = texts[begin : begin + self.config.batch_size]
+        for begin in range(0, len(texts), self.config.effective_batch_size()):
+            batch = texts[begin : begin + self.config.effective_batch_size()]
             try:
                 response = self._client.embeddings.create(model=self.config.model, input=batch)  # type: ignore[attr-defined]
             except openai.APIConnectionError as exc:

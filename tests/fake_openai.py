@@ -1,0 +1,75 @@
+"""A small OpenAI-compatible server on 127.0.0.1 for tests (stdlib only): /v1/embeddings.
+
+Vectors are a deterministic hashed bag of words, so similar texts get similar vectors and a
+test can reason about retrieval without a model. Requests are recorded for assertions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+DIMENSIONS = 64
+
+
+def bag_of_words_vector(text: str) -> list[float]:
+    vector = [0.0] * DIMENSIONS
+    for word in re.findall(r"\w+", text.lower()):
+        vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % DIMENSIONS] += 1.0
+    norm = sum(v * v for v in vector) ** 0.5 or 1.0
+    return [v / norm for v in vector]
+
+
+class FakeOpenAI:
+    """Start with `with FakeOpenAI() as server:`; `server.base_url` ends in /v1."""
+
+    def __init__(self, api_key: str = "test-key") -> None:
+        self.api_key = api_key
+        self.requests: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                outer.requests.append({"path": self.path, "body": body})
+                if self.headers.get("Authorization") != f"Bearer {outer.api_key}":
+                    return self._send(401, {"error": {"message": "invalid api key", "type": "invalid_request_error"}})
+                if self.path == "/v1/embeddings":
+                    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                    data = [{"object": "embedding", "index": i, "embedding": bag_of_words_vector(t)} for i, t in enumerate(inputs)]
+                    return self._send(200, {"object": "list", "data": data, "model": body.get("model"), "usage": {"prompt_tokens": 0, "total_tokens": 0}})
+                self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                raw = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "FakeOpenAI":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def embedded_texts(self) -> list[str]:
+        texts: list[str] = []
+        for request in self.requests:
+            if request["path"] == "/v1/embeddings":
+                texts.extend(request["body"]["input"])
+        return texts
