@@ -33,7 +33,9 @@ class ChunkingConfig(_Section):
         description="heading: split within heading sections; recursive: ignore headings; "
         "auto: heading-aware when the document has headings.",
     )
-    size: int = Field(256, ge=16, le=8192, description="Maximum chunk size in tokens.")
+    size: int = Field(
+        250, ge=16, le=8192, description="Maximum chunk size in tokens (without the model's 2 special tokens)."
+    )
     overlap: int = Field(32, ge=0, description="Tokens shared by consecutive chunks.")
 
     @model_validator(mode="after")
@@ -115,6 +117,16 @@ class RagConfig(BaseSettings):
     vector_store: VectorStoreConfig = Field(default_factory=VectorStoreConfig)
     bm25: BM25Config = Field(default_factory=BM25Config)
 
+    @model_validator(mode="after")
+    def _chunks_fit_the_local_model(self) -> "RagConfig":
+        window = self.embedding.max_tokens - 2  # [CLS] and [SEP] take two places
+        if self.embedding.provider == "local" and self.chunking.size > window:
+            raise ValueError(
+                f"chunking.size ({self.chunking.size}) exceeds what the local embedding model reads "
+                f"({window} tokens = embedding.max_tokens - 2): the end of each chunk would be ignored"
+            )
+        return self
+
     def public_dict(self) -> dict[str, Any]:
         """The config as plain data with secrets masked: safe to print and to record with a run."""
         return json.loads(self.model_dump_json())
@@ -136,7 +148,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
-            raise RagError(f"bad --set {pair!r}", "write it as section.key=value, e.g. --set chunking.size=300")
+            raise RagError(f"bad --set {pair!r}", "write it as section.key=value, e.g. --set chunking.size=200")
         node = result
         parts = key.strip().split(".")
         for part in parts[:-1]:

@@ -84,7 +84,7 @@ def test_bad_setting_is_a_config_error(workdir: Path) -> None:
 
 
 def test_config_shows_effective_values_with_overrides(workdir: Path) -> None:
-    (workdir / "rag.yaml").write_text("chunking:\n  size: 300\nbm25:\n  k1: 1.5\n")
+    (workdir / "rag.yaml").write_text("chunking:\n  size: 200\nbm25:\n  k1: 1.5\n")
     try:
         result = subprocess.run(
             [sys.executable, "-m", "rag", "config", "--json", "--set", "bm25.k1=0.9"],
@@ -94,7 +94,7 @@ def test_config_shows_effective_values_with_overrides(workdir: Path) -> None:
     finally:
         (workdir / "rag.yaml").unlink()
     data = json.loads(result.stdout)
-    assert data["chunking"]["size"] == 300  # from ./rag.yaml
+    assert data["chunking"]["size"] == 200  # from ./rag.yaml
     assert data["chunking"]["overlap"] == 40  # env beats the file
     assert data["bm25"]["k1"] == 0.9  # --set beats everything
 

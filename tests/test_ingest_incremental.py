@@ -98,8 +98,8 @@ def test_chunking_change_reindexes_and_reuses_cached_embeddings(corpus: Path, tm
 
 
 def test_embedding_change_rebuilds_vectors(corpus: Path, tmp_path: Path) -> None:
-    _, before = run_ingest(tmp_path / "index", [str(corpus)])
-    report, after = run_ingest(tmp_path / "index", [str(corpus)], "embedding.max_tokens=128")
+    _, before = run_ingest(tmp_path / "index", [str(corpus)], "chunking.size=100")
+    report, after = run_ingest(tmp_path / "index", [str(corpus)], "chunking.size=100", "embedding.max_tokens=200")
     assert report.changed == 3
     assert report.texts_embedded == len(after)
     assert before.isdisjoint(after)

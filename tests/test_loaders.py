@@ -286,6 +286,7 @@ def test_pdf_pages_keep_their_physical_numbers_and_text(tmp_path: Path) -> None:
     assert [p.number for p in document.pages] == [1, 3, 4]  # page 2 is blank, so it has no span
     for page in document.pages:
         page_text = document.text[page.start : page.end]
+        assert page_text == page_text.strip(), "a page span starts and ends at the page's text"
         assert PDF_MARKERS[page.number] in page_text
         for other, marker in PDF_MARKERS.items():
             if other != page.number:
@@ -559,11 +560,6 @@ def test_text_file_in_latin1_is_decoded_with_a_note(tmp_path: Path) -> None:
     assert len(loaded.notes) == 1 and loaded.notes[0].startswith("not UTF-8")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG rag/ingest/loaders/text.py decode_text: charset_normalizer ties cp1250/cp1252 and "
-    "best() returns cp1250, so cp1252/latin-1 French text is mis-decoded (\u00e8->\u010d, \u00e0->\u0155, \u00ef->\u010f, \u00fb->\u0171)",
-)
 @pytest.mark.parametrize("encoding", ["cp1252", "latin-1"])
 def test_text_file_with_french_accents_is_decoded_correctly(tmp_path: Path, encoding: str) -> None:
     text = FRENCH * 8

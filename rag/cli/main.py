@@ -38,7 +38,7 @@ ConfigOption = Annotated[
 ]
 SetOption = Annotated[
     Optional[list[str]],
-    typer.Option("--set", "-s", help="Override one setting, e.g. --set chunking.size=300 (repeatable)."),
+    typer.Option("--set", "-s", help="Override one setting, e.g. --set chunking.size=200 (repeatable)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 DEFAULT_INDEX = Path(".rag/index")

@@ -11,7 +11,7 @@ from pathlib import Path
 from rag.errors import LoadError
 
 SUPPORTED_TYPES = ("pdf", "docx", "html", "markdown", "text", "jsonl")
-SUPPORTED_HINT = "supported: .pdf, .docx, .html/.htm, .md/.markdown, .txt (and other plain text), .jsonl"
+SUPPORTED_HINT = "supported: .pdf, .docx, .html/.htm, .md/.markdown, .txt/.text/.rst/.log/.csv, .jsonl/.ndjson"
 
 _EXTENSION_TYPES = {
     ".pdf": "pdf",
@@ -45,9 +45,9 @@ def detect_type(path: Path) -> str:
         raise LoadError("empty file (0 bytes)")
     if head.lstrip()[:5] == b"%PDF-":
         return "pdf"
-    if head.startswith(b"PK\x03\x04"):
-        return _zip_type(path)
     extension = path.suffix.lower()
+    if head.startswith(b"PK\x03\x04"):
+        return _zip_type(path, extension)
     binary_kind = _binary_kind(head)
     if binary_kind and extension in _EXTENSION_TYPES:
         raise LoadError(f"the content is {binary_kind}, not the {extension or 'plain text'} its name suggests")
@@ -57,15 +57,17 @@ def detect_type(path: Path) -> str:
         raise LoadError("corrupt PDF: the file does not start with a PDF header")
     if extension == ".docx":
         raise LoadError("corrupt DOCX: the file is not a ZIP package")
+    sniffed = head.lstrip()[:256].lower()
+    if extension in ("", ".txt", ".text") and sniffed.startswith((b"<!doctype html", b"<html")):
+        return "html"
     if extension in _EXTENSION_TYPES:
         return _EXTENSION_TYPES[extension]
-    sniffed = head.lstrip()[:256].lower()
     if sniffed.startswith((b"<!doctype html", b"<html")):
         return "html"
     raise UnsupportedType(f"unsupported file type {extension!r} ({SUPPORTED_HINT})")
 
 
-def _zip_type(path: Path) -> str:
+def _zip_type(path: Path, extension: str) -> str:
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
@@ -73,6 +75,8 @@ def _zip_type(path: Path) -> str:
         raise LoadError("corrupt ZIP/DOCX package") from None
     if "word/document.xml" in names:
         return "docx"
+    if extension == ".docx":
+        raise LoadError("corrupt DOCX: the package has no word/document.xml")
     if "xl/workbook.xml" in names:
         raise UnsupportedType(f"Excel workbook: unsupported type ({SUPPORTED_HINT})")
     if "ppt/presentation.xml" in names:

@@ -123,7 +123,7 @@ class Ingestor:
                 report.failed.append(
                     FileProblem(
                         found.display,
-                        f"file is {stat.st_size / 2**20:.1f} MiB, over ingest.max_file_mb={self.config.ingest.max_file_mb:g}"
+                        f"file is {stat.st_size:,} bytes, over ingest.max_file_mb={self.config.ingest.max_file_mb:g}"
                         " (raise it with --set ingest.max_file_mb=N)",
                     )
                 )

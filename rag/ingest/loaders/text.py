@@ -7,6 +7,8 @@ from pathlib import Path
 from rag.errors import LoadError
 from rag.types import Document, LoadedSource
 
+_WESTERN_CHAOS_MARGIN = 0.2
+
 
 def decode_text(raw: bytes) -> tuple[str, list[str]]:
     """Decode bytes as UTF-8, else as the detected charset; raise LoadError for binary data."""
@@ -21,6 +23,12 @@ def decode_text(raw: bytes) -> tuple[str, list[str]]:
     best = from_bytes(raw).best()
     if best is None or "\x00" in str(best):
         raise LoadError("binary data, not text: the content is not in any text encoding")
+    if best.encoding != "cp1252":
+        # Western European bytes often score the same under cp1250/cp1257 as under cp1252; the detector
+        # then picks the wrong one and turns "crème" into "crčme". Prefer cp1252 when it reads as cleanly.
+        western = from_bytes(raw, cp_isolation=["cp1252"]).best()
+        if western is not None and western.chaos <= best.chaos + _WESTERN_CHAOS_MARGIN:
+            best = western
     return _normalise(str(best)), [f"not UTF-8: decoded as {best.encoding}"]
 
 
