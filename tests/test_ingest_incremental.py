@@ -122,3 +122,16 @@ def test_second_writer_is_refused_clearly(corpus: Path, tmp_path: Path) -> None:
         with pytest.raises(RagError) as caught:
             Index.open(tmp_path / "index", load_config(), writable=True)
     assert "another process is writing" in caught.value.message
+
+
+def test_tags_are_recorded_and_updated_without_reembedding(corpus: Path, tmp_path: Path) -> None:
+    config = load_config()
+    with Index.open(tmp_path / "index", config, writable=True) as index:
+        Ingestor(index, tags=["policies"]).ingest([str(corpus)])
+    with Index.open(tmp_path / "index", config, writable=True) as index:
+        untagged_run = Ingestor(index).ingest([str(corpus)])  # no tags given: existing tags kept
+        assert {tuple(r.tag_list) for r in index.manifest.sources()} == {("policies",)}
+        retagged = Ingestor(index, tags=["hr", "2024"]).ingest([str(corpus / "vacation.md")])
+        tags = {r.display_path.rsplit("/", 1)[-1]: r.tag_list for r in index.manifest.sources()}
+    assert untagged_run.texts_embedded == 0 and retagged.texts_embedded == 0
+    assert tags == {"vacation.md": ["2024", "hr"], "expenses.txt": ["policies"], "standup.md": ["policies"]}

@@ -71,6 +71,10 @@ def ingest(
     config: ConfigOption = None,
     set_: SetOption = None,
     as_json: JsonOption = False,
+    tag: Annotated[
+        Optional[list[str]],
+        typer.Option("--tag", "-t", help="Label these sources for retrieval filters (repeatable); omitted = keep existing tags."),
+    ] = None,
 ) -> None:
     """Add or update documents in an index (incremental).
 
@@ -86,7 +90,7 @@ def ingest(
 
     settings = _config(config, set_)
     with Index.open(index, settings, writable=True) as opened, RichProgress(stderr_console()) as progress:  # type: ignore[arg-type]
-        report = Ingestor(opened, progress).ingest(paths)
+        report = Ingestor(opened, progress, tags=tag).ingest(paths)
     _emit(report.to_json(), as_json, lambda: print_ingest_report(report, index))
     raise typer.Exit(report.exit_code)
 
@@ -133,6 +137,7 @@ def sources(
             "documents": r.documents,
             "pages": r.pages,
             "chunks": r.chunks,
+            "tags": r.tag_list,
             "ingested_at": r.ingested_at,
         }
         for r in records

@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS sources (
     pages INTEGER NOT NULL,
     documents INTEGER NOT NULL,
     chunks INTEGER NOT NULL,
-    ingested_at REAL NOT NULL
+    ingested_at REAL NOT NULL,
+    tags TEXT NOT NULL DEFAULT '[]' -- JSON list given at ingest, for retrieval filters
 );
 CREATE TABLE IF NOT EXISTS documents (
     source TEXT NOT NULL REFERENCES sources(path) ON DELETE CASCADE,
@@ -70,6 +71,11 @@ class SourceRecord:
     documents: int
     chunks: int
     ingested_at: float
+    tags: str = "[]"
+
+    @property
+    def tag_list(self) -> list[str]:
+        return list(json.loads(self.tags))
 
 
 class Manifest:
@@ -157,7 +163,7 @@ class Manifest:
         """Replace everything known about one source and clear its journal entry, atomically."""
         with self.db:
             self.db.execute("DELETE FROM sources WHERE path = ?", (record.path,))
-            self.db.execute(f"INSERT INTO sources ({_SOURCE_COLUMNS}) VALUES ({','.join('?' * 11)})", _astuple(record))
+            self.db.execute(f"INSERT INTO sources ({_SOURCE_COLUMNS}) VALUES ({','.join('?' * 12)})", _astuple(record))
             self.db.executemany(
                 "INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
                 [(record.path, d.doc_id, d.title, d.text, _structure_json(d)) for d in documents],
@@ -170,6 +176,10 @@ class Manifest:
                 ],
             )
             self.db.execute("DELETE FROM pending WHERE source = ?", (record.path,))
+
+    def set_tags(self, path: str, tags: list[str]) -> None:
+        with self.db:
+            self.db.execute("UPDATE sources SET tags = ? WHERE path = ?", (json.dumps(sorted(set(tags))), path))
 
     def remove_source(self, path: str) -> None:
         with self.db:
@@ -184,7 +194,9 @@ class Manifest:
             self.db.execute("DELETE FROM pending")
 
 
-_SOURCE_COLUMNS = "path, display_path, file_type, content_hash, fingerprint, size, mtime, pages, documents, chunks, ingested_at"
+_SOURCE_COLUMNS = (
+    "path, display_path, file_type, content_hash, fingerprint, size, mtime, pages, documents, chunks, ingested_at, tags"
+)
 
 
 def _astuple(record: SourceRecord) -> tuple:

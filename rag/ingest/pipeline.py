@@ -7,6 +7,7 @@ an interrupted run keeps every batch it finished (and every embedding, via the c
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,8 +46,10 @@ class _Prepared:
 
 
 class Ingestor:
-    def __init__(self, index: Index, progress: Progress | None = None) -> None:
+    def __init__(self, index: Index, progress: Progress | None = None, tags: list[str] | None = None) -> None:
+        """`tags` label every ingested source (for retrieval filters); None keeps each source's existing tags."""
         self.index = index
+        self.tags = sorted(set(tags)) if tags is not None else None
         self.config = index.config
         self.progress = progress or Progress()
         self._chunkers: dict[str, Chunker] = {}
@@ -131,14 +134,20 @@ class Ingestor:
             record = manifest.source(found.path.as_posix())
             fresh_config = record is not None and record.fingerprint == self._fingerprint(record.file_type)
             if record and fresh_config and record.size == stat.st_size and record.mtime == stat.st_mtime:
-                report.unchanged += 1
+                self._unchanged(record, report)
                 continue
             content_hash = _hash_file(found.path)
             if record and fresh_config and record.content_hash == content_hash:
-                report.unchanged += 1
+                self._unchanged(record, report)
                 continue
             plan.append((found, content_hash, stat.st_size, stat.st_mtime, record is None))
         return plan
+
+    def _unchanged(self, record: SourceRecord, report: IngestReport) -> None:
+        """Nothing to re-embed; only new tags (if given) are recorded."""
+        report.unchanged += 1
+        if self.tags is not None and record.tag_list != self.tags:
+            self.index.manifest.set_tags(record.path, self.tags)
 
     def _process(self, plan: list[tuple[FoundFile, str, int, float, bool]], report: IngestReport) -> None:
         batch: list[_Prepared] = []
@@ -228,6 +237,8 @@ class Ingestor:
 
     def _record(self, prepared: _Prepared) -> SourceRecord:
         loaded = prepared.loaded
+        previous = self.index.manifest.source(prepared.found.path.as_posix())
+        tags = self.tags if self.tags is not None else (previous.tag_list if previous else [])
         return SourceRecord(
             path=prepared.found.path.as_posix(),
             display_path=prepared.found.display,
@@ -240,6 +251,7 @@ class Ingestor:
             documents=len(loaded.documents),
             chunks=len(prepared.chunks),
             ingested_at=time.time(),
+            tags=json.dumps(tags),
         )
 
     def _remove_source(self, path: str) -> int:
