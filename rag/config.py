@@ -106,6 +106,77 @@ class IngestConfig(_Section):
     jsonl: JsonlConfig = Field(default_factory=JsonlConfig)
 
 
+class RetrievalConfig(_Section):
+    """Hybrid search: dense + BM25 candidates, fused into one ranking."""
+
+    dense_top_k: int = Field(100, ge=0, le=1000, description="Candidates from the vector store (0 disables dense).")
+    bm25_top_k: int = Field(100, ge=0, le=1000, description="Candidates from BM25 (0 disables BM25).")
+    fusion: Literal["convex", "rrf"] = Field("convex", description="convex: weighted sum of normalised scores; rrf: reciprocal rank fusion.")
+    dense_weight: float = Field(0.5, ge=0, le=1, description="convex: weight of the dense score (BM25 gets 1 - this).")
+    normalization: Literal["minmax", "zscore"] = Field("minmax", description="convex: per-query score normalisation.")
+    rrf_k: int = Field(60, ge=1, description="rrf: the k constant.")
+    top_k: int = Field(8, ge=1, le=200, description="Chunks passed on to reranking / context assembly.")
+
+
+class RewriteConfig(_Section):
+    """Query rewriting; each step needs an LLM and is skipped (with a note in the trace) without one."""
+
+    condense: bool = Field(True, description="Rewrite a follow-up plus chat history into a standalone question.")
+    multi_query: int = Field(0, ge=0, le=8, description="Extra paraphrased queries whose results are fused (0 = off).")
+    hyde: bool = Field(False, description="Also search with the embedding of a hypothetical answer (HyDE).")
+
+
+class RerankConfig(_Section):
+    """Second-stage reranking of the fused candidates."""
+
+    kind: Literal["none", "cross-encoder", "endpoint", "llm"] = Field("none", description="Reranker to use.")
+    model_path: str | None = Field(None, description="cross-encoder: local folder of a sentence-transformers CrossEncoder.")
+    base_url: str | None = Field(None, description="endpoint: base URL serving POST /rerank (vLLM, TEI, Cohere-style).")
+    model: str | None = Field(None, description="endpoint: model name to send.")
+    api_key: SecretStr | None = Field(None, description="endpoint: bearer token.")
+    candidates: int = Field(30, ge=1, le=200, description="How many fused candidates are reranked.")
+    window: int = Field(10, ge=2, description="llm: sliding window size (RankGPT-style).")
+    step: int = Field(5, ge=1, description="llm: sliding window step.")
+
+
+class ContextConfig(_Section):
+    """How retrieved chunks become the numbered passages given to the generator."""
+
+    max_tokens: int = Field(1500, ge=64, description="Token budget for all passages together.")
+    max_passages: int = Field(6, ge=1, le=50, description="Most passages given to the generator.")
+    neighbours: int = Field(0, ge=0, le=5, description="Also include this many adjacent chunks on each side.")
+    min_relative_score: float = Field(
+        0.0, ge=0, le=1, description="Drop chunks scoring below this fraction of the best chunk's score."
+    )
+
+
+class LLMConfig(_Section):
+    """An OpenAI-compatible chat endpoint (OpenAI, vLLM, llama.cpp server) or a local GGUF model."""
+
+    provider: Literal["none", "openai", "llamacpp"] = Field("none", description="none: offline, no LLM.")
+    base_url: str | None = Field(None, description="openai: endpoint base URL, e.g. http://localhost:8000/v1.")
+    api_key: SecretStr | None = Field(None, description="openai: API key; falls back to $OPENAI_API_KEY.")
+    model: str = Field("gpt-4o-mini", description="Model name sent to the endpoint.")
+    gguf_path: str | None = Field(None, description="llamacpp: path to a GGUF chat model.")
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(512, ge=1)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(2, ge=0)
+
+
+class GenerationConfig(_Section):
+    """How the answer is written."""
+
+    mode: Literal["auto", "extractive", "llm"] = Field(
+        "auto", description="auto: the LLM when one is configured, else the offline extractive answerer."
+    )
+    max_sentences: int = Field(3, ge=1, le=10, description="extractive: most sentences quoted.")
+    min_support: float = Field(
+        0.45, ge=0, le=1, description="extractive: evidence below this score means 'the documents do not say'."
+    )
+    prompt: str = Field("answer", description="Prompt template name in prompts/ for the LLM answerer.")
+
+
 class RagConfig(BaseSettings):
     """The whole pipeline configuration. `rag config` prints the effective values."""
 
@@ -116,6 +187,12 @@ class RagConfig(BaseSettings):
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     vector_store: VectorStoreConfig = Field(default_factory=VectorStoreConfig)
     bm25: BM25Config = Field(default_factory=BM25Config)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    rewrite: RewriteConfig = Field(default_factory=RewriteConfig)
+    rerank: RerankConfig = Field(default_factory=RerankConfig)
+    context: ContextConfig = Field(default_factory=ContextConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
 
     @model_validator(mode="after")
     def _chunks_fit_the_local_model(self) -> "RagConfig":

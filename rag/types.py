@@ -64,3 +64,54 @@ class Chunk:
     text: str
     page: int | None = None
     heading_path: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class ScoredChunk:
+    """A retrieved chunk with the scores and ranks each stage gave it (for traces and explanations)."""
+
+    chunk: Chunk
+    score: float
+    source_display: str = ""
+    scores: dict[str, float] = field(default_factory=dict)  # e.g. dense, bm25, fused, rerank
+    ranks: dict[str, int] = field(default_factory=dict)  # 1-based rank per stage
+
+
+@dataclass(slots=True)
+class Passage:
+    """A numbered piece of context given to the generator: one contiguous span of one document."""
+
+    number: int
+    source: str  # the path as given at ingest
+    source_key: str  # the manifest's absolute path
+    doc_id: str
+    start: int
+    end: int
+    text: str  # == document text[start:end]
+    page: int | None
+    heading_path: tuple[str, ...]
+    score: float
+    chunk_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """One verified citation: `text == extracted_document_text[start:end]` of `source`."""
+
+    marker: int
+    source: str
+    doc_id: str
+    page: int | None
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(slots=True)
+class Answer:
+    question: str
+    answer: str
+    citations: list[Citation]
+    passages: list[Passage]
+    trace: dict[str, object]
+    answered: bool = True  # False when the documents do not contain the answer

@@ -1,4 +1,6 @@
-"""A small OpenAI-compatible server on 127.0.0.1 for tests (stdlib only): /v1/embeddings.
+"""A small OpenAI-compatible server on 127.0.0.1 for tests (stdlib only).
+
+Routes: /v1/embeddings, /v1/chat/completions (with SSE streaming) and /v1/rerank (Cohere/Jina style).
 
 Vectors are a deterministic hashed bag of words, so similar texts get similar vectors and a
 test can reason about retrieval without a model. Requests are recorded for assertions.
@@ -11,6 +13,7 @@ import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 
 DIMENSIONS = 64
@@ -27,8 +30,10 @@ def bag_of_words_vector(text: str) -> list[float]:
 class FakeOpenAI:
     """Start with `with FakeOpenAI() as server:`; `server.base_url` ends in /v1."""
 
-    def __init__(self, api_key: str = "test-key") -> None:
+    def __init__(self, api_key: str = "test-key", chat_reply: Callable[[list[dict[str, str]]], str] | None = None) -> None:
+        """`chat_reply(messages)` scripts the chat model's answer (default: echo the last user message)."""
         self.api_key = api_key
+        self.chat_reply = chat_reply or (lambda messages: messages[-1]["content"])
         self.requests: list[dict[str, Any]] = []
         outer = self
 
@@ -45,7 +50,39 @@ class FakeOpenAI:
                     inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
                     data = [{"object": "embedding", "index": i, "embedding": bag_of_words_vector(t)} for i, t in enumerate(inputs)]
                     return self._send(200, {"object": "list", "data": data, "model": body.get("model"), "usage": {"prompt_tokens": 0, "total_tokens": 0}})
+                if self.path == "/v1/chat/completions":
+                    return self._chat(body)
+                if self.path in ("/v1/rerank", "/rerank"):
+                    query = bag_of_words_vector(body["query"])
+                    scored = [
+                        {"index": i, "relevance_score": sum(a * b for a, b in zip(query, bag_of_words_vector(d)))}
+                        for i, d in enumerate(body["documents"])
+                    ]
+                    scored.sort(key=lambda r: -r["relevance_score"])
+                    return self._send(200, {"results": scored[: body.get("top_n") or len(scored)]})
                 self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+            def _chat(self, body: dict[str, Any]) -> None:
+                reply = outer.chat_reply(body["messages"])
+                if not body.get("stream"):
+                    return self._send(200, {
+                        "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": body.get("model"),
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                    })
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                pieces = [reply[i : i + 7] for i in range(0, len(reply), 7)]  # small deltas split words and markers
+                for piece in pieces:
+                    event = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": body.get("model"),
+                             "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                    self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                    self.wfile.flush()
+                done = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": body.get("model"),
+                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                self.wfile.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
+                self.wfile.flush()
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:
                 raw = json.dumps(payload).encode()
@@ -66,6 +103,9 @@ class FakeOpenAI:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def chat_requests(self) -> list[dict[str, Any]]:
+        return [r["body"] for r in self.requests if r["path"] == "/v1/chat/completions"]
 
     def embedded_texts(self) -> list[str]:
         texts: list[str] = []

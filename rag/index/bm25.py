@@ -71,8 +71,9 @@ class BM25Index:
             index._retriever = bm25s.BM25.load(str(directory), mmap=True, show_progress=False)
         return index
 
-    def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        if not self.chunk_ids or k <= 0:
+    def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
+        """Top-k chunk ids by BM25; `allowed` restricts scoring to those chunk ids before ranking."""
+        if not self.chunk_ids or k <= 0 or (allowed is not None and not allowed):
             return []
         # Query tokens as strings: bm25s maps them through the index vocabulary and drops unknown ones.
         tokens = self._tokenize([query], as_ids=False)[0]  # type: ignore[index]
@@ -81,5 +82,10 @@ class BM25Index:
         if not tokens:
             return []
         k = min(k, len(self.chunk_ids))
-        docs, scores = self._retriever.retrieve([tokens], k=k, show_progress=False, n_threads=1)  # type: ignore[attr-defined]
+        mask = None
+        if allowed is not None:
+            mask = np.fromiter((chunk_id in allowed for chunk_id in self.chunk_ids), dtype=np.float32, count=len(self.chunk_ids))
+        docs, scores = self._retriever.retrieve(  # type: ignore[attr-defined]
+            [tokens], k=k, show_progress=False, n_threads=1, weight_mask=mask
+        )
         return [(self.chunk_ids[int(i)], float(s)) for i, s in zip(np.asarray(docs[0]), np.asarray(scores[0])) if s > 0]

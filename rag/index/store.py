@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from rag.config import RagConfig
+from rag.config import BM25Config, RagConfig
 from rag.errors import RagError
 from rag.index.bm25 import BM25Index
 from rag.index.manifest import Manifest
@@ -82,6 +82,21 @@ class Index:
         from rag.index.embedders import build_embedder
 
         return build_embedder(self.config.embedding, self.directory / EMBEDDING_CACHE_FILE)
+
+    @cached_property
+    def query_embedder(self) -> "object":
+        """The model the index was built with (from the recorded config), uncached: queries are one-offs."""
+        from rag.index.embedders import build_embedder
+
+        return build_embedder(self.indexed_embedding_config(), None)
+
+    def indexed_embedding_config(self) -> "object":
+        from rag.config import EmbeddingConfig
+
+        recorded = self._recorded_section("embedding", EmbeddingConfig)
+        if recorded is None:
+            return self.config.embedding
+        return recorded.model_copy(update={"api_key": self.config.embedding.api_key})  # secrets are recorded masked
 
     @cached_property
     def vectors(self) -> "object":
@@ -163,7 +178,13 @@ class Index:
         folder = self.directory / "bm25" / str(generation)
         if generation is None or not folder.is_dir():
             raise RagError(f"the BM25 index in {self.directory} is missing", "run `rag ingest` again to rebuild it")
-        return BM25Index.load(folder, self.config.bm25)
+        return BM25Index.load(folder, self._recorded_section("bm25", BM25Config) or self.config.bm25)
+
+    def _recorded_section(self, name: str, model: type) -> "object | None":
+        import json
+
+        recorded = self.manifest.get_meta("config")
+        return model.model_validate(json.loads(recorded)[name]) if recorded else None
 
 
 def chunk_metadata(chunk: "object", file_type: str) -> dict[str, str | int]:

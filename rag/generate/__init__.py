@@ -1,0 +1,1 @@
+"""Answer generation: the offline extractive answerer, LLM answerers, and citation checking."""

@@ -1,0 +1,49 @@
+"""Fusing ranked lists: reciprocal rank fusion and a convex combination of normalised scores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+Ranked = Sequence[tuple[str, float]]  # (id, score), best first
+
+
+def rrf(lists: Sequence[Ranked], k: int = 60, weights: Sequence[float] | None = None) -> list[tuple[str, float]]:
+    """Cormack et al. 2009: score(d) = sum_i w_i / (k + rank_i(d)). Ignores score scales entirely."""
+    fused: dict[str, float] = {}
+    for position, ranked in enumerate(lists):
+        weight = 1.0 if weights is None else weights[position]
+        for rank, (item, _) in enumerate(ranked, start=1):
+            fused[item] = fused.get(item, 0.0) + weight / (k + rank)
+    return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def normalise(scores: np.ndarray, method: str) -> np.ndarray:
+    """Map one query's scores onto a comparable scale; a constant list maps to all ones."""
+    if scores.size == 0:
+        return scores
+    if method == "zscore":
+        spread = scores.std()
+        return (scores - scores.mean()) / spread if spread > 0 else np.ones_like(scores)
+    low, high = scores.min(), scores.max()
+    return (scores - low) / (high - low) if high > low else np.ones_like(scores)
+
+
+def convex(lists: Sequence[Ranked], weights: Sequence[float], method: str = "minmax") -> list[tuple[str, float]]:
+    """sum_i w_i * norm_i(d); an item missing from list i gets that list's lowest normalised value.
+
+    Normalisation is per query over each list's own candidates (all of them are scored
+    by that retriever), which is what makes scores from BM25 and cosine comparable.
+    """
+    normalised: list[dict[str, float]] = []
+    floors: list[float] = []
+    for ranked in lists:
+        values = normalise(np.array([score for _, score in ranked], dtype=np.float64), method)
+        normalised.append({item: float(v) for (item, _), v in zip(ranked, values)})
+        floors.append(float(values.min()) if values.size else 0.0)
+    items = {item for ranked in lists for item, _ in ranked}
+    fused = {
+        item: sum(w * table.get(item, floor) for w, table, floor in zip(weights, normalised, floors)) for item in items
+    }
+    return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
