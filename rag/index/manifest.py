@@ -138,6 +138,16 @@ class Manifest:
                 found[row[0]] = Chunk(*row[:8], heading_path=tuple(json.loads(row[8])))
         return [found[c] for c in chunk_ids if c in found]
 
+    def neighbour_ids(self, source: str, doc_id: str, ordinals: list[int]) -> list[str]:
+        """Chunk ids at the given positions of one document (for neighbour expansion)."""
+        if not ordinals:
+            return []
+        rows = self.db.execute(
+            f"SELECT chunk_id FROM chunks WHERE source = ? AND doc_id = ? AND ordinal IN ({','.join('?' * len(ordinals))})",
+            [source, doc_id, *ordinals],
+        )
+        return [r[0] for r in rows]
+
     def document(self, source: str, doc_id: str) -> Document | None:
         row = self.db.execute(
             "SELECT title, text, structure FROM documents WHERE source = ? AND doc_id = ?", (source, doc_id)

@@ -1,0 +1,84 @@
+"""The offline answerer: quotes the passages' sentences that best answer the question, with citations.
+
+No LLM. Each candidate sentence is scored by how many of the question's content words it covers
+(lexical recall) and by the cosine between its embedding and the question's. When the best score is
+below `generation.min_support`, it says plainly that the documents do not contain the answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.config import GenerationConfig
+from rag.text_units import Span, content_terms, sentences
+from rag.types import Passage
+
+NOT_FOUND = "The documents do not contain an answer to this question."
+MIN_SENTENCE_TERMS = 2
+FOLLOWER_RATIO = 0.85  # further sentences must score at least this share of the best one
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredSentence:
+    passage: int
+    span: Span
+    lexical: float
+    dense: float
+
+    @property
+    def score(self) -> float:
+        return 0.5 * self.lexical + 0.5 * self.dense
+
+
+class ExtractiveAnswerer:
+    def __init__(self, config: GenerationConfig, embedder: "object") -> None:
+        self.config = config
+        self.embedder = embedder  # has .embed(list[str]) -> np.ndarray of unit vectors
+
+    def score_sentences(self, question: str, passages: list[Passage]) -> list[ScoredSentence]:
+        terms = set(content_terms(question))
+        candidates: list[tuple[int, Span]] = []
+        for passage in passages:
+            for span in sentences(passage.text, passage.start):
+                if len(content_terms(span.text)) >= MIN_SENTENCE_TERMS:
+                    candidates.append((passage.number, span))
+        if not candidates:
+            return []
+        vectors = self.embedder.embed([question] + [span.text for _, span in candidates])  # type: ignore[attr-defined]
+        cosines = np.clip(vectors[1:] @ vectors[0], 0.0, 1.0)
+        scored = []
+        for (number, span), cosine in zip(candidates, cosines):
+            lexical = len(terms & set(content_terms(span.text))) / len(terms) if terms else 0.0
+            scored.append(ScoredSentence(number, span, lexical, float(cosine)))
+        scored.sort(key=lambda s: -s.score)
+        return scored
+
+    def answer(self, question: str, passages: list[Passage]) -> tuple[str, dict[str, object]]:
+        """The answer text with [n] markers (one quoted sentence per line), and a trace."""
+        scored = self.score_sentences(question, passages)
+        trace: dict[str, object] = {
+            "answerer": "extractive",
+            "top_sentences": [
+                {"passage": s.passage, "text": s.span.text[:200], "lexical": round(s.lexical, 3), "dense": round(s.dense, 3)}
+                for s in scored[:5]
+            ],
+        }
+        if not scored or scored[0].score < self.config.min_support:
+            trace["evidence"] = "weak"
+            return NOT_FOUND, trace
+        chosen = [scored[0]]
+        for candidate in scored[1:]:
+            if len(chosen) >= self.config.max_sentences:
+                break
+            if candidate.score >= max(self.config.min_support, FOLLOWER_RATIO * scored[0].score) and not any(
+                _overlaps(candidate.span, c.span) for c in chosen
+            ):
+                chosen.append(candidate)
+        trace["evidence"] = "strong"
+        return "\n".join(f"{' '.join(s.span.text.split())} [{s.passage}]" for s in chosen), trace
+
+
+def _overlaps(a: Span, b: Span) -> bool:
+    return a.start < b.end and b.start < a.end

@@ -1,0 +1,191 @@
+"""The question-answering pipeline: rewrite -> hybrid search -> rerank -> context -> answer -> checked citations.
+
+    with RagPipeline.open(Path(".rag/demo"), load_config()) as rag:
+        answer = rag.ask("How many vacation days do new employees get?")
+        for event in rag.stream("And after five years?", history=[...]):
+            ...
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from rag.config import RagConfig
+from rag.errors import RagError
+from rag.generate.citations import CitationChecker, CitationStream
+from rag.generate.extractive import NOT_FOUND, ExtractiveAnswerer
+from rag.generate.llm import ChatModel, Message, build_chat_model
+from rag.index.store import Index
+from rag.prompts import render
+from rag.retrieve.context import ContextAssembler
+from rag.retrieve.filters import Filters
+from rag.retrieve.rewrite import QueryRewriter
+from rag.retrieve.search import HybridSearcher
+from rag.types import Answer, Passage, ScoredChunk
+
+
+@dataclass(slots=True)
+class Retrieved:
+    question: str  # standalone question
+    ranked: list[ScoredChunk]
+    passages: list[Passage]
+    trace: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class StreamEvent:
+    """`delta`: checked answer text to show; `done`: the final Answer (same text as the deltas joined)."""
+
+    kind: str
+    text: str = ""
+    answer: Answer | None = None
+
+
+class RagPipeline:
+    def __init__(self, index: Index, config: RagConfig) -> None:
+        self.index = index
+        self.config = config
+        if index.manifest.chunk_count() == 0:
+            raise RagError(f"the index {index.directory} is empty", f"add documents with `rag ingest PATH --index {index.directory}`")
+
+    @classmethod
+    def open(cls, directory: Path, config: RagConfig) -> "RagPipeline":
+        return cls(Index.open(directory, config), config)
+
+    def __enter__(self) -> "RagPipeline":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.index.close()
+
+    # --- components ----------------------------------------------------------------------
+    @cached_property
+    def chat(self) -> ChatModel | None:
+        return build_chat_model(self.config.llm)
+
+    @cached_property
+    def searcher(self) -> HybridSearcher:
+        return HybridSearcher(self.index, self.config.retrieval)
+
+    @cached_property
+    def reranker(self) -> "object | None":
+        if self.config.rerank.kind == "none":
+            return None
+        from rag.retrieve.rerank import build_reranker
+
+        return build_reranker(self.config.rerank, self.chat)
+
+    @cached_property
+    def assembler(self) -> ContextAssembler:
+        from rag.ingest.chunking import splitting_tokenizer
+
+        tokenizer = splitting_tokenizer()
+        return ContextAssembler(self.index.manifest, self.config.context, lambda text: len(tokenizer.encode(text).ids))  # type: ignore[attr-defined]
+
+    @property
+    def uses_llm(self) -> bool:
+        mode = self.config.generation.mode
+        if mode == "llm" and self.chat is None:
+            raise RagError("generation.mode is llm but no LLM is configured", "set llm.provider (and llm.base_url / llm.model)")
+        return mode == "llm" or (mode == "auto" and self.chat is not None)
+
+    # --- stages ----------------------------------------------------------------------------
+    def retrieve(self, question: str, history: list[Message] | None = None, filters: Filters = Filters()) -> Retrieved:
+        started = time.perf_counter()
+        rewritten = QueryRewriter(self.config.rewrite, self.chat).rewrite(question, history)
+        extra = [self.index.query_embedder.embed([rewritten.hypothetical])[0]] if rewritten.hypothetical else None  # type: ignore[attr-defined]
+        limit = self.config.rerank.candidates if self.reranker else self.config.retrieval.top_k
+        result = self.searcher.search(rewritten.queries, filters, extra_vectors=extra, limit=limit)
+        ranked = result.chunks
+        trace: dict[str, Any] = {"rewrite": {"standalone": rewritten.standalone, **rewritten.notes}, **result.trace}
+        if self.reranker is not None:
+            ranked = self.reranker.rerank(rewritten.standalone, ranked)  # type: ignore[attr-defined]
+            trace["rerank"] = {"kind": self.config.rerank.kind, "failures": getattr(self.reranker, "last_failures", 0)}
+        ranked = ranked[: self.config.retrieval.top_k]
+        passages, context_trace = self.assembler.assemble(ranked)
+        trace["context"] = context_trace
+        trace["candidates"] = [
+            {
+                "chunk_id": s.chunk.chunk_id,
+                "source": s.source_display,
+                "page": s.chunk.page,
+                "scores": {k: round(v, 4) for k, v in s.scores.items()},
+                "ranks": s.ranks,
+            }
+            for s in ranked
+        ]
+        trace["retrieval_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        return Retrieved(rewritten.standalone, ranked, passages, trace)
+
+    def ask(self, question: str, history: list[Message] | None = None, filters: Filters = Filters()) -> Answer:
+        answer: Answer | None = None
+        for event in self.stream(question, history, filters):
+            if event.kind == "done":
+                answer = event.answer
+        assert answer is not None
+        return answer
+
+    def stream(self, question: str, history: list[Message] | None = None, filters: Filters = Filters()) -> Iterator[StreamEvent]:
+        """Yield checked answer text sentence by sentence, then the final Answer."""
+        if not question.strip():
+            raise RagError("the question is empty", "ask something, e.g. rag ask \"How many vacation days do I get?\"")
+        retrieved = self.retrieve(question, history, filters)
+        trace = retrieved.trace
+        checker = CitationChecker(retrieved.passages, self.index.manifest, min_support=0.5)
+        stream = CitationStream(checker)
+        started = time.perf_counter()
+        if not retrieved.passages:
+            deltas: Iterator[str] = iter([NOT_FOUND])
+            trace["generator"] = {"answerer": "none", "reason": "no passages retrieved"}
+        elif self.uses_llm:
+            deltas = self._llm_deltas(retrieved)
+            trace["generator"] = {"answerer": "llm", "model": self.chat.name}  # type: ignore[union-attr]
+        else:
+            text, generator_trace = ExtractiveAnswerer(self.config.generation, self.index.query_embedder).answer(
+                retrieved.question, retrieved.passages
+            )
+            deltas = iter([text])
+            trace["generator"] = generator_trace
+        for delta in deltas:
+            for checked in stream.feed(delta):
+                if checked.text:
+                    yield StreamEvent("delta", checked.text)
+        for checked in stream.finish():
+            if checked.text:
+                yield StreamEvent("delta", checked.text)
+        trace["citations_dropped"] = stream.dropped
+        trace["generation_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        text = stream.text.strip()
+        answered = bool(text) and NOT_FOUND.rstrip(".") not in text
+        yield StreamEvent("done", answer=Answer(question, text or NOT_FOUND, stream.citations, retrieved.passages, trace, answered))
+
+    def _llm_deltas(self, retrieved: Retrieved) -> Iterator[str]:
+        fenced = "\n\n".join(
+            f'<passage number="{p.number}" source="{p.source}"{f" page={p.page}" if p.page else ""}>\n'
+            f"{p.text.replace('</passage>', '</ passage>')}\n</passage>"
+            for p in retrieved.passages
+        )
+        prompt = render(self.config.generation.prompt, passages=fenced, question=retrieved.question)
+        return self.chat.stream([{"role": "user", "content": prompt}])  # type: ignore[union-attr]
+
+
+def answer_to_json(answer: Answer) -> dict[str, Any]:
+    """The documented `--json` shape: question, answer, citations[marker, source, page, start, end, text], trace."""
+    return {
+        "question": answer.question,
+        "answer": answer.answer,
+        "answered": answer.answered,
+        "citations": [
+            {"marker": c.marker, "source": c.source, "page": c.page, "start": c.start, "end": c.end, "text": c.text}
+            for c in answer.citations
+        ],
+        "passages": [
+            {k: v for k, v in asdict(p).items() if k not in ("source_key",)} for p in answer.passages
+        ],
+        "trace": answer.trace,
+    }

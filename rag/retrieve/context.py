@@ -1,0 +1,133 @@
+"""Context assembly: ranked chunks -> numbered passages for the generator.
+
+Steps: relevance cut-off, optional neighbour expansion, merging of overlapping or adjacent chunks
+of the same document into one span, and a token budget. Every passage's text is re-sliced from
+the stored document text, so `document_text[start:end] == passage.text` holds by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rag.config import ContextConfig
+from rag.index.manifest import Manifest
+from rag.types import Chunk, Document, Passage, ScoredChunk
+
+ADJACENT_GAP = 2  # chunks separated by at most a blank line are merged
+
+
+@dataclass(slots=True)
+class _Group:
+    chunks: list[Chunk]
+    score: float
+    start: int
+    end: int
+
+
+class ContextAssembler:
+    def __init__(self, manifest: Manifest, config: ContextConfig, count_tokens: "object") -> None:
+        self.manifest = manifest
+        self.config = config
+        self.count_tokens = count_tokens  # callable: str -> int
+        self._documents: dict[tuple[str, str], Document] = {}
+
+    def assemble(self, ranked: list[ScoredChunk]) -> tuple[list[Passage], dict[str, object]]:
+        trace: dict[str, object] = {}
+        if not ranked:
+            return [], trace
+        best = max(s.score for s in ranked)
+        kept = [s for s in ranked if best <= 0 or s.score >= self.config.min_relative_score * best]
+        trace["cut_by_relevance"] = len(ranked) - len(kept)
+        groups = self._merge(self._with_neighbours(kept))
+        groups.sort(key=lambda g: -g.score)
+        passages: list[Passage] = []
+        used = 0
+        for group in groups:
+            if len(passages) >= self.config.max_passages:
+                break
+            document = self._document(group.chunks[0].source, group.chunks[0].doc_id)
+            if document is None:
+                continue
+            start, end = group.start, group.end
+            tokens = self.count_tokens(document.text[start:end])  # type: ignore[operator]
+            if used + tokens > self.config.max_tokens:
+                if passages:
+                    continue  # a smaller passage further down may still fit
+                end = self._truncate(document.text, start, end, self.config.max_tokens)
+                tokens = self.count_tokens(document.text[start:end])  # type: ignore[operator]
+            used += tokens
+            first = group.chunks[0]
+            passages.append(
+                Passage(
+                    number=len(passages) + 1,
+                    source=ranked_display(ranked, first.source),
+                    source_key=first.source,
+                    doc_id=first.doc_id,
+                    start=start,
+                    end=end,
+                    text=document.text[start:end],
+                    page=first.page,
+                    heading_path=first.heading_path,
+                    score=group.score,
+                    chunk_ids=[c.chunk_id for c in group.chunks],
+                )
+            )
+        trace["passages"] = len(passages)
+        trace["context_tokens"] = used
+        return passages, trace
+
+    def _with_neighbours(self, kept: list[ScoredChunk]) -> list[tuple[Chunk, float]]:
+        scored = [(s.chunk, s.score) for s in kept]
+        if not self.config.neighbours:
+            return scored
+        have = {c.chunk_id for c, _ in scored}
+        extra: list[str] = []
+        for chunk, _ in scored:
+            around = [chunk.ordinal + d for d in range(-self.config.neighbours, self.config.neighbours + 1) if d]
+            extra += [i for i in self.manifest.neighbour_ids(chunk.source, chunk.doc_id, around) if i not in have]
+            have.update(extra)
+        # neighbours inherit no score of their own: they join the group of the chunk they border
+        return scored + [(c, float("-inf")) for c in self.manifest.chunks_by_id(extra)]
+
+    def _merge(self, scored: list[tuple[Chunk, float]]) -> list[_Group]:
+        by_document: dict[tuple[str, str], list[tuple[Chunk, float]]] = {}
+        for chunk, score in scored:
+            by_document.setdefault((chunk.source, chunk.doc_id), []).append((chunk, score))
+        groups: list[_Group] = []
+        for items in by_document.values():
+            items.sort(key=lambda item: item[0].start)
+            current: _Group | None = None
+            for chunk, score in items:
+                if current is not None and chunk.start <= current.end + ADJACENT_GAP:
+                    current.chunks.append(chunk)
+                    current.end = max(current.end, chunk.end)
+                    current.score = max(current.score, score)
+                else:
+                    current = _Group([chunk], score, chunk.start, chunk.end)
+                    groups.append(current)
+        return [g for g in groups if g.score != float("-inf")]
+
+    def _document(self, source: str, doc_id: str) -> Document | None:
+        key = (source, doc_id)
+        if key not in self._documents:
+            document = self.manifest.document(source, doc_id)
+            if document is None:
+                return None
+            self._documents[key] = document
+        return self._documents[key]
+
+    def _truncate(self, text: str, start: int, end: int, budget: int) -> int:
+        """Shorten [start, end) to about `budget` tokens, ending at a word boundary."""
+        low, high = start, end
+        while high - low > 16:
+            middle = (low + high) // 2
+            if self.count_tokens(text[start:middle]) <= budget:  # type: ignore[operator]
+                low = middle
+            else:
+                high = middle
+        cut = text.rfind(" ", start, low)
+        return cut if cut > start else low
+
+
+def ranked_display(ranked: list[ScoredChunk], source_key: str) -> str:
+    return next((s.source_display for s in ranked if s.chunk.source == source_key), source_key)
