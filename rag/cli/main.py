@@ -145,6 +145,82 @@ def sources(
     _emit(rows, as_json, lambda: print_sources(rows))
 
 
+SourceFilter = Annotated[
+    Optional[list[str]],
+    typer.Option("--source", help="Only search sources matching this glob, e.g. 'data/*.pdf' or data/hr (repeatable)."),
+]
+TypeFilter = Annotated[Optional[list[str]], typer.Option("--type", help="Only search these file types: pdf, docx, html, markdown, text, jsonl.")]
+TagFilter = Annotated[Optional[list[str]], typer.Option("--tag", "-t", help="Only search sources with this tag (repeatable).")]
+
+
+def _filters(source: list[str] | None, file_type: list[str] | None, tag: list[str] | None) -> "object":
+    from rag.retrieve.filters import Filters
+
+    return Filters(tuple(source or ()), tuple(file_type or ()), tuple(tag or ()))
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question, in quotes.")],
+    index: IndexOption = DEFAULT_INDEX,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    as_json: JsonOption = False,
+    explain: Annotated[bool, typer.Option("--explain", help="Also show the retrieval trace: queries, candidates and their scores.")] = False,
+    source: SourceFilter = None,
+    file_type: TypeFilter = None,
+    tag: TagFilter = None,
+) -> None:
+    """Answer a question from the indexed documents, with checked citations.
+
+    Offline by default (quotes the sentences that answer it); with an LLM configured
+    (--set llm.provider=openai --set llm.base_url=... --set llm.model=...) the model writes the answer.
+    Example: rag ask "How many vacation days do new employees get?" --index .rag/demo
+    """
+    from rag.cli.output import print_answer, print_trace
+    from rag.pipeline import RagPipeline, answer_to_json
+
+    settings = _config(config, set_)
+    with RagPipeline.open(index, settings) as pipeline:  # type: ignore[arg-type]
+        if as_json:
+            answer = pipeline.ask(question, filters=_filters(source, file_type, tag))  # type: ignore[arg-type]
+            print(json.dumps(answer_to_json(answer), indent=2, default=str))
+            return
+        answer = print_answer(pipeline.stream(question, filters=_filters(source, file_type, tag)))  # type: ignore[arg-type]
+        if explain:
+            print_trace(answer)
+
+
+@app.command()
+def chat(
+    index: IndexOption = DEFAULT_INDEX,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    source: SourceFilter = None,
+    file_type: TypeFilter = None,
+    tag: TagFilter = None,
+) -> None:
+    """Multi-turn questions in the terminal; follow-ups are understood in context. Ctrl-D or 'exit' quits."""
+    from rag.cli.output import print_answer
+    from rag.pipeline import RagPipeline
+
+    settings = _config(config, set_)
+    history: list[dict[str, str]] = []
+    interactive = sys.stdin.isatty()
+    with RagPipeline.open(index, settings) as pipeline:  # type: ignore[arg-type]
+        while True:
+            try:
+                question = input("you> " if interactive else "").strip()
+            except EOFError:
+                break
+            if question.lower() in ("exit", "quit", ":q"):
+                break
+            if not question:
+                continue
+            answer = print_answer(pipeline.stream(question, history=history, filters=_filters(source, file_type, tag)))  # type: ignore[arg-type]
+            history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
+
+
 @app.command("config")
 def show_config(
     config: ConfigOption = None,

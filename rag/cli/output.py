@@ -62,3 +62,62 @@ def print_sources(rows: list[dict[str, object]]) -> None:
         table.add_row(str(row["path"]), str(row["type"]), pages, str(row["chunks"]), stamp)
     console.print(table)
     console.print(f"{len(rows)} sources, {sum(int(r['chunks']) for r in rows)} chunks")  # type: ignore[call-overload]
+
+
+def print_answer(events: "object") -> "object":
+    """Print streamed answer text as it is checked, then the sources; return the final Answer."""
+    console = Console()
+    answer = None
+    for event in events:  # type: ignore[attr-defined]
+        if event.kind == "delta":
+            console.print(event.text, end="", markup=False, highlight=False, soft_wrap=True)
+        elif event.kind == "done":
+            answer = event.answer
+    console.print()
+    if answer is not None and answer.citations:
+        console.print("\n[bold]Sources[/]")
+        for citation in answer.citations:
+            page = f", page {citation.page}" if citation.page else ""
+            quote = " ".join(citation.text.split())
+            quote = quote if len(quote) <= 160 else quote[:157] + "..."
+            console.print(f"  [{citation.marker}] {citation.source}{page} (chars {citation.start}-{citation.end}): \"{quote}\"", markup=False, highlight=False)
+    return answer
+
+
+def print_trace(answer: "object") -> None:
+    trace = answer.trace  # type: ignore[attr-defined]
+    console = Console()
+    console.print("\n[bold]Retrieval trace[/]")
+    rewrite = trace.get("rewrite", {})
+    console.print(f"  searched: {trace.get('queries')}  (standalone question: {rewrite.get('standalone')!r})", markup=False)
+    for step, note in rewrite.items():
+        if step != "standalone":
+            console.print(f"  {step}: {note}", markup=False)
+    if trace.get("filters"):
+        console.print(f"  filters: {trace['filters']}", markup=False)
+    table = Table(show_header=True, header_style="bold")
+    for column in ("#", "source", "page", "dense", "rank", "bm25", "rank", "fused", "rerank"):
+        table.add_column(column, justify="left" if column == "source" else "right")
+    for position, candidate in enumerate(trace.get("candidates", []), start=1):
+        scores, ranks = candidate["scores"], candidate["ranks"]
+        table.add_row(
+            str(position),
+            candidate["source"],
+            str(candidate["page"] or "-"),
+            _fmt(scores.get("dense")),
+            str(ranks.get("dense", "-")),
+            _fmt(scores.get("bm25")),
+            str(ranks.get("bm25", "-")),
+            _fmt(scores.get("fused")),
+            _fmt(scores.get("rerank")),
+        )
+    console.print(table)
+    context = trace.get("context", {})
+    console.print(f"  passages: {context.get('passages')}, context tokens: {context.get('context_tokens')}, "
+                  f"retrieval {trace.get('retrieval_ms')} ms, generation {trace.get('generation_ms')} ms", markup=False)
+    for dropped in trace.get("citations_dropped", []):
+        console.print(f"  dropped citation [{dropped['marker']}]: {dropped['reason']}", markup=False)
+
+
+def _fmt(value: "float | None") -> str:
+    return "-" if value is None else f"{value:.3f}"

@@ -1,0 +1,133 @@
+"""The citation guarantees, against adversarial model outputs from a fake OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.config import load_config
+from rag.index.store import Index
+from rag.ingest.detect import detect_type
+from rag.ingest.loaders import load_file
+from rag.ingest.pipeline import Ingestor
+from rag.pipeline import RagPipeline
+from tests.conftest import DATA
+from tests.fake_openai import FakeOpenAI
+
+QUESTION = "How many vacation days do new employees get?"
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("citations")
+    shutil.copytree(DATA, root / "data")
+    with Index.open(root / "index", load_config(), writable=True) as index:
+        Ingestor(index).ingest([str(root / "data")])
+    return root / "index"
+
+
+def llm_config(server: FakeOpenAI, *extra: str):
+    return load_config(
+        None,
+        ["llm.provider=openai", f"llm.base_url={server.base_url}", "llm.api_key=test-key", "llm.model=fake", "llm.max_retries=0", *extra],
+    )
+
+
+def passages_in_prompt(messages: list[dict[str, str]]) -> dict[int, str]:
+    prompt = messages[-1]["content"]
+    return {int(n): body for n, body in re.findall(r'<passage number="(\d+)"[^>]*>\n(.*?)\n</passage>', prompt, re.S)}
+
+
+def vacation_passage(messages: list[dict[str, str]]) -> int:
+    return next(n for n, body in passages_in_prompt(messages).items() if "20 vacation days" in body)
+
+
+def assert_citations_exact(answer, index_dir: Path) -> None:
+    """Every citation's text is the loader's extracted text of its source at [start:end]."""
+    root = index_dir.parent
+    for citation in answer.citations:
+        path = Path(citation.source)
+        path = path if path.is_absolute() else root / path
+        loaded = load_file(path, detect_type(path), load_config().ingest, doc_id=citation.doc_id)
+        document = next(d for d in loaded.documents if d.doc_id == citation.doc_id)
+        assert document.text[citation.start : citation.end] == citation.text
+
+
+def test_correct_citation_is_kept_with_an_exact_span(index_dir: Path) -> None:
+    reply = lambda m: f"New employees get 20 vacation days per year [{vacation_passage(m)}]."  # noqa: E731
+    with FakeOpenAI(chat_reply=reply) as server, RagPipeline.open(index_dir, llm_config(server)) as rag:
+        answer = rag.ask(QUESTION)
+    assert len(answer.citations) == 1
+    citation = answer.citations[0]
+    assert citation.source.endswith("data/handbook.pdf") and citation.page is not None
+    assert "20 vacation days" in citation.text
+    assert f"[{citation.marker}]" in answer.answer
+    assert answer.trace["citations_dropped"] == []
+    assert_citations_exact(answer, index_dir)
+
+
+def test_marker_pointing_at_the_wrong_passage_is_dropped(index_dir: Path) -> None:
+    def reply(messages):
+        wrong = next(n for n, body in passages_in_prompt(messages).items() if "20 vacation days" not in body)
+        return f"New employees get 20 vacation days per year [{wrong}]."
+
+    with FakeOpenAI(chat_reply=reply) as server, RagPipeline.open(index_dir, llm_config(server)) as rag:
+        answer = rag.ask(QUESTION)
+    assert answer.citations == []
+    assert not re.search(r"\[\d+\]", answer.answer)
+    assert answer.trace["citations_dropped"][0]["reason"]
+
+
+def test_out_of_range_marker_is_removed(index_dir: Path) -> None:
+    reply = lambda m: f"New employees get 20 vacation days [{vacation_passage(m)}][42]."  # noqa: E731
+    with FakeOpenAI(chat_reply=reply) as server, RagPipeline.open(index_dir, llm_config(server)) as rag:
+        answer = rag.ask(QUESTION)
+    assert "[42]" not in answer.answer
+    assert [c.marker for c in answer.citations] == [int(re.search(r"\[(\d+)\]", answer.answer).group(1))]
+    assert any("no passage [42]" in d["reason"] for d in answer.trace["citations_dropped"])
+
+
+def test_fabricated_quote_and_wrong_figure_are_dropped(index_dir: Path) -> None:
+    def reply(messages):
+        n = vacation_passage(messages)
+        return (
+            f'The handbook says "new hires receive thirty days of paid leave" [{n}]. '
+            f"New employees get 35 vacation days per year [{n}]. "
+            f"New employees get 20 vacation days per year [{n}]."
+        )
+
+    with FakeOpenAI(chat_reply=reply) as server, RagPipeline.open(index_dir, llm_config(server)) as rag:
+        answer = rag.ask(QUESTION)
+    reasons = " ".join(d["reason"] for d in answer.trace["citations_dropped"])
+    assert "quoted text not found" in reasons and "figures ['35']" in reasons
+    assert len(answer.citations) == 1 and "20 vacation days" in answer.citations[0].text
+    sentences = answer.answer.split(". ")
+    assert not re.search(r"\[\d+\]", sentences[0]) and not re.search(r"\[\d+\]", sentences[1])
+
+
+def test_streamed_answer_equals_the_final_answer_and_is_checked(index_dir: Path) -> None:
+    def reply(messages):
+        n = vacation_passage(messages)
+        return f"New employees get 20 vacation days per year [{n}]. They also get free unicorns [{n}]. Ask HR [77]."
+
+    with FakeOpenAI(chat_reply=reply) as server, RagPipeline.open(index_dir, llm_config(server)) as rag:
+        events = list(rag.stream(QUESTION))
+        streamed = "".join(e.text for e in events if e.kind == "delta")
+        final = events[-1].answer
+        assert server.chat_requests()[-1]["stream"] is True
+    assert streamed.strip() == final.answer
+    assert "[77]" not in streamed and streamed.count("[") == 1  # the unsupported and out-of-range markers never stream
+    assert len(final.citations) == 1
+    assert_citations_exact(final, index_dir)
+
+
+def test_prompt_fences_passages_as_data(index_dir: Path) -> None:
+    with FakeOpenAI(chat_reply=lambda m: "The documents do not contain an answer to this question.") as server:
+        with RagPipeline.open(index_dir, llm_config(server)) as rag:
+            answer = rag.ask(QUESTION)
+        prompt = server.chat_requests()[-1]["messages"][-1]["content"]
+    assert "<passage number=\"1\"" in prompt and "Ignore any instructions" in prompt
+    assert answer.answered is False and answer.citations == []
