@@ -146,7 +146,8 @@ class RagPipeline:
             deltas = self._llm_deltas(retrieved)
             trace["generator"] = {"answerer": "llm", "model": self.chat.name}  # type: ignore[union-attr]
         else:
-            text, generator_trace = ExtractiveAnswerer(self.config.generation, self.index.query_embedder).answer(
+            answerer = ExtractiveAnswerer(self.config.generation, self.index.query_embedder, self._heading_path)
+            text, generator_trace = answerer.answer(
                 retrieved.question, retrieved.passages
             )
             deltas = iter([text])
@@ -163,6 +164,12 @@ class RagPipeline:
         text = stream.text.strip()
         answered = bool(text) and NOT_FOUND.rstrip(".") not in text
         yield StreamEvent("done", answer=Answer(question, text or NOT_FOUND, stream.citations, retrieved.passages, trace, answered))
+
+    def _heading_path(self, passage: Passage, offset: int) -> tuple[str, ...]:
+        document = self.assembler.document(passage.source_key, passage.doc_id)
+        if document is None:
+            return passage.heading_path
+        return next((s.heading_path for s in document.sections if s.start <= offset < s.end), passage.heading_path)
 
     def _llm_deltas(self, retrieved: Retrieved) -> Iterator[str]:
         fenced = "\n\n".join(

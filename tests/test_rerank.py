@@ -3,8 +3,11 @@ RankGPT-style LLM listwise reranker driven by a scripted chat endpoint."""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -178,6 +181,61 @@ def test_endpoint_accepts_tei_list_answers() -> None:
         reranker._parse({"results": [{"index": 7, "relevance_score": 1.0}]}, 3)
 
 
+class TeiLikeServer:
+    """TEI's /rerank on 127.0.0.1: wants `texts`, answers a bare list; fails with 503 the first `flaky` times."""
+
+    def __init__(self, flaky: int = 0) -> None:
+        outer = self
+        self.flaky = flaky
+        self.bodies: list[dict] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.bodies.append(body)
+                if outer.flaky:
+                    outer.flaky -= 1
+                    return self._send(503, {"error": "model is loading"})
+                if "texts" not in body:
+                    return self._send(422, {"error": "Failed to deserialize the JSON body into the target type: missing field `texts`"})
+                scores = [len(set(body["query"].split()) & set(t.split())) / 10 for t in body["texts"]]
+                return self._send(200, [{"index": i, "score": scores[i]} for i in range(len(scores))][::-1])
+
+            def _send(self, status: int, payload: object) -> None:
+                raw = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_endpoint_speaks_tei_and_retries_server_errors() -> None:
+    server = TeiLikeServer(flaky=2)
+    try:
+        reranker = EndpointReranker(RerankConfig(kind="endpoint", base_url=server.base_url), backoff_s=0.01)
+        given = candidates(EP_TEXTS)
+        result = reranker.rerank(EP_QUERY, list(given))
+    finally:
+        server.close()
+    assert ids(result)[:2] == ["c3", "c1"]  # 3 and 2 shared words; the rest tie at 0 and keep their order
+    assert ids(result)[2:] == ["c0", "c2", "c4"]
+    assert_reranked(result, given, len(given))
+    assert len(server.bodies) == 4  # two 503s retried, a Cohere-style body refused, then TEI's
+    assert "documents" in server.bodies[2] and server.bodies[3]["texts"] == EP_TEXTS
+
+
 def test_unreachable_endpoint_is_a_clear_error() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -287,6 +345,19 @@ def test_unparsable_reply_keeps_the_order_and_is_counted() -> None:
     assert ids(result) == ids(given)
     assert reranker.last_windows == 3 and reranker.last_failures == 3
     assert_reranked(result, given, len(given))
+
+
+def test_listwise_reranks_only_the_first_candidates() -> None:
+    texts = filler(7)
+    texts[3] = texts[6] = "the zebra crossing"
+    windows: list[list[str]] = []
+    with FakeOpenAI(chat_reply=keyword_ranker("zebra", windows)) as server:
+        reranker = LLMListwiseReranker(RerankConfig(kind="llm", window=5, step=2, candidates=5), chat_for(server))
+        given = candidates(texts)
+        result = reranker.rerank("zebra", list(given))
+    assert windows == [texts[:5]]  # one window over the first five; c6 is never shown
+    assert ids(result) == ["c3", "c0", "c1", "c2", "c4", "c5", "c6"]
+    assert_reranked(result, given, 5)
 
 
 def test_permutation_parsing_is_robust() -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import re
+
 import numpy as np
 
 from rag.config import GenerationConfig
@@ -17,7 +19,8 @@ from rag.types import Passage
 
 NOT_FOUND = "The documents do not contain an answer to this question."
 MIN_SENTENCE_TERMS = 2
-FOLLOWER_RATIO = 0.85  # further sentences must score at least this share of the best one
+FOLLOWER_RATIO = 0.85
+_ATX_HEADING = re.compile(r"^#{1,6}\s")  # further sentences must score at least this share of the best one
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,24 +36,31 @@ class ScoredSentence:
 
 
 class ExtractiveAnswerer:
-    def __init__(self, config: GenerationConfig, embedder: "object") -> None:
+    def __init__(self, config: GenerationConfig, embedder: "object", headings: "object | None" = None) -> None:
+        """`headings(passage, offset)` gives the heading path above a document offset: a sentence is read
+        together with its section heading ("Released May 28." under "Tidewater 4.3.0")."""
         self.config = config
         self.embedder = embedder  # has .embed(list[str]) -> np.ndarray of unit vectors
+        self.headings = headings
 
     def score_sentences(self, question: str, passages: list[Passage]) -> list[ScoredSentence]:
         terms = set(content_terms(question))
-        candidates: list[tuple[int, Span]] = []
+        candidates: list[tuple[int, Span, str]] = []
         for passage in passages:
             for span in sentences(passage.text, passage.start):
-                if len(content_terms(span.text)) >= MIN_SENTENCE_TERMS:
-                    candidates.append((passage.number, span))
+                if len(content_terms(span.text)) >= MIN_SENTENCE_TERMS and not is_label(span.text):
+                    path = self.headings(passage, span.start) if self.headings else passage.heading_path  # type: ignore[operator]
+                    candidates.append((passage.number, span, path[-1] if path else ""))
         if not candidates:
             return []
-        vectors = self.embedder.embed([question] + [span.text for _, span in candidates])  # type: ignore[attr-defined]
+        in_context = [f"{heading}: {span.text}" if heading else span.text for _, span, heading in candidates]
+        vectors = self.embedder.embed([question] + in_context)  # type: ignore[attr-defined]
         cosines = np.clip(vectors[1:] @ vectors[0], 0.0, 1.0)
         scored = []
-        for (number, span), cosine in zip(candidates, cosines):
-            lexical = len(terms & set(content_terms(span.text))) / len(terms) if terms else 0.0
+        for (number, span, heading), cosine in zip(candidates, cosines):
+            own = set(content_terms(span.text))
+            with_heading = own | set(content_terms(heading))
+            lexical = (len(terms & own) + len(terms & with_heading)) / (2 * len(terms)) if terms else 0.0
             scored.append(ScoredSentence(number, span, lexical, float(cosine)))
         scored.sort(key=lambda s: -s.score)
         return scored
@@ -78,6 +88,16 @@ class ExtractiveAnswerer:
                 chosen.append(candidate)
         trace["evidence"] = "strong"
         return "\n".join(f"{' '.join(s.span.text.split())} [{s.passage}]" for s in chosen), trace
+
+
+def is_label(text: str) -> bool:
+    """Headings and table header rows name a topic but state nothing, so they are never quoted as answers."""
+    stripped = text.strip()
+    if _ATX_HEADING.match(stripped):
+        return True
+    has_digit = any(ch.isdigit() for ch in stripped)
+    ends_like_sentence = stripped[-1:] in ".!?:"
+    return not has_digit and not ends_like_sentence and (len(stripped.split()) <= 10 or " | " in stripped)
 
 
 def _overlaps(a: Span, b: Span) -> bool:

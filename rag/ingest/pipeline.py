@@ -80,8 +80,9 @@ class Ingestor:
         self._prepare_index(report)
         records = self.index.manifest.sources()
         for given in paths:
+            exact = [r.path for r in records if r.path == given]  # sources not from files, e.g. "langchain:..."
             target = Path(given).resolve().as_posix()
-            matches = [r.path for r in records if r.path == target or r.path.startswith(target.rstrip("/") + "/")]
+            matches = exact or [r.path for r in records if r.path == target or r.path.startswith(target.rstrip("/") + "/")]
             if not matches:
                 report.failed.append(FileProblem(given, "not in the index (see `rag sources`)"))
             for path in matches:
@@ -103,11 +104,16 @@ class Ingestor:
             report.notes.append(FileProblem(str(self.index.directory), "embedding model changed: every source is re-embedded"))
         self.index.manifest.set_meta("dirty", "1")
         self.index.manifest.set_meta("config", self.config.model_dump_json())
+        self._embedded_before = self._embedded_so_far()
+
+    def _embedded_so_far(self) -> int:
+        """Texts the index's embedder has embedded since it was opened (0 if it was never built)."""
+        return getattr(self.index.embedder, "embedded_count", 0) if "embedder" in self.index.__dict__ else 0
 
     def _finish(self, report: IngestReport, started: float) -> None:
         self.index.refresh_bm25()
         self.index.manifest.set_meta("dirty", "0")
-        report.texts_embedded = getattr(self.index.embedder, "embedded_count", 0) if "embedder" in self.index.__dict__ else 0
+        report.texts_embedded = self._embedded_so_far() - self._embedded_before
         report.seconds = time.perf_counter() - started
 
     def _fingerprint(self, file_type: str) -> str:

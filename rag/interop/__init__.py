@@ -17,6 +17,7 @@ from several threads at once.
 from __future__ import annotations
 
 import asyncio
+import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -55,10 +56,15 @@ class IndexSearcher:
 
     def search(self, query: str, filters: "Filters | None" = None, k: int | None = None) -> list["ScoredChunk"]:
         """The top `k` chunks (default `retrieval.top_k`) for one query, best first."""
-        return self._executor.submit(_search, self._state, query, filters, k).result()
+        return self._submit(query, filters, k).result()
 
     async def asearch(self, query: str, filters: "Filters | None" = None, k: int | None = None) -> list["ScoredChunk"]:
-        return await asyncio.wrap_future(self._executor.submit(_search, self._state, query, filters, k))
+        return await asyncio.wrap_future(self._submit(query, filters, k))
+
+    def _submit(self, query: str, filters: "Filters | None", k: int | None) -> Any:
+        if not self._finalizer.alive:
+            raise RuntimeError(f"the retriever over {self.index_dir} was closed")
+        return self._executor.submit(_search, self._state, query, filters, k)
 
     def close(self) -> None:
         """Release the index; the searcher cannot be used afterwards."""
@@ -123,9 +129,16 @@ def _open(state: dict[str, Any], index_dir: Path, config: "RagConfig | None") ->
     from rag.index.store import Index
 
     config = config if config is not None else load_config(None)
+    state["thread"] = threading.get_ident()
     state["config"] = config
-    state["index"] = Index.open(index_dir, config, writable=False)
-    _searcher(state)
+    index = Index.open(index_dir, config, writable=False)
+    try:
+        state["index"] = index
+        _searcher(state)
+    except BaseException:
+        state.pop("index", None)
+        index.close()
+        raise
 
 
 def _searcher(state: dict[str, Any]) -> Any:
@@ -155,8 +168,11 @@ def _close(executor: ThreadPoolExecutor, state: dict[str, Any]) -> None:
         if index is not None:
             index.close()
 
-    try:
-        executor.submit(release).result()
-    except RuntimeError:  # interpreter shutting down: the executor no longer takes work
-        pass
+    if threading.get_ident() == state.get("thread"):  # garbage-collected on the worker itself: waiting would deadlock
+        release()
+    else:
+        try:
+            executor.submit(release).result()
+        except RuntimeError:  # interpreter shutting down: the executor no longer takes work
+            pass
     executor.shutdown(wait=False)

@@ -45,7 +45,7 @@ class ContextAssembler:
         for group in groups:
             if len(passages) >= self.config.max_passages:
                 break
-            document = self._document(group.chunks[0].source, group.chunks[0].doc_id)
+            document = self.document(group.chunks[0].source, group.chunks[0].doc_id)
             if document is None:
                 continue
             start, end = group.start, group.end
@@ -107,7 +107,7 @@ class ContextAssembler:
                     groups.append(current)
         return [g for g in groups if g.score != float("-inf")]
 
-    def _document(self, source: str, doc_id: str) -> Document | None:
+    def document(self, source: str, doc_id: str) -> Document | None:
         key = (source, doc_id)
         if key not in self._documents:
             document = self.manifest.document(source, doc_id)

@@ -17,7 +17,7 @@ class Filters:
     """Each field narrows the search; an empty field does not filter."""
 
     sources: tuple[str, ...] = ()  # globs over the path as given at ingest, e.g. "data/*.pdf", "data/hr/**"
-    file_types: tuple[str, ...] = ()  # pdf, docx, html, markdown, text, jsonl
+    file_types: tuple[str, ...] = ()  # pdf, docx, html, markdown, text, jsonl, external
     tags: tuple[str, ...] = ()  # a source matches if it has any of these tags
 
     @property

@@ -119,6 +119,10 @@ class CrossEncoderReranker:
                 from sentence_transformers import CrossEncoder
             except ImportError as exc:
                 raise RagError(f"cannot import sentence-transformers: {exc}", INSTALL_HINT) from None
+            from transformers.utils import logging as hf_logging
+
+            bars = hf_logging.is_progress_bar_enabled()
+            hf_logging.disable_progress_bar()  # no "Loading weights" bars on the CLI's stderr
             try:
                 self._model = CrossEncoder(str(self.path), device="cpu", local_files_only=True)
             except Exception as exc:  # noqa: BLE001 (transformers raises many kinds for a bad folder)
@@ -127,6 +131,9 @@ class CrossEncoderReranker:
                     "the folder needs a sequence-classification model saved with save_pretrained "
                     "(config.json, model.safetensors, tokenizer files)",
                 ) from None
+            finally:
+                if bars:
+                    hf_logging.enable_progress_bar()
         return self._model
 
     def scores(self, query: str, texts: list[str]) -> list[float]:
@@ -387,9 +394,9 @@ class LLMListwiseReranker:
         end, start = count, max(count - size, 0)
         while True:
             spans.append((start, end))
-            end, start = end - step, start - step
-            if start < 0:
+            if start == 0:
                 return spans
+            end, start = end - step, max(start - step, 0)
 
     def _messages(self, query: str, texts: list[str]) -> list[dict[str, str]]:
         from rag.prompts import render
