@@ -231,3 +231,17 @@ def test_chunks_never_cross_pages_and_sections_together() -> None:
 
 def test_whitespace_document_gives_no_chunks() -> None:
     assert chunk_text("   \n\n\t ", 64, 8) == []
+
+
+def test_heading_stays_with_the_first_chunk_of_its_section() -> None:
+    from rag.ingest.loaders.markdown import markdown_sections
+
+    body = " ".join(f"Sentence number {i} explains one more detail of the leave policy." for i in range(60))
+    text = f"# Leave policy\n\n{body}\n"
+    sections, _ = markdown_sections(text)
+    document = Document("doc", text, sections=sections)
+    chunks = Chunker(ChunkingConfig(size=64, overlap=8), "fp").chunk(document, "s", "markdown")
+    assert len(chunks) > 2
+    assert chunks[0].start == 0 and chunks[0].text.startswith("# Leave policy\n\nSentence number 0")
+    assert all(c.text.strip() != "# Leave policy" for c in chunks)
+    assert max(content_tokens(c.text) for c in chunks) <= 64

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import cached_property
 
 from rag.config import ChunkingConfig
 from rag.types import Chunk, Document
@@ -30,31 +29,25 @@ class Chunker:
     def __init__(self, config: ChunkingConfig, fingerprint: str) -> None:
         self.config = config
         self.fingerprint = fingerprint
+        self._splitters: dict[tuple[bool, int], object] = {}
 
-    @cached_property
-    def _text_splitter(self) -> object:
-        from semantic_text_splitter import TextSplitter
+    def _splitter(self, markdown: bool, capacity: int) -> object:
+        key = (markdown, capacity)
+        if key not in self._splitters:
+            from semantic_text_splitter import MarkdownSplitter, TextSplitter
 
-        return TextSplitter.from_huggingface_tokenizer(
-            splitting_tokenizer(), capacity=self.config.size, overlap=self.config.overlap
-        )
-
-    @cached_property
-    def _markdown_splitter(self) -> object:
-        from semantic_text_splitter import MarkdownSplitter
-
-        return MarkdownSplitter.from_huggingface_tokenizer(
-            splitting_tokenizer(), capacity=self.config.size, overlap=self.config.overlap
-        )
+            kind = MarkdownSplitter if markdown else TextSplitter
+            self._splitters[key] = kind.from_huggingface_tokenizer(
+                splitting_tokenizer(), capacity=capacity, overlap=min(self.config.overlap, capacity // 2)
+            )
+        return self._splitters[key]
 
     def chunk(self, document: Document, source: str, file_type: str) -> list[Chunk]:
-        splitter = self._markdown_splitter if file_type == "markdown" else self._text_splitter
+        markdown = file_type == "markdown"
         chunks: list[Chunk] = []
         for segment in self._segments(document):
-            piece = document.text[segment.start : segment.end]
-            for offset, text in splitter.chunk_indices(piece):  # type: ignore[attr-defined]
-                start = segment.start + offset
-                end = start + len(text)
+            for start, end in self._split(document.text, segment, markdown):
+                text = document.text[start:end]
                 chunks.append(
                     Chunk(
                         chunk_id=self._chunk_id(source, document.doc_id, start, end, text),
@@ -69,6 +62,30 @@ class Chunker:
                     )
                 )
         return chunks
+
+    def _split(self, text: str, segment: _Segment, markdown: bool) -> list[tuple[int, int]]:
+        """Spans of one segment. A section's heading line stays with its first chunk instead of
+        becoming a chunk of its own: the body is split with room left for the heading."""
+        size = self.config.size
+        piece = text[segment.start : segment.end]
+        heading_end = piece.find("\n") if segment.heading_path else -1
+        if heading_end > 0 and _token_count(piece) > size:
+            heading_tokens = _token_count(piece[:heading_end])
+            body_start = len(piece) - len(piece[heading_end:].lstrip())
+            if heading_tokens <= size // 4 and body_start < len(piece):
+                body = piece[body_start:]
+                splitter = self._splitter(markdown, size - heading_tokens - 1)
+                spans = [
+                    (segment.start + body_start + offset, segment.start + body_start + offset + len(chunk))
+                    for offset, chunk in splitter.chunk_indices(body)  # type: ignore[attr-defined]
+                ]
+                if spans:
+                    spans[0] = (segment.start, spans[0][1])
+                    return spans
+        return [
+            (segment.start + offset, segment.start + offset + len(chunk))
+            for offset, chunk in self._splitter(markdown, size).chunk_indices(piece)  # type: ignore[attr-defined]
+        ]
 
     def _segments(self, document: Document) -> list[_Segment]:
         use_sections = self.config.strategy != "recursive" and bool(document.sections)
@@ -105,3 +122,7 @@ def splitting_tokenizer() -> object:
         tokenizer.no_padding()
         _TOKENIZER_CACHE["splitting"] = tokenizer
     return _TOKENIZER_CACHE["splitting"]
+
+
+def _token_count(text: str) -> int:
+    return len(splitting_tokenizer().encode(text, add_special_tokens=False).ids)  # type: ignore[attr-defined]
