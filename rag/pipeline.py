@@ -55,7 +55,12 @@ class RagPipeline:
 
     @classmethod
     def open(cls, directory: Path, config: RagConfig) -> "RagPipeline":
-        return cls(Index.open(directory, config), config)
+        index = Index.open(directory, config)
+        try:
+            return cls(index, config)
+        except BaseException:
+            index.close()
+            raise
 
     def __enter__(self) -> "RagPipeline":
         return self

@@ -140,3 +140,27 @@ def test_unreachable_server_gives_a_clear_error(tmp_path: Path) -> None:
         open_chroma(tmp_path, f"http://127.0.0.1:{_free_port()}", "nothing")
     assert "cannot reach the Chroma server" in caught.value.message
     assert "chroma run" in caught.value.hint
+
+
+def test_ingest_and_search_through_a_chroma_server(chroma_server: str, tmp_path: Path) -> None:
+    """The whole index works with vectors on a server: ingest, incremental re-ingest, search."""
+    from rag.config import load_config
+    from rag.index.store import Index
+    from rag.ingest.pipeline import Ingestor
+    from rag.retrieve.search import HybridSearcher
+    from tests.helpers import assert_index_consistent
+
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "leave.md").write_text("# Leave\n\nNew employees get 20 vacation days per year.\n")
+    (corpus / "travel.txt").write_text("Hotel rooms in high-cost cities are capped at 350 dollars per night.\n")
+    config = load_config(None, [f"vector_store.url={chroma_server}", "vector_store.collection=server-ingest-test"])
+    with Index.open(tmp_path / "index", config, writable=True) as index:
+        first = Ingestor(index).ingest([str(corpus)])
+        assert_index_consistent(index)
+    with Index.open(tmp_path / "index", config, writable=True) as index:
+        second = Ingestor(index).ingest([str(corpus)])
+        assert_index_consistent(index)
+        hits = HybridSearcher(index, config.retrieval).search(["what is the nightly hotel cap?"]).chunks
+    assert first.new == 2 and second.unchanged == 2 and second.texts_embedded == 0
+    assert hits[0].source_display.endswith("travel.txt") and "dense" in hits[0].scores
