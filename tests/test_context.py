@@ -32,6 +32,11 @@ def _prose(name: str, paragraphs: int) -> str:
     )
 
 
+def _run_on(words: int) -> str:
+    """One endless sentence: the splitter must cut between words, so consecutive chunks overlap."""
+    return " ".join(f"{TOPICS[i % len(TOPICS)]} item {i}" for i in range(words // 3))
+
+
 def _config(base_url: str):
     return load_config(
         None,
@@ -54,6 +59,8 @@ def manifest(tmp_path_factory: pytest.TempPathFactory):
     corpus.mkdir()
     (corpus / "alpha.txt").write_text(_prose("alpha", 12), encoding="utf-8")
     (corpus / "gamma.txt").write_text(_prose("gamma", 3), encoding="utf-8")
+    (corpus / "delta.txt").write_text(_run_on(240), encoding="utf-8")
+    (corpus / "epsilon.txt").write_text(_prose("epsilon", 4).replace("\n\n", "\n\n\n\n"), encoding="utf-8")  # wide gaps
     (corpus / "beta.md").write_text(
         "# Beta guide\n\n## Setup\n\n" + _prose("setup", 3) + "\n\n## Usage\n\n" + _prose("usage", 3) + "\n",
         encoding="utf-8",
@@ -62,7 +69,7 @@ def manifest(tmp_path_factory: pytest.TempPathFactory):
         config = _config(server.base_url)
         with Index.open(root / "index", config, writable=True) as index:
             report = Ingestor(index).ingest([str(corpus)])
-            assert report.new == 3 and not report.failed
+            assert report.new == 5 and not report.failed
     opened = Index.open(root / "index", config)
     yield opened.manifest
     opened.close()
@@ -97,15 +104,18 @@ def assert_exact(manifest: Manifest, passage: Passage) -> str:
     return document.text
 
 
-def test_corpus_has_many_overlapping_chunks(manifest: Manifest) -> None:
-    alpha = chunks_of(manifest, "alpha.txt")
+def test_corpus_has_many_adjacent_or_overlapping_chunks(manifest: Manifest) -> None:
+    alpha, delta = chunks_of(manifest, "alpha.txt"), chunks_of(manifest, "delta.txt")
     assert len(alpha) >= 12 and len(chunks_of(manifest, "gamma.txt")) >= 3 and len(chunks_of(manifest, "beta.md")) >= 4
     assert [c.ordinal for c in alpha] == list(range(len(alpha)))
-    assert all(b.start < a.end for a, b in zip(alpha, alpha[1:]))  # consecutive chunks overlap (chunking.overlap=8)
+    # prose is cut at sentence ends: consecutive chunks are separated by a space or a blank line
+    assert all(a.end < b.start <= a.end + 2 for a, b in zip(alpha, alpha[1:]))
+    # a run-on text is cut between words with chunking.overlap=8: consecutive chunks overlap
+    assert len(delta) >= 5 and all(b.start < a.end for a, b in zip(delta, delta[1:]))
 
 
 def test_overlapping_chunks_of_one_document_merge_into_one_exact_passage(manifest: Manifest, count_tokens) -> None:
-    c0, c1, c2 = chunks_of(manifest, "alpha.txt")[:3]
+    c0, c1, c2 = chunks_of(manifest, "delta.txt")[:3]
     passages, _ = assemble(manifest, count_tokens, [scored(c1, 0.2), scored(c0, 0.9), scored(c2, 0.5)])
     assert len(passages) == 1
     passage = passages[0]
@@ -118,34 +128,42 @@ def test_overlapping_chunks_of_one_document_merge_into_one_exact_passage(manifes
 
 def test_markdown_chunks_merge_into_an_exact_slice(manifest: Manifest, count_tokens) -> None:
     beta = chunks_of(manifest, "beta.md")
-    passages, _ = assemble(manifest, count_tokens, [scored(beta[1], 0.7), scored(beta[2], 0.6)])
-    assert len(passages) == 1 and (passages[0].start, passages[0].end) == (beta[1].start, beta[2].end)
+    assert beta[0].end < beta[1].start <= beta[0].end + 2 and beta[1].end < beta[2].start <= beta[1].end + 2
+    passages, _ = assemble(manifest, count_tokens, [scored(beta[0], 0.5), scored(beta[1], 0.7), scored(beta[2], 0.6)])
+    assert len(passages) == 1 and (passages[0].start, passages[0].end) == (beta[0].start, beta[2].end)
     assert_exact(manifest, passages[0])
 
 
-def test_adjacent_spans_merge_but_separated_ones_do_not(manifest: Manifest, count_tokens) -> None:
+def test_adjacent_chunks_of_one_document_merge(manifest: Manifest, count_tokens) -> None:
+    c0, c1, c2 = chunks_of(manifest, "alpha.txt")[:3]
+    assert c0.end + 1 == c1.start and c1.end + 2 == c2.start  # a space, then a blank line between them
+    passages, _ = assemble(manifest, count_tokens, [scored(c2, 0.4), scored(c0, 0.3), scored(c1, 0.2)])
+    assert len(passages) == 1
+    assert (passages[0].start, passages[0].end) == (c0.start, c2.end)
+    assert passages[0].chunk_ids == [c0.chunk_id, c1.chunk_id, c2.chunk_id] and passages[0].score == 0.4
+    assert_exact(manifest, passages[0])
+
+
+def test_spans_three_characters_apart_are_not_adjacent(manifest: Manifest, count_tokens) -> None:
     alpha = chunks_of(manifest, "alpha.txt")
     document = manifest.document(alpha[0].source, alpha[0].doc_id)
     assert document is not None
-    # paragraph boundaries ("\n\n") of the document: spans that end and start around one are adjacent
-    first_break = document.text.index("\n\n")
-    second_break = document.text.index("\n\n", first_break + 2)
 
     def span(ident: str, start: int, end: int) -> Chunk:
         return Chunk(ident, alpha[0].source, alpha[0].doc_id, 0, start, end, document.text[start:end])
 
-    para1 = span("p1", 0, first_break)
-    para2 = span("p2", first_break + 2, second_break)  # separated from para1 by a blank line only
-    passages, _ = assemble(manifest, count_tokens, [scored(para1, 0.9), scored(para2, 0.8)], max_tokens=1500)
-    assert len(passages) == 1 and (passages[0].start, passages[0].end) == (0, second_break)
-    assert passages[0].chunk_ids == ["p1", "p2"]
-    assert_exact(manifest, passages[0])
-
-    later = span("p3", first_break + 3, second_break)  # three characters apart: not adjacent
-    passages, _ = assemble(manifest, count_tokens, [scored(para1, 0.9), scored(later, 0.8)], max_tokens=1500)
-    assert [(p.start, p.end) for p in passages] == [(0, first_break), (first_break + 3, second_break)]
+    first = span("s1", 0, alpha[1].end)
+    gap2 = span("s2", alpha[1].end + 2, alpha[1].end + 40)
+    gap3 = span("s3", alpha[1].end + 3, alpha[1].end + 40)
+    passages, _ = assemble(manifest, count_tokens, [scored(first, 0.9), scored(gap2, 0.8)])
+    assert [(p.start, p.end) for p in passages] == [(0, alpha[1].end + 40)]
+    passages, _ = assemble(manifest, count_tokens, [scored(first, 0.9), scored(gap3, 0.8)])
+    assert [(p.start, p.end) for p in passages] == [(0, alpha[1].end), (alpha[1].end + 3, alpha[1].end + 40)]
     for passage in passages:
         assert_exact(manifest, passage)
+    inside = span("s4", 10, 40)  # contained in `first`: the span does not shrink
+    passages, _ = assemble(manifest, count_tokens, [scored(first, 0.9), scored(inside, 0.95)])
+    assert [(p.start, p.end, p.score) for p in passages] == [(0, alpha[1].end, 0.95)]
 
 
 def test_distant_chunks_of_one_document_stay_separate(manifest: Manifest, count_tokens) -> None:
@@ -202,6 +220,17 @@ def test_neighbours_alone_never_create_passages(manifest: Manifest, count_tokens
     assert not included & {alpha[8].chunk_id, alpha[9].chunk_id, alpha[10].chunk_id}
 
 
+def test_a_neighbour_that_does_not_touch_its_chunk_is_left_out(manifest: Manifest, count_tokens) -> None:
+    epsilon = chunks_of(manifest, "epsilon.txt")
+    # paragraphs are four newlines apart: chunk 2 starts a paragraph, chunk 1 ends the one before
+    assert epsilon[2].start - epsilon[1].end == 4 and epsilon[3].start - epsilon[2].end <= 2
+    passages, _ = assemble(manifest, count_tokens, [scored(epsilon[2], 0.7)], neighbours=1, max_tokens=1500)
+    assert len(passages) == 1  # chunk 1 is a neighbour, but alone it makes no passage
+    assert passages[0].chunk_ids == [epsilon[2].chunk_id, epsilon[3].chunk_id]
+    assert (passages[0].start, passages[0].end) == (epsilon[2].start, epsilon[3].end)
+    assert_exact(manifest, passages[0])
+
+
 def test_min_relative_score_cuts_weak_chunks(manifest: Manifest, count_tokens) -> None:
     alpha, gamma, beta = chunks_of(manifest, "alpha.txt"), chunks_of(manifest, "gamma.txt"), chunks_of(manifest, "beta.md")
     ranked = [scored(alpha[0], 1.0), scored(beta[0], 0.6), scored(gamma[0], 0.4)]
@@ -226,6 +255,19 @@ def test_token_budget_is_respected(manifest: Manifest, count_tokens) -> None:
     for passage in passages:
         assert_exact(manifest, passage)
         assert passage.chunk_ids in [p.chunk_ids for p in unlimited]  # whole passages, never cut (only the first may be)
+
+
+def test_a_smaller_passage_after_one_that_does_not_fit_is_still_used(manifest: Manifest, count_tokens) -> None:
+    alpha, gamma = chunks_of(manifest, "alpha.txt"), chunks_of(manifest, "gamma.txt")
+    big = [scored(c, 0.8) for c in alpha[4:9]]  # one merged passage of about 100 tokens
+    small = gamma[1]  # one short sentence
+    ranked = [scored(alpha[0], 0.9), *big, scored(small, 0.7)]
+    sizes = [count_tokens(alpha[0].text), count_tokens(small.text)]
+    assert sum(sizes) <= 64 < sizes[0] + count_tokens(alpha[4].text) + count_tokens(alpha[5].text)
+    passages, trace = assemble(manifest, count_tokens, ranked, max_tokens=64)
+    assert [p.chunk_ids for p in passages] == [[alpha[0].chunk_id], [small.chunk_id]]
+    assert [p.number for p in passages] == [1, 2]
+    assert trace["context_tokens"] == sum(sizes)
 
 
 def test_first_passage_over_budget_is_truncated_at_a_word_boundary(manifest: Manifest, count_tokens) -> None:

@@ -159,16 +159,7 @@ def test_condense_sends_only_the_recent_history(chat, index_dir) -> None:
         (f"2) {STANDALONE}", STANDALONE),
         (f'\n\n   "{STANDALONE}"   \nA second line the model should not have written.', STANDALONE),
         ("2024 holidays: how many public holidays are there?", "2024 holidays: how many public holidays are there?"),
-        pytest.param(
-            f"\u201c{STANDALONE}\u201d",
-            STANDALONE,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="rag/retrieve/rewrite.py _clean strips only straight double quotes: a reply in typographic "
-                "quotes (\u201c...\u201d) keeps them in the standalone question",
-            ),
-            id="typographic-quotes",
-        ),
+        pytest.param(f"\u201c{STANDALONE}\u201d", STANDALONE, id="typographic-quotes"),
     ],
 )
 def test_model_reply_is_cleaned(chat, index_dir, reply: str, standalone: str) -> None:

@@ -5,14 +5,16 @@ until the first request, so building the pipeline (or `rag config`) stays fast a
 model is first used, as a `RagError` with a hint.
 
 xllamacpp wraps llama.cpp's own server: `Server(CommonParams)` loads the model and answers OpenAI-style chat
-requests in-process. It also binds an HTTP listener on 127.0.0.1 (random port) that this module never uses;
-nothing is reachable from outside the machine and no request leaves the process.
+requests in-process. It also always binds an HTTP listener on 127.0.0.1 (random port) that this module never
+uses; it is locked with a random API key that is never stored or shown, so other local programs (or a web page in a
+browser, as llama.cpp allows any CORS origin) cannot use the model through it. No request leaves the process.
 """
 
 from __future__ import annotations
 
 import os
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -86,6 +88,7 @@ class LlamaCppChat:
             params.cpuparams.n_threads = self.threads
             params.cpuparams_batch.n_threads = self.threads
             params.n_threads_http = 1
+            params.api_keys = [secrets.token_urlsafe(32)]  # the unused HTTP listener answers 401 to everyone
             params.sampling.temp = self.config.temperature
             params.offline = True  # never fetch anything
             params.ui = False
@@ -114,7 +117,7 @@ class LlamaCppChat:
 
     def _request(self, messages: list[Message], max_tokens: int | None, stream: bool) -> dict[str, Any]:
         request: dict[str, Any] = {
-            "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+            "messages": [dict(m) for m in messages],
             "max_tokens": max_tokens or self.config.max_tokens,
             "temperature": self.config.temperature,
         }
@@ -132,9 +135,18 @@ class LlamaCppChat:
                 hint = "lower context.max_tokens (or the question) so the prompt fits the model's context window"
             raise RagError(f"llama.cpp refused the request: {message}", hint)
 
+    @staticmethod
+    def _call(server: Any, request: dict[str, Any], callback: Any = None) -> Any:
+        try:
+            if callback is None:
+                return server.handle_chat_completions(request)
+            return server.handle_chat_completions(request, callback)
+        except (ValueError, TypeError, RuntimeError) as exc:  # xllamacpp's checks of the request
+            raise RagError(f"llama.cpp rejected the request: {exc}", "messages must be role/content dicts") from None
+
     def complete(self, messages: list[Message], max_tokens: int | None = None) -> str:
         server = self._load()
-        result = server.handle_chat_completions(self._request(messages, max_tokens, stream=False))
+        result = self._call(server, self._request(messages, max_tokens, stream=False))
         self._raise_if_error(result)
         try:
             return result["choices"][0]["message"].get("content") or ""
@@ -159,7 +171,7 @@ class LlamaCppChat:
 
         def work() -> None:
             try:
-                result = server.handle_chat_completions(request, on_chunk)
+                result = self._call(server, request, on_chunk)
                 chunks.put(("end", result))
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer, re-raised there
                 chunks.put(("exc", exc))

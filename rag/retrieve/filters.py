@@ -6,7 +6,6 @@ ranking, rather than dropping results after the fact.
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass, field
 
 from rag.index.manifest import Manifest
@@ -54,8 +53,10 @@ def resolve(filters: Filters, manifest: Manifest) -> Allowed | None:
 
 
 def _glob(path: str, pattern: str) -> bool:
-    """fnmatch where `**` also matches nested folders and a bare folder matches everything under it."""
-    if fnmatch.fnmatch(path, pattern):
+    """Path glob: `*` stays within a folder, `**` crosses folders, a bare folder matches everything under it."""
+    from wcmatch import glob
+
+    if glob.globmatch(path, pattern, flags=glob.GLOBSTAR):
         return True
     base = pattern.rstrip("/").removesuffix("/**").rstrip("/")
     return bool(base) and not any(ch in base for ch in "*?[") and path.startswith(base + "/")

@@ -70,4 +70,4 @@ def _first_line(text: str) -> str:
 
 def _clean(line: str) -> str:
     """Drop list bullets or numbering ("1. ", "- ") and surrounding quotes a model may add."""
-    return re.sub(r"^\s*(?:[-*\u2022]|\d+[.)])\s+", "", line).strip().strip('"')
+    return re.sub(r"^\s*(?:[-*\u2022]|\d+[.)])\s+", "", line).strip().strip('"\u201c\u201d')
