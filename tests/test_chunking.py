@@ -245,3 +245,12 @@ def test_heading_stays_with_the_first_chunk_of_its_section() -> None:
     assert chunks[0].start == 0 and chunks[0].text.startswith("# Leave policy\n\nSentence number 0")
     assert all(c.text.strip() != "# Leave policy" for c in chunks)
     assert max(content_tokens(c.text) for c in chunks) <= 64
+
+
+def test_a_heading_directly_followed_by_a_subheading_is_not_a_chunk_of_its_own() -> None:
+    text = "# Beta guide\n\n## Setup\n\nInstall the agent and run it.\n\n## Usage\n\nCall the API.\n"
+    sections, _ = markdown_sections(text)
+    chunks = Chunker(ChunkingConfig(size=64, overlap=8), "fp").chunk(Document("doc", text, sections=sections), "s", "markdown")
+    assert all(c.text.strip() not in ("# Beta guide", "## Setup", "## Usage") for c in chunks)
+    assert chunks[0].start == 0 and chunks[0].heading_path == ("Beta guide", "Setup")
+    assert all(text[c.start : c.end] == c.text for c in chunks)

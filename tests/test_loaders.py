@@ -72,7 +72,15 @@ def assert_chunk_invariants(document: Document, chunks: list[Chunk]) -> None:
         else:
             assert c.page is None
         if document.sections:
+            # A chunk lies in one section, except that a section holding only its heading is joined to the
+            # next one: then the chunk starts at that heading and ends inside the next section.
             holding_sections = [s for s in document.sections if s.start <= c.start and c.end <= s.end]
+            if not holding_sections:
+                starts_at = [s for s in document.sections if s.start == c.start]
+                bare = starts_at and " ".join(
+                    text[starts_at[0].start : starts_at[0].end].strip().lstrip("#").split()
+                ) == starts_at[0].heading_path[-1]
+                holding_sections = [s for s in document.sections if s.start < c.end <= s.end] if bare else []
             assert holding_sections, f"chunk {c.start}:{c.end} {c.text[:40]!r} crosses a section boundary"
             assert c.heading_path == holding_sections[0].heading_path
         else:

@@ -101,7 +101,7 @@ class Chunker:
                 start, end = max(s_start, p_start), min(s_end, p_end)
                 if end > start and document.text[start:end].strip():
                     segments.append(_Segment(start, end, number, path))
-        return segments
+        return _attach_bare_headings(segments, document.text)
 
     def _chunk_id(self, source: str, doc_id: str, start: int, end: int, text: str) -> str:
         """Deterministic id: the same text at the same place under the same config keeps its id."""
@@ -126,3 +126,27 @@ def splitting_tokenizer() -> object:
 
 def _token_count(text: str) -> int:
     return len(splitting_tokenizer().encode(text, add_special_tokens=False).ids)  # type: ignore[attr-defined]
+
+
+def _attach_bare_headings(segments: list[_Segment], text: str) -> list[_Segment]:
+    """A section that is only its heading ("# Guide" directly followed by "## Setup") joins the next
+    section on the same page, so no chunk is a lone heading; the deeper heading path is kept."""
+    merged: list[_Segment] = []
+    carry: _Segment | None = None
+    for segment in segments:
+        if carry is not None and carry.page == segment.page:
+            segment = _Segment(carry.start, segment.end, segment.page, segment.heading_path)
+        elif carry is not None:
+            merged.append(carry)
+        carry = None
+        if segment.heading_path and _is_bare_heading(text[segment.start : segment.end], segment.heading_path[-1]):
+            carry = segment
+        else:
+            merged.append(segment)
+    if carry is not None:
+        merged.append(carry)
+    return merged
+
+
+def _is_bare_heading(piece: str, title: str) -> bool:
+    return " ".join(piece.strip().lstrip("#").split()) == title
