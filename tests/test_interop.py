@@ -128,7 +128,7 @@ def test_langchain_retriever_filters_k_and_per_call_overrides(built: tuple[Path,
         got = hr_only.invoke("meals reimbursed dollars")  # the best match overall is in finance/
         assert len(got) == 1 and got[0].metadata["source"].endswith("hr/vacation.md")
         # per call: other filters (as a dict) and k
-        finance = hr_only.invoke(VACATION_Q, filters={"sources": ["*/finance/*"]}, k=5)
+        finance = hr_only.invoke(VACATION_Q, filters={"sources": ["**/finance/*"]}, k=5)
         assert finance and {d.metadata["source"] for d in finance} == {f"{docs_root}/finance/expenses.txt"}
         markdown = hr_only.invoke("acknowledge a page", filters=Filters(file_types=("markdown",)), k=10)
         assert {Path(d.metadata["source"]).name for d in markdown} == {"vacation.md", "oncall.md"}
