@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from rag.config import RagConfig, load_config
+from rag.evaluate.datasets import load_beir
+from rag.evaluate.metrics import mean_metrics, retrieval_metrics
 from rag.index.store import Index
 from rag.ingest.pipeline import Ingestor
 from rag.retrieve.search import HybridSearcher
@@ -36,19 +38,6 @@ VARIANTS: dict[str, list[str]] = {
     "convex-zscore": ["retrieval.normalization=zscore"],
     "rrf-k60": ["retrieval.fusion=rrf"],
 }
-
-
-def load_beir(dataset: Path, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-    qrels: dict[str, dict[str, int]] = {}
-    for line in (dataset / "qrels" / f"{split}.tsv").read_text().splitlines()[1:]:
-        query_id, doc_id, score = line.split("\t")
-        qrels.setdefault(query_id, {})[doc_id] = int(score)
-    queries = {}
-    for line in (dataset / "queries.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        if record["_id"] in qrels:
-            queries[record["_id"]] = record["text"]
-    return queries, qrels
 
 
 def load_gold(path: Path) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
@@ -103,12 +92,7 @@ def latency(index_dir: Path, queries: dict[str, str], repeats: int = 1) -> dict[
 
 
 def evaluate(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
-    import pytrec_eval
-
-    measures = {"ndcg_cut.10", "recall.10", "recall.100", "recip_rank"}
-    per_query = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
-    names = {"ndcg_cut_10": "nDCG@10", "recall_10": "Recall@10", "recall_100": "Recall@100", "recip_rank": "MRR"}
-    return {label: round(statistics.mean(q[key] for q in per_query.values()), 4) for key, label in names.items()}
+    return mean_metrics(retrieval_metrics(run, qrels))
 
 
 def main() -> None:
@@ -125,8 +109,9 @@ def main() -> None:
         parser.error("give exactly one of --dataset or --gold")
 
     if args.dataset:
-        queries, qrels = load_beir(args.dataset, args.split)
-        ensure_index(args.index, args.dataset / "corpus.jsonl", load_config())
+        beir = load_beir(args.dataset, args.split)
+        queries, qrels = beir.queries, beir.qrels
+        ensure_index(args.index, beir.corpus, load_config())
         doc_key, name = "doc_id", args.dataset.name
     else:
         queries, qrels = load_gold(args.gold)
@@ -134,11 +119,11 @@ def main() -> None:
         doc_key, name = "source", args.gold.name
 
     results: dict[str, Any] = {"dataset": name, "queries": len(queries), "variants": {}}
-    print(f"| {name} ({len(queries)} queries) | nDCG@10 | Recall@10 | Recall@100 | MRR |\n|---|---|---|---|---|")
+    print(f"| {name} ({len(queries)} queries) | nDCG@10 | Recall@10 | Recall@100 | MRR@10 |\n|---|---|---|---|---|")
     for variant in args.variants.split(","):
         metrics = evaluate(run_variant(args.index, VARIANTS[variant], queries, doc_key), qrels)
         results["variants"][variant] = metrics
-        print(f"| {variant} | {metrics['nDCG@10']:.3f} | {metrics['Recall@10']:.3f} | {metrics['Recall@100']:.3f} | {metrics['MRR']:.3f} |", flush=True)
+        print(f"| {variant} | {metrics['nDCG@10']:.3f} | {metrics['Recall@10']:.3f} | {metrics['Recall@100']:.3f} | {metrics['MRR@10']:.3f} |", flush=True)
     results["latency_default_search"] = latency(args.index, queries)
     print(f"default search latency: p50 {results['latency_default_search']['p50_ms']} ms, p95 {results['latency_default_search']['p95_ms']} ms")
     if args.out:

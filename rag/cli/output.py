@@ -121,3 +121,21 @@ def print_trace(answer: "object") -> None:
 
 def _fmt(value: "float | None") -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+def print_retrieval_summary(summary: dict[str, object]) -> None:
+    console = Console()
+    configs: dict[str, dict[str, object]] = summary["configs"]  # type: ignore[assignment]
+    names = sorted({m for c in configs.values() for m in c["metrics"]})  # type: ignore[union-attr]
+    table = Table(title=f"{summary['dataset']} ({summary['queries']} queries)", header_style="bold")
+    table.add_column("config")
+    for name in names:
+        table.add_column(name, justify="right")
+    table.add_column("index s", justify="right")
+    table.add_column("search s", justify="right")
+    for config_name, result in configs.items():
+        metrics = result["metrics"]
+        table.add_row(config_name, *(f"{metrics[n]:.4f}" for n in names), f"{result['index_seconds']:.1f}", f"{result['search_seconds']:.1f}")  # type: ignore[index]
+    console.print(table)
+    if summary.get("run_dir"):
+        console.print(f"run written to {summary['run_dir']}")

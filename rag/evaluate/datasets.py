@@ -1,0 +1,50 @@
+"""Evaluation datasets: BEIR layout (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) and JSONL answer sets."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.errors import RagError
+
+
+@dataclass(frozen=True, slots=True)
+class BeirDataset:
+    name: str
+    corpus: Path
+    queries: dict[str, str]  # only queries that have judgements in the split
+    qrels: dict[str, dict[str, int]]
+    fingerprint: str  # content hash of corpus, queries and qrels: a changed file is a different dataset
+
+
+def _hash_files(paths: list[Path]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for path in paths:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def load_beir(folder: Path, split: str = "test") -> BeirDataset:
+    corpus, queries_path, qrels_path = folder / "corpus.jsonl", folder / "queries.jsonl", folder / "qrels" / f"{split}.tsv"
+    for required in (corpus, queries_path, qrels_path):
+        if not required.is_file():
+            raise RagError(f"{required} not found", "a BEIR dataset folder holds corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
+    qrels: dict[str, dict[str, int]] = {}
+    with qrels_path.open(newline="") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            qrels.setdefault(str(row["query-id"]), {})[str(row["corpus-id"])] = int(row["score"])
+    queries: dict[str, str] = {}
+    for line in queries_path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            record = json.loads(line)
+            if str(record["_id"]) in qrels:
+                queries[str(record["_id"])] = record["text"]
+    missing = set(qrels) - set(queries)
+    if missing:
+        raise RagError(f"{len(missing)} judged queries are missing from {queries_path}", "check that the files belong together")
+    return BeirDataset(folder.name, corpus, queries, qrels, _hash_files([corpus, queries_path, qrels_path]))

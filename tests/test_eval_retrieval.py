@@ -1,0 +1,84 @@
+"""`rag eval retrieval` on a tiny BEIR dataset: metrics, run folders, the index cache."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag.evaluate.metrics import retrieval_metrics
+
+DOCS = {
+    "d1": ("Vacation policy", "New employees get twenty vacation days per year."),
+    "d2": ("Expense policy", "Meals on domestic travel are reimbursed up to seventy five dollars."),
+    "d3": ("Security policy", "Report a lost laptop to the security team within one hour."),
+    "d4": ("Release notes", "Version four point three adds webhook retries and a new dashboard."),
+}
+QUERIES = {"q1": "how many vacation days do new employees get", "q2": "lost laptop report security", "q3": "zebra migration patterns"}
+QRELS = {"q1": {"d1": 1}, "q2": {"d3": 1}, "q3": {"d4": 1}}
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    folder = tmp_path / "tiny"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "title": t, "text": x}) + "\n" for k, (t, x) in DOCS.items()))
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in QUERIES.items()))
+    rows = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{s}" for q, rel in QRELS.items() for d, s in rel.items()]
+    (folder / "qrels" / "test.tsv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def rag(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rag", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_metrics_match_hand_computed_values() -> None:
+    qrels = {"a": {"x": 1}, "b": {"y": 1}, "c": {"z": 1}}
+    run = {"a": {"x": 3.0, "p": 2.0}, "b": {"p": 3.0, "y": 2.0}, "c": {"p": 1.0}}
+    per_query = retrieval_metrics(run, qrels)
+    assert per_query["a"]["nDCG@10"] == pytest.approx(1.0) and per_query["a"]["MRR@10"] == 1.0
+    assert per_query["b"]["nDCG@10"] == pytest.approx(1 / 1.5849625, rel=1e-5)  # relevant at rank 2: 1/log2(3)
+    assert per_query["b"]["MRR@10"] == 0.5 and per_query["b"]["Recall@10"] == 1.0
+    assert per_query["c"]["nDCG@10"] == 0.0 and per_query["c"]["Recall@100"] == 0.0
+    assert retrieval_metrics({}, {"a": {"x": 1}})["a"]["nDCG@10"] == 0.0  # a query with no results still counts
+
+
+@pytest.mark.slow
+def test_eval_retrieval_writes_a_run_and_reuses_the_index(dataset: Path, tmp_path: Path) -> None:
+    (tmp_path / "bm25.yaml").write_text("retrieval:\n  dense_top_k: 0\n")
+    args = ["eval", "retrieval", "--dataset", str(dataset), "--config", str(tmp_path / "bm25.yaml"),
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "runs"), "--json"]
+    first = rag(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout)
+    metrics = summary["configs"]["bm25"]["metrics"]
+    # BM25 finds q1 and q2 at rank 1; q3 shares no word with any document
+    assert metrics["nDCG@10"] == pytest.approx(2 / 3, abs=1e-4) and metrics["MRR@10"] == pytest.approx(2 / 3, abs=1e-4)
+
+    run_dir = Path(summary["run_dir"])
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["dataset"]["name"] == "tiny" and len(meta["dataset"]["fingerprint"]) == 32 and meta["code"]["package"]
+    assert json.loads((run_dir / "configs" / "bm25.json").read_text())["retrieval"]["dense_top_k"] == 0
+    rows = [json.loads(line) for line in (run_dir / "per_query.jsonl").read_text().splitlines()]
+    assert sorted(r["query_id"] for r in rows) == ["q1", "q2", "q3"]
+    assert next(r for r in rows if r["query_id"] == "q1")["retrieved"][0] == "d1"
+    assert json.loads((run_dir / "summary.json").read_text())["configs"]["bm25"]["metrics"] == metrics
+
+    index_dir = Path(summary["configs"]["bm25"]["index"])
+    second = json.loads(rag(*args, cwd=tmp_path).stdout)
+    assert second["configs"]["bm25"]["index"] == str(index_dir)  # same dataset + indexing config: same cached index
+    assert second["configs"]["bm25"]["metrics"] == metrics
+    assert Path(second["run_dir"]) != run_dir
+
+    (dataset / "corpus.jsonl").write_text((dataset / "corpus.jsonl").read_text() + json.dumps({"_id": "d5", "title": "x", "text": "zebra"}) + "\n")
+    third = json.loads(rag(*args, cwd=tmp_path).stdout)
+    assert third["configs"]["bm25"]["index"] != str(index_dir)  # a changed corpus is a different dataset
+
+
+def test_missing_dataset_files_are_a_clear_error(tmp_path: Path) -> None:
+    result = rag("eval", "retrieval", "--dataset", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 3 and "corpus.jsonl not found" in result.stderr and "Traceback" not in result.stderr
