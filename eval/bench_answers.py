@@ -88,7 +88,7 @@ def main() -> None:
         "seconds_p50": round(statistics.median(r["seconds"] for r in rows), 3),
         "overrides": args.overrides,
     }
-    print(f"| figure | value |\n|---|---|")
+    print("| figure | value |\n|---|---|")
     print(f"| answer accuracy (answerable, {len(answerable)}) | {summary['answer_accuracy']:.1%} |")
     print(f"| answerable but refused | {summary['wrongly_refused']} |")
     print(f"| correct refusals (unanswerable, {len(unanswerable)}) | {summary['refusal_accuracy']:.1%} |")

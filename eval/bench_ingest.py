@@ -102,7 +102,7 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"| figure | value |\n|---|---|")
+    print("| figure | value |\n|---|---|")
     print(f"| documents / chunks | {documents} / {chunks} |")
     print(f"| full ingest wall time | {full_s:.1f} s |")
     print(f"| docs/s, chunks/s | {documents / full_s:.1f}, {chunks / full_s:.1f} |")

@@ -17,3 +17,20 @@ def assert_index_consistent(index: Index) -> set[str]:
     for record in index.manifest.sources():
         assert len(index.manifest.chunk_ids_of(record.path)) == record.chunks
     return manifest_ids
+
+
+def fake_endpoint_config(base_url: str, *extra: str):
+    """A config whose embeddings come from the fake OpenAI-compatible server (tests/fake_openai.py)."""
+    from rag.config import load_config
+
+    return load_config(
+        None,
+        [
+            "embedding.provider=openai",
+            f"embedding.base_url={base_url}",
+            "embedding.api_key=test-key",
+            "embedding.model=fake-embed",
+            "embedding.max_retries=0",
+            *extra,
+        ],
+    )

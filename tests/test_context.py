@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from rag.config import ContextConfig, load_config
+from rag.config import ContextConfig
 from rag.index.manifest import Manifest
 from rag.index.store import Index
 from rag.ingest.chunking import splitting_tokenizer
 from rag.ingest.pipeline import Ingestor
 from rag.retrieve.context import ContextAssembler
 from rag.types import Chunk, Passage, ScoredChunk
+from tests.helpers import fake_endpoint_config
 from tests.fake_openai import FakeOpenAI
 
 TOPICS = ["travel", "expenses", "parking", "security", "holidays", "laptops", "printing", "visitors"]
@@ -38,18 +39,7 @@ def _run_on(words: int) -> str:
 
 
 def _config(base_url: str):
-    return load_config(
-        None,
-        [
-            "embedding.provider=openai",
-            f"embedding.base_url={base_url}",
-            "embedding.api_key=test-key",
-            "embedding.model=fake-embed",
-            "embedding.max_retries=0",
-            "chunking.size=32",
-            "chunking.overlap=8",
-        ],
-    )
+    return fake_endpoint_config(base_url, "chunking.size=32", "chunking.overlap=8")
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ import os
 import numpy as np
 import pytest
 
-from rag.config import load_config
 from rag.index.store import Index
 from rag.ingest.pipeline import Ingestor
 from rag.pipeline import RagPipeline
 from rag.retrieve.filters import Filters, resolve
 from rag.retrieve.search import HybridSearcher
+from tests.helpers import fake_endpoint_config
 from tests.fake_openai import FakeOpenAI, bag_of_words_vector
 
 FILES = {
@@ -38,18 +38,7 @@ ZEBRA = "corpus/eng/zebra.txt"
 
 
 def _config(base_url: str, *extra: str):
-    return load_config(
-        None,
-        [
-            "embedding.provider=openai",
-            f"embedding.base_url={base_url}",
-            "embedding.api_key=test-key",
-            "embedding.model=fake-embed",
-            "embedding.max_retries=0",
-            "retrieval.top_k=50",
-            *extra,
-        ],
-    )
+    return fake_endpoint_config(base_url, "retrieval.top_k=50", *extra)
 
 
 @pytest.fixture(scope="module")

@@ -8,27 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.config import load_config
 from rag.errors import RagError
 from rag.index.store import Index
 from rag.ingest.pipeline import Ingestor
 from tests.fake_openai import DIMENSIONS, FakeOpenAI, bag_of_words_vector
-from tests.helpers import assert_index_consistent
+from tests.helpers import assert_index_consistent, fake_endpoint_config
 
 
 def endpoint_config(base_url: str, *extra: str):
-    return load_config(
-        None,
-        [
-            "embedding.provider=openai",
-            f"embedding.base_url={base_url}",
-            "embedding.api_key=test-key",
-            "embedding.model=fake-embed",
-            "embedding.batch_size=2",
-            "embedding.max_retries=0",
-            *extra,
-        ],
-    )
+    return fake_endpoint_config(base_url, "embedding.batch_size=2", *extra)
 
 
 def test_ingest_through_endpoint_batches_and_caches(tmp_path: Path) -> None:

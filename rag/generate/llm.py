@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Protocol
 
 from rag.config import LLMConfig
 from rag.errors import RagError
+from rag.openai_client import endpoint_errors, openai_client
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
 
@@ -44,25 +44,12 @@ class OpenAIChat:
 
     @cached_property
     def _client(self) -> "object":
-        from openai import OpenAI
-
-        key = self.config.api_key.get_secret_value() if self.config.api_key else os.environ.get("OPENAI_API_KEY")
-        if not key and not self.config.base_url:
-            raise RagError(
-                "llm.provider is openai but no API key is set",
-                "export OPENAI_API_KEY, or set llm.base_url to a local server (vLLM, llama.cpp)",
-            )
-        return OpenAI(
-            base_url=self.config.base_url,
-            api_key=key or "unused",
-            timeout=self.config.timeout_s,
-            max_retries=self.config.max_retries,
-        )
+        c = self.config
+        return openai_client("llm", c.base_url, c.api_key, c.timeout_s, c.max_retries)
 
     def _request(self, messages: list[Message], max_tokens: int | None, stream: bool) -> "object":
-        import openai
-
-        try:
+        hint = "start the server or fix llm.base_url (or use --set llm.provider=none for the offline answerer)"
+        with endpoint_errors("chat", "llm", self.config.base_url, hint):
             return self._client.chat.completions.create(  # type: ignore[attr-defined]
                 model=self.config.model,
                 messages=messages,
@@ -70,16 +57,6 @@ class OpenAIChat:
                 max_tokens=max_tokens or self.config.max_tokens,
                 stream=stream,
             )
-        except openai.APIConnectionError as exc:
-            raise RagError(
-                f"cannot reach the chat endpoint {self.config.base_url or 'api.openai.com'}: {exc}",
-                "start the server or fix llm.base_url (or use --set llm.provider=none for the offline answerer)",
-            ) from None
-        except openai.APIStatusError as exc:
-            raise RagError(
-                f"the chat endpoint refused the request (HTTP {exc.status_code}): {exc.message}",
-                "check llm.model and the API key",
-            ) from None
 
     def complete(self, messages: list[Message], max_tokens: int | None = None) -> str:
         response = self._request(messages, max_tokens, stream=False)
