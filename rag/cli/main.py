@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from rag.cli.options import ConfigOption, IndexOption, JsonOption, SetOption, emit
 from rag.errors import RagError
 
 EXIT_FILES_FAILED = 1
@@ -28,19 +29,6 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-IndexOption = Annotated[
-    Path,
-    typer.Option("--index", "-i", envvar="RAG_INDEX", help="Index folder (created on first ingest).", show_default=True),
-]
-ConfigOption = Annotated[
-    Optional[Path],
-    typer.Option("--config", "-c", help="YAML config file (default: $RAG_CONFIG, else ./rag.yaml if present)."),
-]
-SetOption = Annotated[
-    Optional[list[str]],
-    typer.Option("--set", "-s", help="Override one setting, e.g. --set chunking.size=200 (repeatable)."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 DEFAULT_INDEX = Path(".rag/index")
 
 _state = {"debug": False}
@@ -91,7 +79,7 @@ def ingest(
     settings = _config(config, set_)
     with Index.open(index, settings, writable=True) as opened, RichProgress(stderr_console()) as progress:  # type: ignore[arg-type]
         report = Ingestor(opened, progress, tags=tag).ingest(paths)
-    _emit(report.to_json(), as_json, lambda: print_ingest_report(report, index))
+    emit(report.to_json(), as_json, lambda: print_ingest_report(report, index))
     raise typer.Exit(report.exit_code)
 
 
@@ -114,7 +102,7 @@ def remove(
     settings = _config(config, set_)
     with Index.open(index, settings, writable=True) as opened:  # type: ignore[arg-type]
         report = Ingestor(opened).remove(paths)
-    _emit(report.to_json(), as_json, lambda: print_ingest_report(report, index))
+    emit(report.to_json(), as_json, lambda: print_ingest_report(report, index))
     raise typer.Exit(report.exit_code)
 
 
@@ -142,7 +130,7 @@ def sources(
         }
         for r in records
     ]
-    _emit(rows, as_json, lambda: print_sources(rows))
+    emit(rows, as_json, lambda: print_sources(rows))
 
 
 SourceFilter = Annotated[
@@ -221,45 +209,9 @@ def chat(
             history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
 
 
-eval_app = typer.Typer(help="Evaluate pipelines: retrieval metrics on BEIR datasets (more to come).", no_args_is_help=True)
+from rag.cli.eval_cmd import eval_app  # noqa: E402  (sub-commands register on it)
+
 app.add_typer(eval_app, name="eval")
-
-
-@eval_app.command("retrieval")
-def eval_retrieval(
-    dataset: Annotated[Path, typer.Option("--dataset", "-d", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")],
-    config: Annotated[
-        Optional[list[Path]],
-        typer.Option("--config", "-c", help="Pipeline config to evaluate (repeatable: one run compares them). Default: built-in defaults."),
-    ] = None,
-    set_: SetOption = None,
-    split: Annotated[str, typer.Option(help="Which qrels file to use.")] = "test",
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write a run folder here (configs, dataset fingerprint, per-query rows, summary).")] = None,
-    cache_dir: Annotated[Path, typer.Option("--cache-dir", help="Where corpus indexes are cached between runs.")] = Path(".rag/eval-cache"),
-    as_json: JsonOption = False,
-) -> None:
-    """nDCG@10, Recall@10/100, MRR@10 and MAP (pytrec_eval) of each config on a BEIR dataset.
-
-    The corpus is indexed once per dataset and indexing config and reused by later runs.
-    Example: rag eval retrieval --dataset ../shared/datasets/scifact --config a.yaml --config b.yaml
-    """
-    from rag.cli.output import print_retrieval_summary, stderr_console
-    from rag.cli.progress import RichProgress
-    from rag.config import load_config
-    from rag.evaluate.datasets import load_beir
-    from rag.evaluate.retrieval import evaluate_retrieval
-
-    data = load_beir(dataset, split)
-    paths = config or [None]
-    configs = {}
-    for position, path in enumerate(paths, start=1):
-        name = path.stem if path is not None else "default"
-        if name in configs:
-            name = f"{name}-{position}"
-        configs[name] = load_config(path, set_ or [])
-    with RichProgress(stderr_console()) as progress:
-        summary = evaluate_retrieval(data, configs, cache_dir, out, progress)
-    _emit(summary, as_json, lambda: print_retrieval_summary(summary))
 
 
 @app.command("config")
@@ -281,13 +233,6 @@ def show_config(
         import yaml
 
         print(yaml.safe_dump(data, sort_keys=False), end="")
-
-
-def _emit(data: object, as_json: bool, render: "object") -> None:
-    if as_json:
-        print(json.dumps(data, indent=2, default=str))
-    else:
-        render()  # type: ignore[operator]
 
 
 def run() -> None:

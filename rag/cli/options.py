@@ -1,0 +1,31 @@
+"""Options and output helpers shared by the CLI's commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+IndexOption = Annotated[
+    Path,
+    typer.Option("--index", "-i", envvar="RAG_INDEX", help="Index folder (created on first ingest).", show_default=True),
+]
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="YAML config file (default: $RAG_CONFIG, else ./rag.yaml if present)."),
+]
+SetOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", "-s", help="Override one setting, e.g. --set chunking.size=200 (repeatable)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+def emit(data: object, as_json: bool, render: "object") -> None:
+    """JSON on stdout for --json, else the human rendering."""
+    if as_json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        render()  # type: ignore[operator]
