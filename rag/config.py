@@ -137,6 +137,8 @@ class RerankConfig(_Section):
     candidates: int = Field(30, ge=1, le=200, description="How many fused candidates are reranked.")
     window: int = Field(10, ge=2, description="llm: sliding window size (RankGPT-style).")
     step: int = Field(5, ge=1, description="llm: sliding window step.")
+    timeout_s: float = Field(60.0, gt=0, description="endpoint: request timeout in seconds.")
+    max_retries: int = Field(2, ge=0, description="endpoint: retries on connection errors, 429 and 5xx.")
 
 
 class ContextConfig(_Section):

@@ -110,7 +110,11 @@ class RagPipeline:
         trace: dict[str, Any] = {"rewrite": {"standalone": rewritten.standalone, **rewritten.notes}, **result.trace}
         if self.reranker is not None:
             ranked = self.reranker.rerank(rewritten.standalone, ranked)  # type: ignore[attr-defined]
-            trace["rerank"] = {"kind": self.config.rerank.kind, "failures": getattr(self.reranker, "last_failures", 0)}
+            trace["rerank"] = {
+                "kind": self.config.rerank.kind,
+                "failed_windows": getattr(self.reranker, "last_failures", 0),
+                "windows": getattr(self.reranker, "last_windows", None),
+            }
         ranked = ranked[: self.config.retrieval.top_k]
         passages, context_trace = self.assembler.assemble(ranked)
         trace["context"] = context_trace

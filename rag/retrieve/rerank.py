@@ -46,7 +46,7 @@ def build_reranker(config: RerankConfig, chat: "ChatModel | None") -> Reranker |
     if config.kind == "cross-encoder":
         return CrossEncoderReranker(config)
     if config.kind == "endpoint":
-        return EndpointReranker(config)
+        return EndpointReranker(config, timeout_s=config.timeout_s, max_retries=config.max_retries)
     if config.kind == "llm":
         if chat is None:
             raise RagError(
