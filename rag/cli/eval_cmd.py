@@ -9,7 +9,7 @@ import typer
 
 from rag.cli.options import JsonOption, SetOption, emit
 
-eval_app = typer.Typer(help="Evaluate pipelines: retrieval metrics on BEIR datasets (more to come).", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate pipelines: retrieval metrics, answer metrics with judges, reports, comparisons.", no_args_is_help=True)
 
 
 @eval_app.command("retrieval")
@@ -47,3 +47,14 @@ def eval_retrieval(
     with RichProgress(stderr_console()) as progress:
         summary = evaluate_retrieval(data, configs, cache_dir, out, progress)
     emit(summary, as_json, lambda: print_retrieval_summary(summary))
+
+
+from rag.cli.eval_answers import answers  # noqa: E402  (sub-commands live in their own modules)
+
+eval_app.command("answers")(answers)
+
+from rag.cli.eval_reports import compare as eval_compare  # noqa: E402
+from rag.cli.eval_reports import report as eval_report  # noqa: E402
+
+eval_app.command("report")(eval_report)
+eval_app.command("compare")(eval_compare)
