@@ -58,3 +58,7 @@ from rag.cli.eval_reports import report as eval_report  # noqa: E402
 
 eval_app.command("report")(eval_report)
 eval_app.command("compare")(eval_compare)
+
+from rag.cli.eval_meta import meta  # noqa: E402
+
+eval_app.command("meta")(meta)
