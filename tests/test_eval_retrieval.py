@@ -74,6 +74,13 @@ def test_eval_retrieval_writes_a_run_and_reuses_the_index(dataset: Path, tmp_pat
     assert second["configs"]["bm25"]["metrics"] == metrics
     assert Path(second["run_dir"]) != run_dir
 
+    report = rag("eval", "report", str(run_dir), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert (run_dir / "report.html").is_file() and "data:image/png;base64," in (run_dir / "report.html").read_text()
+    compared = rag("eval", "compare", str(run_dir), second["run_dir"], "--json", cwd=tmp_path)
+    assert compared.returncode == 0, compared.stderr
+    assert json.loads(compared.stdout)["metrics"]["nDCG@10"]["delta"] == 0
+
     (dataset / "corpus.jsonl").write_text((dataset / "corpus.jsonl").read_text() + json.dumps({"_id": "d5", "title": "x", "text": "zebra"}) + "\n")
     third = json.loads(rag(*args, cwd=tmp_path).stdout)
     assert third["configs"]["bm25"]["index"] != str(index_dir)  # a changed corpus is a different dataset
