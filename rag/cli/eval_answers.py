@@ -75,6 +75,6 @@ def print_answers_summary(summary: dict) -> None:
             table.add_row(metric, mean, ci, str(entry["n"]), str(entry["failures"]))
         console.print(table)
     if judge.get("approximation"):
-        console.print(f"[yellow]judged metrics come from the offline {judge.get('kind')} judge: an approximation, not an LLM verdict[/]")
+        console.print(f"[yellow]judged metrics come from an offline judge ({judge.get('kind')}): an approximation, not an LLM verdict[/]")
     if summary.get("run_dir"):
         console.print(f"run written to {summary['run_dir']}")
