@@ -18,8 +18,8 @@ from rag.retrieve.filters import Filters
 from rag.types import Page
 from tests.helpers import assert_index_consistent
 
-pytest.importorskip("langchain_core")
-pytest.importorskip("llama_index.core")
+pytest.importorskip("langchain_core", reason="the interop extra is not installed (pip install -e \".[interop]\")")
+pytest.importorskip("llama_index.core", reason="the interop extra is not installed (pip install -e \".[interop]\")")
 
 from langchain_core.documents import Document as LCDocument  # noqa: E402
 from langchain_core.retrievers import BaseRetriever as LCBaseRetriever  # noqa: E402

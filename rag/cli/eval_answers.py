@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from rag.cli.options import IndexOption, JsonOption, SetOption, emit
+from rag.cli.options import IndexOption, JsonOption, SetOption, emit, named_configs
 
 
 def answers(
@@ -38,20 +38,13 @@ def answers(
     """
     from rag.cli.output import stderr_console
     from rag.cli.progress import RichProgress
-    from rag.config import load_config
     from rag.errors import RagError
     from rag.evaluate.answers import evaluate_answers, load_answer_set
 
     if judge not in ("offline", "lexical", "embedding", "llm"):
         raise RagError(f"unknown judge {judge!r}", "use --judge offline, lexical, embedding or llm")
     data = load_answer_set(dataset)
-    paths = config or [None]
-    configs = {}
-    for position, path in enumerate(paths, start=1):
-        name = path.stem if path is not None else "default"
-        if name in configs:
-            name = f"{name}-{position}"
-        configs[name] = load_config(path, set_ or [])
+    configs = named_configs(config, set_)
     with RichProgress(stderr_console()) as progress:
         summary = evaluate_answers(data, configs, index, judge, out, progress, repeats, cache_dir, seed, no_cache)
     emit(summary, as_json, lambda: print_answers_summary(summary))

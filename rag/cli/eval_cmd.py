@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from rag.cli.options import JsonOption, SetOption, emit
+from rag.cli.options import JsonOption, SetOption, emit, named_configs
 
 eval_app = typer.Typer(help="Evaluate pipelines: retrieval metrics, answer metrics with judges, reports, comparisons.", no_args_is_help=True)
 
@@ -32,18 +32,11 @@ def eval_retrieval(
     """
     from rag.cli.output import print_retrieval_summary, stderr_console
     from rag.cli.progress import RichProgress
-    from rag.config import load_config
     from rag.evaluate.datasets import load_beir
     from rag.evaluate.retrieval import evaluate_retrieval
 
     data = load_beir(dataset, split)
-    paths = config or [None]
-    configs = {}
-    for position, path in enumerate(paths, start=1):
-        name = path.stem if path is not None else "default"
-        if name in configs:
-            name = f"{name}-{position}"
-        configs[name] = load_config(path, set_ or [])
+    configs = named_configs(config, set_)
     with RichProgress(stderr_console()) as progress:
         summary = evaluate_retrieval(data, configs, cache_dir, out, progress)
     emit(summary, as_json, lambda: print_retrieval_summary(summary))

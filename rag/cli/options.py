@@ -23,6 +23,19 @@ SetOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 
+def named_configs(paths: list[Path] | None, overrides: list[str] | None) -> dict[str, "object"]:
+    """Configs for an evaluation run, named by file stem ("default" without files); repeated stems get a suffix."""
+    from rag.config import load_config
+
+    configs: dict[str, object] = {}
+    for position, path in enumerate(paths or [None], start=1):
+        name = path.stem if path is not None else "default"
+        if name in configs:
+            name = f"{name}-{position}"
+        configs[name] = load_config(path, overrides or [])
+    return configs
+
+
 def emit(data: object, as_json: bool, render: "object") -> None:
     """JSON on stdout for --json, else the human rendering."""
     if as_json:

@@ -27,7 +27,6 @@ summary's `failures` for the metric: never a silent NaN.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import string
 import time
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import RagError
+from rag.evaluate.datasets import read_jsonl_objects
 from rag.evaluate.judges import Judge, JudgeResult
 from rag.evaluate.stats import bootstrap_ci
 from rag.text_units import content_terms, sentences
@@ -85,15 +85,8 @@ def load_answer_set(path: Path) -> AnswerSet:
     raw = path.read_bytes()
     items: list[AnswerItem] = []
     seen: set[str] = set()
-    for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise RagError(f"{where} is not valid JSON ({exc.msg})", "one JSON object per line") from None
-        question = record.get("question") if isinstance(record, dict) else None
+    for number, where, record in read_jsonl_objects(path, '{"question", "answers", "sources"}'):
+        question = record.get("question")
         if not isinstance(question, str) or not question.strip():
             raise RagError(f"{where} has no \"question\"", "each line needs a non-empty \"question\" string")
         try:

@@ -17,6 +17,7 @@ from typing import Any
 
 from rag.errors import RagError
 from rag.evaluate.report import Run, load_run
+from rag.evaluate.stats import bootstrap_ci
 
 EXACT_LIMIT = 16  # up to 2^16 sign patterns are enumerated exactly
 TIE = 1e-12
@@ -43,23 +44,6 @@ def paired_permutation_p(diffs: Any, permutations: int = 10_000, seed: int = 0) 
         signs = rng.choice((-1.0, 1.0), size=(size, n))
         hits += int(np.sum(np.abs(signs @ d) / n >= observed - tolerance))
     return (hits + 1) / (permutations + 1)
-
-
-def bootstrap_ci(diffs: Any, resamples: int = 10_000, seed: int = 0, confidence: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of diffs."""
-    import numpy as np
-
-    d = np.asarray(diffs, dtype=float)
-    if d.size == 0:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means, batch = np.empty(resamples), _batch(d.size)
-    for start in range(0, resamples, batch):
-        size = min(batch, resamples - start)
-        means[start : start + size] = d[rng.integers(0, d.size, size=(size, d.size))].mean(axis=1)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return (float(low), float(high))
 
 
 def _batch(n: int) -> int:
@@ -127,7 +111,8 @@ def compare_runs(
         diffs = xb - xa
         entry: dict[str, Any] = {"n": len(ids), "skipped": len(shared) - len(ids)}
         if ids:
-            low, high = bootstrap_ci(diffs, resamples, seed)
+            interval = bootstrap_ci(diffs, n_resamples=resamples, seed=seed)
+            low, high = interval["ci_low"], interval["ci_high"]
             entry.update(
                 mean_a=float(xa.mean()), mean_b=float(xb.mean()), delta=float(diffs.mean()), ci_low=low, ci_high=high,
                 p_value=paired_permutation_p(diffs, permutations, seed),

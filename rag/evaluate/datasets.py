@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,3 +49,19 @@ def load_beir(folder: Path, split: str = "test") -> BeirDataset:
     if missing:
         raise RagError(f"{len(missing)} judged queries are missing from {queries_path}", "check that the files belong together")
     return BeirDataset(folder.name, corpus, queries, qrels, _hash_files([corpus, queries_path, qrels_path]))
+
+
+def read_jsonl_objects(path: Path, what: str) -> Iterator[tuple[int, str, dict]]:
+    """(line number, "path, line N", object) for each non-blank line; a line that is not a JSON object is a
+    RagError naming it. `what` describes the expected object for the hint."""
+    for number, line in enumerate(path.read_bytes().decode("utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RagError(f"{where}: not valid JSON ({exc.msg})", f"each line must be one JSON object: {what}") from None
+        if not isinstance(record, dict):
+            raise RagError(f"{where}: not a JSON object", f"each line must be one JSON object: {what}")
+        yield number, where, record

@@ -14,13 +14,13 @@ both judged.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rag.errors import RagError
+from rag.evaluate.datasets import read_jsonl_objects
 
 LABELS = ("SUPPORT", "CONTRADICT", "NOT_ENOUGH_INFO")
 _ALIASES = {
@@ -74,16 +74,7 @@ def load_labels(path: Path) -> LabelSet:
     raw = path.read_bytes()
     items: list[LabelledPair] = []
     seen: set[str] = set()
-    for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}, line {number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise RagError(f"{where}: not JSON ({exc.msg})", "each line must be one JSON object") from None
-        if not isinstance(row, dict):
-            raise RagError(f"{where}: not a JSON object", "each line must be {id, claim, evidence, label}")
+    for number, where, row in read_jsonl_objects(path, "{id, claim, evidence, label}"):
         claim = row.get("claim")
         if not isinstance(claim, str) or not claim.strip():
             raise RagError(f"{where}: missing or empty 'claim'", "give the claim as a string")

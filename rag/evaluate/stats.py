@@ -20,6 +20,16 @@ def _clean(values: Sequence[float | None]) -> np.ndarray:
     return np.asarray(kept, dtype=float)
 
 
+def _interval_or_none(data: np.ndarray) -> dict[str, float | int | None] | None:
+    """The answer when no interval can be computed (fewer than two values); None when one can."""
+    n = int(data.size)
+    if n == 0:
+        return {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
+    if n < 2:
+        return {"mean": _round(float(data.mean())), "ci_low": None, "ci_high": None, "n": n}
+    return None
+
+
 def _round(value: float | None, digits: int = 4) -> float | None:
     return None if value is None or math.isnan(value) else round(float(value), digits)
 
@@ -31,12 +41,10 @@ def bootstrap_ci(values: Sequence[float | None], confidence: float = CONFIDENCE,
     that value; with fewer than two values it is None.
     """
     data = _clean(values)
-    n = int(data.size)
-    if n == 0:
-        return {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
-    mean = float(data.mean())
-    if n < 2:
-        return {"mean": _round(mean), "ci_low": None, "ci_high": None, "n": n}
+    trivial = _interval_or_none(data)
+    if trivial is not None:
+        return trivial
+    n, mean = int(data.size), float(data.mean())
     if float(data.min()) == float(data.max()):
         return {"mean": _round(mean), "ci_low": _round(mean), "ci_high": _round(mean), "n": n}
     from scipy.stats import bootstrap
@@ -51,12 +59,10 @@ def bootstrap_ci(values: Sequence[float | None], confidence: float = CONFIDENCE,
 def t_interval(values: Sequence[float | None], confidence: float = CONFIDENCE) -> dict[str, float | int | None]:
     """Mean and Student-t CI (for small samples of roughly normal values, e.g. per-repeat means)."""
     data = _clean(values)
-    n = int(data.size)
-    if n == 0:
-        return {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
-    mean = float(data.mean())
-    if n < 2:
-        return {"mean": _round(mean), "ci_low": None, "ci_high": None, "n": n}
+    trivial = _interval_or_none(data)
+    if trivial is not None:
+        return trivial
+    n, mean = int(data.size), float(data.mean())
     from scipy.stats import t
 
     sem = float(data.std(ddof=1)) / math.sqrt(n)

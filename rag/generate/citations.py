@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from rag.index.manifest import Manifest
 from rag.text_units import Span, content_terms, numbers, sentences
-from rag.types import Citation, Passage
+from rag.types import Citation, Document, Passage
 
 MARKER = re.compile(r"\s?\[(\d+(?:\s*,\s*\d+)*)\]")
 QUOTE = re.compile(r"[\"\u201c]([^\"\u201c\u201d]+)[\"\u201d]")
@@ -40,6 +40,7 @@ class CitationChecker:
         self.manifest = manifest
         self.min_support = min_support
         self._sentences: dict[int, list[Span]] = {}
+        self._documents: dict[tuple[str, str], Document | None] = {}  # read once per answer, not once per marker
 
     def check(self, sentence: str) -> CheckedText:
         """Verify the markers of one answer sentence; return it with failing markers removed."""
@@ -74,7 +75,10 @@ class CitationChecker:
         window, support = self._best_window(passage, claim)
         if window is None or support < self.min_support:
             return None, f"passage [{number}] does not support the sentence (support {support:.2f} < {self.min_support})"
-        document = self.manifest.document(passage.source_key, passage.doc_id)
+        key = (passage.source_key, passage.doc_id)
+        if key not in self._documents:
+            self._documents[key] = self.manifest.document(*key)
+        document = self._documents[key]
         if document is None or document.text[window.start : window.end] != window.text:
             return None, f"passage [{number}] no longer matches its source document"
         page = next((p.number for p in document.pages if p.start <= window.start < p.end), passage.page)
