@@ -11,12 +11,14 @@ from pydantic import SecretStr
 from rag.errors import RagError
 
 
-def openai_client(section: str, base_url: str | None, api_key: SecretStr | None, timeout_s: float, max_retries: int) -> "object":
+def openai_client(section: str, base_url: str | None, api_key: SecretStr | None, timeout_s: float, max_retries: int,
+                  asynchronous: bool = False) -> "object":
     """The client for one config section (`llm` or `embedding`); the `openai` package owns retries with backoff.
 
     A key is needed only for the default endpoint (api.openai.com); local servers get a placeholder.
+    `asynchronous` gives an `AsyncOpenAI` (for libraries such as ragas that only call the async API).
     """
-    from openai import OpenAI
+    from openai import AsyncOpenAI, OpenAI
 
     key = api_key.get_secret_value() if api_key else os.environ.get("OPENAI_API_KEY")
     if not key and not base_url:
@@ -24,7 +26,8 @@ def openai_client(section: str, base_url: str | None, api_key: SecretStr | None,
             f"{section}.provider is openai but no API key is set",
             f"export OPENAI_API_KEY, or set {section}.base_url to a local server (vLLM, llama.cpp)",
         )
-    return OpenAI(base_url=base_url, api_key=key or "unused", timeout=timeout_s, max_retries=max_retries)
+    client_class = AsyncOpenAI if asynchronous else OpenAI
+    return client_class(base_url=base_url, api_key=key or "unused", timeout=timeout_s, max_retries=max_retries)
 
 
 @contextmanager

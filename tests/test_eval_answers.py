@@ -213,3 +213,90 @@ def test_markers_attach_to_the_sentence_they_follow_and_f1() -> None:
     assert [[x["text"] for x in c.citations] for c in claims] == [["A"], ["B"], ["C"]]
     assert token_f1("The stipend is $400 per week", "$400") == pytest.approx(2 * (1 / 5) * 1 / (1 / 5 + 1))
     assert token_f1("nothing", "$400") == 0.0
+
+
+# --- the ragas backend -------------------------------------------------------------------------------
+def ragas_input(messages: list[dict[str, str]]) -> dict:
+    """The JSON object ragas puts after the last `input:` of its prompt (the first user message; later ones are re-asks)."""
+    prompt = next(m["content"] for m in messages if m["role"] == "user")
+    return json.loads(prompt.rsplit("input: ", 1)[1].rsplit("Output:", 1)[0])
+
+
+def words(text: str) -> set[str]:
+    return set(re.findall(r"[\w$]+", text.lower()))
+
+
+def scripted_ragas(messages: list[dict[str, str]]) -> str:
+    """Answers ragas' structured prompts by simple rules; anything about passwords gets a reply that never parses."""
+    schema = re.findall(r'"title": "(\w+)"', messages[0]["content"])[-1]
+    data = ragas_input(messages)
+    if "password" in json.dumps(data).lower():
+        return "I think it is fine."
+    if schema == "StatementGeneratorOutput":
+        return json.dumps({"statements": [s for s in re.split(r"(?<=\.)\s+", data["answer"]) if s.strip()]})
+    if schema == "NLIStatementOutput":  # supported = every word of the statement occurs in the context
+        return json.dumps({"statements": [{"statement": s, "reason": "scripted", "verdict": int(words(s) <= words(data["context"]))}
+                                          for s in data["statements"]]})
+    if schema == "AnswerRelevanceOutput":
+        return json.dumps({"question": data["response"], "noncommittal": 0})
+    if schema == "ContextPrecisionOutput":
+        return json.dumps({"reason": "scripted", "verdict": int(data["answer"].lower() in data["context"].lower())})
+    if schema == "ContextRecallOutput":
+        found = int(data["answer"].lower() in data["context"].lower())
+        return json.dumps({"classifications": [{"statement": data["answer"], "reason": "scripted", "attributed": found}]})
+    if schema == "ClassificationWithReason":
+        return json.dumps({"TP": [{"statement": s, "reason": "scripted"} for s in data["answer"]], "FP": [], "FN": []})
+    raise AssertionError(f"unexpected ragas prompt {schema}")
+
+
+def test_ragas_backend_scores_with_ragas_counts_unparsed_replies_and_caches(workspace: Path, tmp_path: Path) -> None:
+    with FakeOpenAI(chat_reply=scripted_ragas) as server:
+        summary = evaluate_answers(small_set(workspace), llm_configs(server), workspace / "index", "offline", tmp_path / "runs",
+                                   cache_dir=tmp_path / "cache", backend="ragas")
+        ragas_calls = [r for r in server.chat_requests() if "json_schema" in r["messages"][0]["content"]]
+        again = evaluate_answers(small_set(workspace), llm_configs(server), workspace / "index", "offline", None,
+                                 cache_dir=tmp_path / "cache", backend="ragas")
+        calls_after = [r for r in server.chat_requests() if "json_schema" in r["messages"][0]["content"]]
+    assert ragas_calls and all(r["temperature"] == 0 and r["seed"] == 1234 for r in ragas_calls)
+    failed_calls = sum(1 for r in ragas_calls if "password" in json.dumps(r).lower())
+    assert len(calls_after) - len(ragas_calls) == failed_calls  # good replies came from the cache; only failed ones were asked again
+    ragas_info = summary["judge"]["ragas"]
+    assert ragas_info["ragas_version"] == "0.4.3" and "faithfulness" in ragas_info["metrics"] and summary["judge"]["kind"] == "offline"
+    rows = rows_of(Path(summary["run_dir"]))
+    stipend = rows["stipend"]["metrics"]
+    assert stipend["faithfulness"] == 1.0 and stipend["context_recall"] == 1.0 and stipend["context_precision"] > 0
+    assert 0.0 < stipend["answer_relevance"] <= 1.0 and 0.75 <= stipend["answer_correctness"] <= 1.0
+    assert rows["stipend"]["judgements"]["ragas"]["faithfulness"] == 1.0
+    password = rows["password"]
+    assert all(password["metrics"][m] is None for m in ("faithfulness", "context_recall", "answer_correctness"))
+    assert {f["metric"] for f in password["judge_failures"]} >= {"faithfulness", "context_recall", "answer_correctness"}
+    assert all(f["reason"].startswith("ragas:") for f in password["judge_failures"] if f["metric"] == "faithfulness")
+    assert password["metrics"]["citation_precision"] is not None  # citation metrics still come from the built-in judge
+    dental = rows["dental"]["metrics"]
+    assert dental["faithfulness"] is None and dental["answer_correctness"] is None and not rows["dental"]["judge_failures"]
+    metrics = summary["configs"]["default"]["metrics"]
+    assert metrics["faithfulness"]["failures"] == 1 and metrics["faithfulness"]["n"] == 1
+    assert again["configs"]["default"]["metrics"]["faithfulness"] == metrics["faithfulness"]
+    assert not any(math.isnan(n) for n in numbers_in(json.loads((Path(summary["run_dir"]) / "summary.json").read_text())))
+
+
+def test_ragas_scorer_faithfulness_follows_the_verdicts(tmp_path: Path) -> None:
+    from rag.evaluate.ragas_backend import RagasScorer
+
+    class UnitVectors:
+        def embed(self, texts: list[str]) -> list[list[float]]:
+            return [[1.0, 0.0] for _ in texts]
+
+    answer = {"answer": "The stipend is $400 per week [1]. It is paid in gold bars [1].", "answered": True,
+              "passages": [{"text": "The on-call stipend is $400 per week as primary."}]}
+    with FakeOpenAI(chat_reply=scripted_ragas) as server:
+        config = llm_configs(server)["default"]
+        values, failures = RagasScorer(config.llm, UnitVectors(), tmp_path, seed=7, use_cache=False).score(
+            "How much is the stipend?", ["$400"], answer)
+    assert not failures and values["faithfulness"] == 0.5 and values["context_recall"] == 1.0
+
+
+def test_ragas_backend_without_an_llm_is_a_clear_error(workspace: Path) -> None:
+    done = rag("eval", "answers", "--dataset", "gold.jsonl", "--index", "index", "--backend", "ragas", cwd=workspace)
+    assert done.returncode == 3, done.stderr
+    assert "llm.provider=openai" in done.stderr

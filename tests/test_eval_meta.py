@@ -200,3 +200,51 @@ def test_cli_json_with_the_lexical_judge(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", SHIM, "eval", "meta", "--labels", "bad.jsonl", "--judge", "lexical"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode != 0 and "line 1" in done.stderr and "Traceback" not in done.stderr
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_labels_can_point_into_a_beir_folder(tmp_path: Path) -> None:
+    beir = tmp_path / "beir"
+    beir.mkdir()
+    write_jsonl(beir / "queries.jsonl", [{"_id": "7", "text": "Aspirin lowers fever."}])
+    write_jsonl(beir / "corpus.jsonl", [{"_id": "d1", "title": "Aspirin", "text": "Aspirin reduced fever in 80% of patients."}])
+    labels = write_jsonl(tmp_path / "refs.jsonl", [{"id": "p", "query_id": "7", "doc_id": "d1", "label": "SUPPORT"}])
+    [item] = load_labels(labels, beir).items
+    assert item.claim == "Aspirin lowers fever." and item.evidence == ["Aspirin Aspirin reduced fever in 80% of patients."]
+    run_meta([item], {"stub": StubJudge({"fever.": True})}, tmp_path, out=tmp_path / "runs")
+    [row] = [json.loads(line) for folder in (tmp_path / "runs").iterdir() for line in (folder / "per_query.jsonl").read_text().splitlines()]
+    assert row["ref"] == {"query_id": "7", "doc_id": "d1"} and "claim" not in row and "Aspirin" not in json.dumps(row)  # no dataset text copied
+    changed = tmp_path / "beir2"
+    changed.mkdir()
+    write_jsonl(changed / "queries.jsonl", [{"_id": "7", "text": "Aspirin raises fever."}])
+    (changed / "corpus.jsonl").write_text((beir / "corpus.jsonl").read_text())
+    assert load_labels(labels, changed).fingerprint != load_labels(labels, beir).fingerprint  # the texts are part of the data
+    with pytest.raises(RagError, match="--dataset"):
+        load_labels(labels)
+    with pytest.raises(RagError, match="'8'"):
+        load_labels(write_jsonl(tmp_path / "bad.jsonl", [{"query_id": "8", "doc_id": "d1", "label": "SUPPORT"}]), beir)
+
+
+def test_original_scifact_claims_use_their_rationale_sentences(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "corpus.jsonl", [{"doc_id": 11, "title": "T", "abstract": ["Intro.", "Drug X cut deaths by half.", "More."]},
+                                            {"doc_id": 12, "title": "U", "abstract": ["Drug X had no effect on deaths."]}])
+    claims = write_jsonl(tmp_path / "claims_dev.jsonl", [{"id": 5, "claim": "Drug X reduces deaths.", "evidence": {
+        "11": [{"sentences": [1], "label": "SUPPORT"}], "12": [{"sentences": [0], "label": "CONTRADICT"}]}, "cited_doc_ids": [11, 12]}])
+    items = load_labels(claims, tmp_path).items
+    assert [(i.id, i.label, i.evidence) for i in items] == [
+        ("5-11", "SUPPORT", ["Drug X cut deaths by half."]), ("5-12", "CONTRADICT", ["Drug X had no effect on deaths."])]
+
+
+SCIFACT = REPO.parent / "shared" / "datasets" / "scifact"
+
+
+@pytest.mark.skipif(not (SCIFACT / "corpus.jsonl").is_file(), reason="needs ../shared/datasets/scifact (BEIR SciFact) beside the repo")
+def test_team_scifact_labels_resolve_against_the_shared_dataset() -> None:
+    labels = load_labels(REPO / "eval" / "gold" / "scifact_judge_labels.jsonl", SCIFACT)
+    assert len(labels.items) >= 50
+    assert {i.label for i in labels.items} == {"SUPPORT", "CONTRADICT"}
+    assert all(i.claim and len(i.evidence[0]) > 200 for i in labels.items)  # a claim and a whole abstract each

@@ -23,6 +23,7 @@ def answers(
     ] = None,
     set_: SetOption = None,
     judge: Annotated[str, typer.Option("--judge", help="offline (lexical+embedding, an approximation), lexical, embedding, or llm (the llm.* settings).")] = "offline",
+    backend: Annotated[str, typer.Option("--backend", help="builtin, or ragas: faithfulness, relevance, context precision/recall/utility and correctness scored by ragas against the llm.* endpoint (pip install -e \".[ragas]\").")] = "builtin",
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Judge every answer N times; the summary gives mean and 95% CI over all repeats.")] = 1,
     seed: Annotated[int | None, typer.Option("--seed", help="LLM judge seed (repeat r uses seed + r).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write a run folder here (configs, dataset fingerprint, per-question rows, summary).")] = None,
@@ -46,7 +47,7 @@ def answers(
     data = load_answer_set(dataset)
     configs = named_configs(config, set_)
     with RichProgress(stderr_console()) as progress:
-        summary = evaluate_answers(data, configs, index, judge, out, progress, repeats, cache_dir, seed, no_cache)
+        summary = evaluate_answers(data, configs, index, judge, out, progress, repeats, cache_dir, seed, no_cache, backend)
     emit(summary, as_json, lambda: print_answers_summary(summary))
 
 
@@ -67,7 +68,9 @@ def print_answers_summary(summary: dict) -> None:
             ci = "-" if entry["ci_low"] is None else f"{entry['ci_low']:.3f}-{entry['ci_high']:.3f}"
             table.add_row(metric, mean, ci, str(entry["n"]), str(entry["failures"]))
         console.print(table)
+    if judge.get("ragas"):
+        console.print(f"ragas {judge['ragas']['ragas_version']} scored: {', '.join(judge['ragas']['metrics'])} (model {judge['ragas']['model']})")
     if judge.get("approximation"):
-        console.print(f"[yellow]judged metrics come from an offline judge ({judge.get('kind')}): an approximation, not an LLM verdict[/]")
+        console.print(f"[yellow]{'citation' if judge.get('ragas') else 'judged'} metrics come from an offline judge ({judge.get('kind')}): an approximation, not an LLM verdict[/]")
     if summary.get("run_dir"):
         console.print(f"run written to {summary['run_dir']}")

@@ -18,6 +18,7 @@ JUDGES = ("offline", "lexical", "embedding", "llm")
 
 def meta(
     labels: Annotated[Path, typer.Option("--labels", "-l", help="JSONL of {id, claim, evidence, label}; label SUPPORT, CONTRADICT or NOT_ENOUGH_INFO.")],
+    dataset: Annotated[Path | None, typer.Option("--dataset", "-d", help="Dataset folder that label lines point into ({query_id, doc_id, label} with a BEIR folder; original SciFact claims with its corpus).")] = None,
     judge: Annotated[
         list[str] | None,
         typer.Option("--judge", help="offline, lexical, embedding or llm (repeatable: one run compares judges). Default: offline."),
@@ -36,6 +37,7 @@ def meta(
     NOT_ENOUGH_INFO are both "not supported". Judge failures are excluded and counted. The embedding and
     offline judges use the embedding model of the index given with --index.
     Example: rag eval meta --labels eval/gold/judge_labels.jsonl --judge lexical --judge offline --index .rag/demo
+    SciFact: rag eval meta --labels eval/gold/scifact_judge_labels.jsonl --dataset ../shared/datasets/scifact --index .rag/demo
     """
     from rag.cli.output import stderr_console
     from rag.cli.progress import RichProgress
@@ -48,7 +50,7 @@ def meta(
     for kind in kinds:
         if kind not in JUDGES:
             raise RagError(f"unknown judge {kind!r}", "use --judge offline, lexical, embedding or llm")
-    data = load_labels(labels)
+    data = load_labels(labels, dataset)
     config = load_config(None, set_ or [])
     cache_path = (cache_dir or index) / "judge-cache.sqlite"
     opened = None

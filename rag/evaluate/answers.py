@@ -116,6 +116,11 @@ def _answer_tokens(text: str) -> list[str]:
     return [t.strip(".") for t in text.split() if t.strip(".") and t not in ("a", "an", "the")]
 
 
+def strip_markers(answer: str) -> str:
+    """The answer without its `[n]` citation markers."""
+    return _MARKER.sub("", answer)
+
+
 def token_f1(prediction: str, reference: str) -> float:
     pred, ref = _answer_tokens(prediction), _answer_tokens(reference)
     common = sum((Counter(pred) & Counter(ref)).values())
@@ -234,7 +239,7 @@ def score_answer(item: AnswerItem, answer: dict[str, Any], judge: Judge, repeat:
         if not any(r.failed for r in support):
             metrics["faithfulness"] = round(sum(bool(r.supported) for r in support) / len(support), 4)
         details["claims"] = [{"claim": c.text, "supported": r.supported, "score": r.score, "reason": r.reason[:300]} for c, r in zip(claims, support)]
-        relevance = tracker.check("answer_relevance", judge.relevance(item.question, _MARKER.sub("", text), repeat))
+        relevance = tracker.check("answer_relevance", judge.relevance(item.question, strip_markers(text), repeat))
         metrics["answer_relevance"] = relevance.score
         if passages:
             useful, utility_failed = 0, False
@@ -305,8 +310,12 @@ def evaluate_answers(
     cache_dir: Path | None = None,
     seed: int | None = None,
     no_cache: bool = False,
+    backend: str = "builtin",
 ) -> dict[str, Any]:
-    """Answer every question with every config (RagConfig by name), score, and write a run folder if `out`."""
+    """Answer every question with every config (RagConfig by name), score, and write a run folder if `out`.
+
+    `backend="ragas"` scores the metrics ragas has (RAGAS_METRICS) with ragas against the `llm.*` endpoint;
+    citation metrics and the exact reference checks still come from `judge_kind`."""
     from rag.evaluate.judges import DEFAULT_SEED, build_judge
     from rag.evaluate.runs import RunWriter
     from rag.ingest.pipeline import Progress
@@ -319,11 +328,18 @@ def evaluate_answers(
     first = next(iter(configs.values()))
     cache_path = (cache_dir or index_dir) / "judge-cache.sqlite"
     judge: Any = None
+    if backend not in ("builtin", "ragas"):
+        raise RagError(f"unknown backend {backend!r}", "use --backend builtin or --backend ragas")
+    if backend == "ragas":
+        from rag.evaluate.ragas_backend import check_ready
+
+        check_ready(first.llm)
     if judge_kind == "llm":  # fail before answering anything when the judge cannot run
         judge = build_judge("llm", first, None, cache_path, seed if seed is not None else DEFAULT_SEED, not no_cache)
+    scorer: Any = None
     meta = {"dataset": {"name": answer_set.name, "path": str(answer_set.path), "fingerprint": answer_set.fingerprint,
                         "questions": len(answer_set.items)},
-            "configs": list(configs), "index": str(index_dir), "judge_kind": judge_kind, "repeats": repeats}
+            "configs": list(configs), "index": str(index_dir), "judge_kind": judge_kind, "backend": backend, "repeats": repeats}
     writer = RunWriter(out, "answers", meta) if out else None
     summary: dict[str, Any] = {"dataset": answer_set.name, "questions": len(answer_set.items), "repeats": repeats, "configs": {}}
     sink = progress or Progress()
@@ -338,11 +354,19 @@ def evaluate_answers(
             with RagPipeline.open(index_dir, config) as pipeline:
                 if judge is None:
                     judge = build_judge(judge_kind, config, pipeline.index.query_embedder, cache_path)
+                if backend == "ragas" and scorer is None:
+                    from rag.evaluate.ragas_backend import RagasScorer
+
+                    scorer = RagasScorer(first.llm, pipeline.index.query_embedder, (cache_dir or index_dir) / "ragas-cache",
+                                         seed if seed is not None else DEFAULT_SEED, not no_cache)
                 for item in answer_set.items:
                     asked = time.perf_counter()
                     answer = _row_answer(pipeline.ask(item.question))
                     seconds = time.perf_counter() - asked
                     runs = [score_answer(item, answer, judge, repeat) for repeat in range(repeats)]
+                    if scorer is not None:
+                        for repeat, scored in enumerate(runs):
+                            _overlay_ragas(scored, *scorer.score(item.question, item.references, answer, repeat))
                     per_question.append(runs)
                     if writer:
                         row = {"config": name, "id": item.id, "question": item.question, "answerable": item.answerable,
@@ -357,12 +381,22 @@ def evaluate_answers(
                     sink.advance(label)
             summary["configs"][name] = {"metrics": summarise(per_question, repeats), "seconds": round(time.perf_counter() - started, 2)}
         summary["judge"] = judge.describe() if judge is not None else {"kind": judge_kind, "approximation": judge_kind != "llm"}
+        if scorer is not None:
+            summary["judge"]["ragas"] = scorer.describe()
         if writer:
             summary["run_dir"] = str(writer.finish(summary))
     finally:
-        if judge is not None and hasattr(judge, "close"):
-            judge.close()
+        for closeable in (judge, scorer):
+            if closeable is not None and hasattr(closeable, "close"):
+                closeable.close()
     return summary
+
+
+def _overlay_ragas(scored: Scored, values: dict[str, float | None], failures: list[dict[str, str]]) -> None:
+    """Replace the built-in judge's verdicts on the metrics ragas scored with ragas' own."""
+    scored.failures = [f for f in scored.failures if f["metric"] not in values] + failures
+    scored.metrics.update(values)
+    scored.details["ragas"] = values
 
 
 def _mean_metrics(runs: list[Scored]) -> dict[str, float | None]:

@@ -21,7 +21,7 @@ class BeirDataset:
     fingerprint: str  # content hash of corpus, queries and qrels: a changed file is a different dataset
 
 
-def _hash_files(paths: list[Path]) -> str:
+def hash_files(paths: list[Path]) -> str:
     digest = hashlib.blake2b(digest_size=16)
     for path in paths:
         with path.open("rb") as handle:
@@ -48,7 +48,7 @@ def load_beir(folder: Path, split: str = "test") -> BeirDataset:
     missing = set(qrels) - set(queries)
     if missing:
         raise RagError(f"{len(missing)} judged queries are missing from {queries_path}", "check that the files belong together")
-    return BeirDataset(folder.name, corpus, queries, qrels, _hash_files([corpus, queries_path, qrels_path]))
+    return BeirDataset(folder.name, corpus, queries, qrels, hash_files([corpus, queries_path, qrels_path]))
 
 
 def read_jsonl_objects(path: Path, what: str) -> Iterator[tuple[int, str, dict]]:

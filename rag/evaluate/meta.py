@@ -3,6 +3,12 @@
 A labels file is JSONL, one pair per line:
     {"id": "...", "claim": "...", "evidence": "passage" | ["passage", ...], "label": "SUPPORT"}
 Labels: SUPPORT, CONTRADICT, NOT_ENOUGH_INFO (any case; also supported/supports, refuted/refutes, nei).
+With a dataset folder (`--dataset`), a line may point into it instead of carrying text, so no dataset text
+is copied into a labels file: {"id", "query_id", "doc_id", "label"} reads the claim from queries.jsonl and
+the evidence (title and text) from corpus.jsonl of a BEIR folder. The original SciFact release
+(claims_*.jsonl: {"id", "claim", "evidence": {doc_id: [{"label", "sentences"}]}}, corpus.jsonl with
+"abstract" sentence lists) also works: one pair per claim and evidence document, the evidence being the
+rationale sentences.
 
 Each judge's binary verdict (`JudgeResult.supported`, else score >= the judge's threshold) is scored against
 "gold label is SUPPORT": accuracy with a 95% Wilson interval, precision/recall/F1 of "supported", accuracy on
@@ -38,6 +44,7 @@ class LabelledPair:
     claim: str
     evidence: list[str]
     label: str  # one of LABELS
+    ref: dict[str, str] | None = None  # where claim and evidence come from when read from a dataset (run rows keep only this)
 
     @property
     def gold_supported(self) -> bool:
@@ -67,14 +74,87 @@ def normalise_label(value: Any) -> str | None:
     return _ALIASES.get(key)
 
 
-def load_labels(path: Path) -> LabelSet:
-    """The labelled pairs of a JSONL file; any bad line is a RagError naming the line."""
+class _DatasetTexts:
+    """Claims and evidence documents of a dataset folder, read on first use."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self._queries: dict[str, str] | None = None
+        self._corpus: dict[str, dict[str, Any]] | None = None
+
+    @property
+    def used(self) -> bool:
+        return self._queries is not None or self._corpus is not None
+
+    def _need(self, where: str) -> Path:
+        if self.folder is None:
+            raise RagError(f"{where} points into a dataset (query_id/doc_id or SciFact evidence ids)", "pass the dataset folder with --dataset")
+        return self.folder
+
+    def claim(self, query_id: str, where: str) -> str:
+        if self._queries is None:
+            path = self._need(where) / "queries.jsonl"
+            self._queries = {str(r["_id"]): r["text"] for _, _, r in read_jsonl_objects(path, '{"_id", "text"}')} if path.is_file() else {}
+        if query_id not in self._queries:
+            raise RagError(f"{where}: query {query_id!r} is not in {self.folder}/queries.jsonl", "check the dataset folder")
+        return self._queries[query_id]
+
+    def document(self, doc_id: str, where: str) -> dict[str, Any]:
+        if self._corpus is None:
+            path = self._need(where) / "corpus.jsonl"
+            if not path.is_file():
+                raise RagError(f"{path} not found", "the dataset folder must hold corpus.jsonl")
+            self._corpus = {str(r.get("_id", r.get("doc_id"))): r for _, _, r in read_jsonl_objects(path, '{"_id", "title", "text"}')}
+        if doc_id not in self._corpus:
+            raise RagError(f"{where}: document {doc_id!r} is not in {self.folder}/corpus.jsonl", "check the dataset folder")
+        return self._corpus[doc_id]
+
+    def evidence(self, doc_id: str, where: str, sentences: list[int] | None = None) -> list[str]:
+        record = self.document(doc_id, where)
+        if isinstance(record.get("abstract"), list):  # original SciFact corpus: rationale sentences when given
+            chosen = [record["abstract"][i] for i in sentences] if sentences else record["abstract"]
+            return [" ".join(chosen)]
+        return [" ".join(part for part in (record.get("title", ""), record.get("text", "")) if part).strip()]
+
+
+def _scifact_pairs(row: dict[str, Any], where: str, texts: _DatasetTexts) -> list[dict[str, Any]]:
+    """One labelled row per evidence document of an original SciFact claim."""
+    pairs = []
+    for doc_id, sets in row["evidence"].items():
+        labels = {normalise_label(s.get("label")) for s in sets}
+        if len(labels) != 1 or None in labels:
+            raise RagError(f"{where}: evidence {doc_id} has labels {sorted(map(str, labels))}", "each evidence document needs one label")
+        rationale = sorted({i for s in sets for i in s.get("sentences", [])})
+        pairs.append({"id": f"{row.get('id')}-{doc_id}", "claim": row["claim"], "evidence": texts.evidence(str(doc_id), where, rationale),
+                      "label": labels.pop(), "_ref": {"claim_id": str(row.get("id")), "doc_id": str(doc_id)}})
+    return pairs
+
+
+def _rows(path: Path, texts: _DatasetTexts) -> list[tuple[int, str, dict[str, Any]]]:
+    """Each labels line as {id, claim, evidence, label} rows, dataset references resolved."""
+    rows: list[tuple[int, str, dict[str, Any]]] = []
+    for number, where, row in read_jsonl_objects(path, "{id, claim, evidence, label}"):
+        if isinstance(row.get("evidence"), dict):
+            rows += [(number, where, pair) for pair in _scifact_pairs(row, where, texts)]
+        elif "query_id" in row and "doc_id" in row:
+            rows.append((number, where, {**row, "claim": texts.claim(str(row["query_id"]), where),
+                                         "evidence": texts.evidence(str(row["doc_id"]), where),
+                                         "_ref": {"query_id": str(row["query_id"]), "doc_id": str(row["doc_id"])}}))
+        else:
+            rows.append((number, where, row))
+    return rows
+
+
+def load_labels(path: Path, dataset: Path | None = None) -> LabelSet:
+    """The labelled pairs of a JSONL file; any bad line is a RagError naming the line. `dataset` resolves
+    lines that point into a dataset folder instead of carrying their text."""
     if not path.is_file():
         raise RagError(f"no labels file at {path}", "give a JSONL file of {id, claim, evidence, label} lines")
     raw = path.read_bytes()
     items: list[LabelledPair] = []
     seen: set[str] = set()
-    for number, where, row in read_jsonl_objects(path, "{id, claim, evidence, label}"):
+    texts = _DatasetTexts(dataset)
+    for number, where, row in _rows(path, texts):
         claim = row.get("claim")
         if not isinstance(claim, str) or not claim.strip():
             raise RagError(f"{where}: missing or empty 'claim'", "give the claim as a string")
@@ -91,10 +171,15 @@ def load_labels(path: Path) -> LabelSet:
         if item_id in seen:
             raise RagError(f"{where}: duplicate id {item_id!r}", "give every pair its own id")
         seen.add(item_id)
-        items.append(LabelledPair(item_id, claim, list(evidence), label))
+        items.append(LabelledPair(item_id, claim, list(evidence), label, row.get("_ref")))
     if not items:
         raise RagError(f"{path} holds no labelled pairs", "add lines of {id, claim, evidence, label}")
-    return LabelSet(path.stem, path, hashlib.sha256(raw).hexdigest()[:16], items)
+    digest = hashlib.sha256(raw)
+    if texts.used:  # the dataset's texts are part of the labelled data
+        from rag.evaluate.datasets import hash_files
+
+        digest.update(hash_files([f for f in (texts.folder / "queries.jsonl", texts.folder / "corpus.jsonl") if f.is_file()]).encode())
+    return LabelSet(path.stem, path, digest.hexdigest()[:16], items)
 
 
 def predict(judge: Any, item: LabelledPair) -> Prediction:
@@ -209,9 +294,11 @@ def evaluate_judges(labels: LabelSet, judges: dict[str, Any], out: Path | None =
         for name, judge in judges.items():
             writer.write_config(name, judge.describe())
         for position, item in enumerate(labels.items):
-            writer.write_row({"id": item.id, "claim": item.claim, "evidence": item.evidence, "label": item.label,
+            texts = {"ref": item.ref} if item.ref else {"claim": item.claim, "evidence": item.evidence}  # never copy a dataset's text
+            writer.write_row({"id": item.id, **texts, "label": item.label,
                               "predictions": {name: {"supported": p[position].supported, "score": p[position].score,
-                                                     "failed": p[position].failed, "reason": p[position].reason}
+                                                     "failed": p[position].failed,
+                                                     "reason": None if item.ref and not p[position].failed else p[position].reason}  # verdict reasons quote the evidence
                                               for name, p in predictions.items()}})
         summary["run_dir"] = str(writer.finish(summary))
     return summary

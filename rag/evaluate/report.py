@@ -187,8 +187,9 @@ def render_report(run: Run, worst: int = 10) -> str:
     ]
     if run.approximation:
         judge = run.summary.get("judge") or {}
+        which = "the citation metrics" if judge.get("ragas") else "these answer metrics"
         parts.append(
-            '<div class="banner" id="approximation-banner">Approximation: these answer metrics come from an offline judge '
+            f'<div class="banner" id="approximation-banner">Approximation: {which} come from an offline judge '
             f"({_e(judge.get('kind', 'unknown'))}) that needs no LLM. They approximate, and may disagree with, an LLM judge.</div>"
         )
     parts += _metadata(run)
