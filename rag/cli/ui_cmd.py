@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -71,9 +70,6 @@ def ui(
         env["RAG_CONFIG"] = str(config_path.resolve())
     if runs is not None:
         env[RUNS_ENV] = str(runs.resolve())
-    print(f"chat UI on http://{host}:{port} (index {index}); Ctrl-C stops it", file=sys.stderr)
-    try:
-        code = subprocess.call(streamlit_command(app, host, port), env=env)
-    except KeyboardInterrupt:
-        code = 0
-    raise typer.Exit(code)
+    print(f"chat UI on http://{host}:{port} (index {index}); Ctrl-C stops it", file=sys.stderr, flush=True)
+    command = streamlit_command(app, host, port)
+    os.execve(command[0], command, env)  # become the server: signals (Ctrl-C, SIGTERM) reach Streamlit directly
