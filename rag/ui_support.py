@@ -32,31 +32,32 @@ UPLOAD_TYPES = ["pdf", "docx", "html", "htm", "md", "markdown", "txt", "text", "
 
 
 # --- answers and sources as HTML ---------------------------------------------------------------
-def answer_html(text: str, labels: dict[int, str]) -> str:
-    """The answer text, escaped, with each verified `[n]` marker turned into a clickable link.
+def answer_html(text: str, labels: dict[int, str], markdown: bool = False) -> str:
+    """The answer as safe HTML, with each verified `[n]` marker turned into a clickable link.
 
-    `labels` maps citation markers to a tooltip ("handbook.pdf, page 2"); markers without one stay plain
-    text (the citation checker removes unverified markers, so that only happens for hand-made input).
+    `labels` maps citation markers to a tooltip ("handbook.pdf, page 2"); markers without one stay plain text
+    (the citation checker removes unverified markers, so that only happens for hand-made input). `markdown`
+    renders an LLM's Markdown (raw HTML escaped, links and images left as text); extractive answers are quotes
+    of the documents and are shown verbatim, escaped.
     """
 
-    def link(number: str) -> str:
-        marker = int(number)
-        if marker not in labels:
-            return f"[{marker}]"
-        title = html.escape(labels[marker], quote=True)
-        return f'<a href="#" class="rag-cite" data-marker="{marker}" title="{title}">[{marker}]</a>'
+    def links(match: re.Match[str]) -> str:
+        out = []
+        for number in (int(n) for n in re.split(r"\s*,\s*", match.group(1))):
+            if number in labels:
+                title = html.escape(labels[number], quote=True)
+                out.append(f'<a href="#" class="rag-cite" data-marker="{number}" title="{title}">[{number}]</a>')
+            else:
+                out.append(f"[{number}]")
+        return (" " if match.group(0)[:1].isspace() else "") + "".join(out)
 
-    parts: list[str] = []
-    position = 0
-    for match in MARKER.finditer(text):
-        parts.append(html.escape(text[position : match.start()]))
-        numbers = re.split(r"\s*,\s*", match.group(1))
-        leading = " " if match.group(0).startswith(" ") else ""
-        parts.append(leading + "".join(link(n) for n in numbers))
-        position = match.end()
-    parts.append(html.escape(text[position:]))
-    paragraphs = "".join(parts).split("\n\n")
-    return "".join(f"<p>{p.replace(chr(10), '<br>')}</p>" for p in paragraphs if p.strip())
+    if markdown:
+        from markdown_it import MarkdownIt
+
+        rendered = MarkdownIt("commonmark", {"html": False}).disable(["image", "link", "autolink"]).render(text)
+        return MARKER.sub(links, rendered)
+    paragraphs = MARKER.sub(links, html.escape(text)).split("\n\n")
+    return "".join(f"<p>{p.strip(chr(10)).replace(chr(10), '<br>')}</p>" for p in paragraphs if p.strip())
 
 
 @dataclass(slots=True)
@@ -154,6 +155,11 @@ class ChatTurn:
 
     def labels(self) -> dict[int, str]:
         return {n: _label(ref) for n, ref in self.citations.items()}
+
+    @property
+    def written_by_llm(self) -> bool:
+        """LLM answers are Markdown; extractive answers are verbatim quotes."""
+        return self.trace.get("generator", {}).get("answerer") == "llm"
 
 
 def _label(ref: SpanRef) -> str:

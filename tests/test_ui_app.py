@@ -128,6 +128,17 @@ def test_settings_apply_to_the_next_question(app) -> None:
     assert turn.trace["candidates"][0]["scores"]["fused"] < 0.1  # an RRF score (1/(60 + rank) sums), not a [0, 1] convex one
 
 
+def test_a_reranker_chosen_in_the_sidebar_shows_its_scores_in_the_trace(app) -> None:
+    with FakeOpenAI() as server:
+        at = settings(app(settings=["rerank.api_key=test-key", "rerank.max_retries=0"]), rerank="endpoint")
+        at = settings(at, rerank_base_url=server.base_url, rerank_model="fake-rerank")
+        ask(at, QUESTION)
+        assert any(r["path"].endswith("/rerank") for r in server.requests)
+    final = at.dataframe[1].value
+    assert {"rerank", "rerank rank"} <= set(final.columns) and list(final["rerank rank"]) == list(range(1, len(final) + 1))
+    assert (final["rerank"].diff().dropna() <= 0).all()  # the final order is the reranker's
+
+
 def scripted_llm(messages: list[dict[str, str]]) -> str:
     """Condenses follow-ups; answers by quoting the passage line that holds the fact, with its marker."""
     prompt = messages[-1]["content"]

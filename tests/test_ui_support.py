@@ -45,6 +45,16 @@ def test_answer_html_escapes_the_text_and_links_only_verified_markers() -> None:
     assert out.count("<p>") == 2
 
 
+def test_llm_answers_render_markdown_but_never_raw_html_or_links() -> None:
+    text = "Use **the form** [1].\n\n- item <img src=x onerror=alert(1)> [2]\n- [click](http://evil.example)"
+    out = answer_html(text, {1: "a.md", 2: "b.md"}, markdown=True)
+    assert "<strong>the form</strong>" in out and "<li>" in out
+    assert "<img" not in out and "&lt;img" in out and 'href="http://evil.example"' not in out
+    assert out.count('class="rag-cite"') == 2
+    verbatim = answer_html("Use **the form** [1].", {1: "a.md"})  # extractive quotes stay as written
+    assert "**the form**" in verbatim and "<strong>" not in verbatim
+
+
 def _view(text: str, start: int, end: int) -> SourceView:
     return SourceView("docs/x.md", 3, 5, ("A",), text, start, end)
 
