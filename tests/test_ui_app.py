@@ -119,8 +119,11 @@ def test_retrieval_trace_shows_queries_and_each_retrievers_candidates(app) -> No
     assert list(bm25["rank"][:3]) == [1, 2, 3] and bm25["source"].str.startswith("data/").all()
 
 
-def test_settings_apply_to_the_next_question(app) -> None:
+def test_settings_apply_to_the_next_question_and_survive_a_page_visit(app) -> None:
     at = settings(app(), top_k=2, fusion="rrf")
+    at.switch_page("views/evaluation.py").run()
+    at.switch_page("views/chat.py").run()
+    assert (at.number_input(key="setting_top_k").value, at.selectbox(key="setting_fusion").value) == (2, "rrf")
     ask(at, QUESTION)
     turn = at.session_state.turns[0]
     assert len(turn.trace["candidates"]) == 2
