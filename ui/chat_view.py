@@ -4,9 +4,11 @@ and the source viewer that a citation opens. Asking streams the answer from RagP
 from __future__ import annotations
 
 import html
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -23,6 +25,9 @@ from rag.ui_support import (
     index_stats,
     open_source_view,
 )
+
+if TYPE_CHECKING:
+    from rag.pipeline import StreamEvent
 
 # Answer text with citation markers as links; a click sends the marker number back to Python.
 ANSWER = st.components.v2.component(
@@ -90,25 +95,28 @@ def ask(question: str, index_dir: Path, config: RagConfig, turns: list[Any]) -> 
     with st.chat_message("assistant"):
         turn: ChatTurn | ErrorTurn
         try:
-            with st.spinner("Searching the documents…"), RagPipeline.open(index_dir, config) as pipeline:
-                final: dict[str, Any] = {}
-                history = history_messages([t for t in turns if isinstance(t, ChatTurn)])
-
-                def deltas() -> Any:
-                    for event in pipeline.stream(question, history=history):
-                        if event.kind == "delta":
-                            yield event.text
-                        elif event.kind == "done":
-                            final["answer"] = event.answer
-
-                st.write_stream(deltas())
-                turn = chat_turn(final["answer"], pipeline.index.manifest)
+            with RagPipeline.open(index_dir, config) as pipeline:
+                events = pipeline.stream(question, history=history_messages([t for t in turns if isinstance(t, ChatTurn)]))
+                with st.spinner("Searching the documents…"):
+                    first = next(events)  # retrieval, then the first checked sentence
+                final: list[Any] = []
+                st.write_stream(_texts(itertools.chain([first], events), final))
+                turn = chat_turn(final[0], pipeline.index.manifest)
         except RagError as exc:
             turn = ErrorTurn(question, exc.message, exc.hint)
         except Exception as exc:  # keep the conversation alive whatever failed
             turn = ErrorTurn(question, f"unexpected error: {type(exc).__name__}: {exc}", "see the server log for details")
     turns.append(turn)
     st.rerun()
+
+
+def _texts(events: Iterator[StreamEvent], final: list[Any]) -> Iterator[str]:
+    """The deltas' text for st.write_stream; the final Answer is put in `final`."""
+    for event in events:
+        if event.kind == "delta":
+            yield event.text
+        elif event.kind == "done":
+            final.append(event.answer)
 
 
 def empty_index_message(index_dir: Path) -> str | None:
