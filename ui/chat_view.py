@@ -103,7 +103,8 @@ def ask(question: str, index_dir: Path, config: RagConfig, turns: list[Any]) -> 
                 st.write_stream(_texts(itertools.chain([first], events), final))
                 turn = chat_turn(final[0], pipeline.index.manifest)
         except RagError as exc:
-            turn = ErrorTurn(question, exc.message, exc.hint)
+            hint = exc.hint + (" (here: the Settings in the sidebar)" if "--set" in exc.hint or "llm." in exc.hint else "")
+            turn = ErrorTurn(question, exc.message, hint)
         except Exception as exc:  # keep the conversation alive whatever failed
             turn = ErrorTurn(question, f"unexpected error: {type(exc).__name__}: {exc}", "see the server log for details")
     turns.append(turn)
