@@ -90,7 +90,7 @@ def _create_index(folder: Path | None, base: RagConfig) -> None:
     if folder is None:
         st.error("Type a folder for the new index, e.g. .rag/my-docs")
         return
-    if folder.exists() and not is_index(folder) and any(folder.iterdir()):
+    if folder.is_file() or (folder.is_dir() and not is_index(folder) and any(folder.iterdir())):
         st.error(f"{folder} exists and is not an index; choose an empty or new folder")
         return
     try:
