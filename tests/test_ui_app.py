@@ -193,6 +193,11 @@ def test_missing_index_then_created_empty_index_say_what_to_do(app, tmp_path: Pa
     at = app(index=tmp_path / "fresh")
     assert any("There is no index at" in i.value for i in at.info)
     assert at.chat_input[0].proto.disabled
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("not an index")
+    at.text_input(key="new_index_folder").set_value(str(tmp_path / "busy")).run()
+    at.button(key="create_index").click().run()
+    assert any("exists and is not an index" in e.value for e in at.error) and not (tmp_path / "busy" / MANIFEST_FILE).exists()
     at.text_input(key="new_index_folder").set_value(str(tmp_path / "made")).run()
     at.button(key="create_index").click().run()
     assert not at.exception, at.exception
