@@ -108,7 +108,8 @@ def render_comparison(runs: list[Path]) -> None:
             except (RagError, OSError) as exc:
                 st.error(f"Cannot read this run: {exc}")
                 return
-            config = st.selectbox(f"Config {label}", configs, key=f"compare_config_{label}_{folder.name}") if configs else None
+            same_run = bool(sides) and sides[0][0] == folder and len(configs) > 1  # default: two configs of one run
+            config = st.selectbox(f"Config {label}", configs, index=1 if same_run else 0, key=f"compare_config_{label}_{folder.name}") if configs else None
             sides.append((folder, config))
     (run_a, config_a), (run_b, config_b) = sides
     if not st.button("Compare", icon=":material/compare_arrows:", type="primary"):
