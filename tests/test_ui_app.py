@@ -189,6 +189,13 @@ def test_unreachable_llm_endpoint_is_a_clear_message_and_the_chat_goes_on(app) -
     assert len(answers(at)) == 1 and "20 vacation days" in answers(at)[0]  # the error turn stays, the next question works
 
 
+def test_incomplete_settings_are_explained_not_crashed_on(app) -> None:
+    at = settings(app(), rerank="cross-encoder")  # no model folder given
+    ask(at, QUESTION)
+    errors = " ".join(e.value for e in at.error)
+    assert "rerank.model_path is not set" in errors and "Settings in the sidebar" in errors
+
+
 def test_missing_index_then_created_empty_index_say_what_to_do(app, tmp_path: Path) -> None:
     at = app(index=tmp_path / "fresh")
     assert any("There is no index at" in i.value for i in at.info)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,9 @@ export default function () {
 )
 
 
+SIDEBAR_KEYS = re.compile(r"\b(?:llm|rerank|retrieval|rewrite)\.[a-z_]+")  # config keys the sidebar sets
+
+
 @dataclass(slots=True)
 class ErrorTurn:
     """A question that could not be answered, with what went wrong and how to fix it."""
@@ -103,7 +107,7 @@ def ask(question: str, index_dir: Path, config: RagConfig, turns: list[Any]) -> 
                 st.write_stream(_texts(itertools.chain([first], events), final))
                 turn = chat_turn(final[0], pipeline.index.manifest)
         except RagError as exc:
-            hint = exc.hint + (" (here: the Settings in the sidebar)" if "--set" in exc.hint or "llm." in exc.hint else "")
+            hint = exc.hint + (" (here: the Settings in the sidebar)" if SIDEBAR_KEYS.search(exc.hint) else "")
             turn = ErrorTurn(question, exc.message, hint)
         except Exception as exc:  # keep the conversation alive whatever failed
             turn = ErrorTurn(question, f"unexpected error: {type(exc).__name__}: {exc}", "see the server log for details")
