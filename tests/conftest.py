@@ -35,3 +35,16 @@ def config_factory():
         return load_config(None, list(overrides))
 
     return build
+
+
+@pytest.fixture(scope="session")
+def demo_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a copy of data/ and its index at .rag/demo, built once with the real CLI (sources read `data/...`)."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("demo")
+    shutil.copytree(DATA, root / "data")
+    done = subprocess.run([sys.executable, "-m", "rag", "ingest", "data/", "--index", ".rag/demo"], cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return root

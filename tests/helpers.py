@@ -1,6 +1,11 @@
-"""Assertions shared by index tests."""
+"""Assertions and builders shared by several test files."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 from rag.index.store import Index
 
@@ -34,3 +39,32 @@ def fake_endpoint_config(base_url: str, *extra: str):
             *extra,
         ],
     )
+
+
+TINY_DOCS = {
+    "d1": ("Vacation policy", "New employees get twenty vacation days per year."),
+    "d2": ("Expense policy", "Meals on domestic travel are reimbursed up to seventy five dollars."),
+    "d3": ("Security policy", "Report a lost laptop to the security team within one hour."),
+    "d4": ("Release notes", "Version four point three adds webhook retries and a new dashboard."),
+}
+TINY_QUERIES = {"q1": "how many vacation days do new employees get", "q2": "lost laptop report security", "q3": "zebra migration patterns"}
+TINY_QRELS = {"q1": {"d1": 1}, "q2": {"d3": 1}, "q3": {"d4": 1}}
+
+
+def tiny_retrieval_run(root: Path) -> Path:
+    """A real two-config run of `rag eval retrieval` on a tiny BEIR dataset: bm25 misses q3, hybrid finds it."""
+    folder = root / "tiny"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "title": t, "text": x}) + "\n" for k, (t, x) in TINY_DOCS.items()))
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in TINY_QUERIES.items()))
+    rows = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{s}" for q, rel in TINY_QRELS.items() for d, s in rel.items()]
+    (folder / "qrels" / "test.tsv").write_text("\n".join(rows) + "\n")
+    (root / "bm25.yaml").write_text("retrieval:\n  dense_top_k: 0\n")
+    (root / "hybrid.yaml").write_text("retrieval: {}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "rag", "eval", "retrieval", "--dataset", str(folder), "--config", str(root / "bm25.yaml"),
+         "--config", str(root / "hybrid.yaml"), "--cache-dir", str(root / "cache"), "--out", str(root / "runs"), "--json"],
+        cwd=root, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return Path(json.loads(done.stdout)["run_dir"])

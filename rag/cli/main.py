@@ -235,6 +235,11 @@ def show_config(
         print(yaml.safe_dump(data, sort_keys=False), end="")
 
 
+from rag.cli.ui_cmd import ui as ui_command  # noqa: E402  (the chat UI; streamlit loads in its own process)
+
+app.command("ui")(ui_command)
+
+
 def run() -> None:
     """Console-script entry point: user-fixable errors get one clear message, not a traceback."""
     try:

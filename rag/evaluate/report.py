@@ -194,7 +194,7 @@ def render_report(run: Run, worst: int = 10) -> str:
         )
     parts += _metadata(run)
     parts += _metrics_table(run, stats, names)
-    parts += _charts(run, stats, names)
+    parts += _charts(run, names)
     parts += _worst_section(run, names, worst)
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
@@ -255,15 +255,32 @@ def _metrics_table(run: Run, stats: dict[str, dict[str, dict[str, Any]]], names:
     return out
 
 
-def _charts(run: Run, stats: dict[str, dict[str, dict[str, Any]]], names: list[str]) -> list[str]:
-    out = ["<h2>Metrics per config</h2>", '<div class="plots">']
-    for name in names:
-        out.append(_figure(_bar_chart(run.configs, stats, name), f"{name} per config", "bar", name))
-    out += ["</div>", "<h2>Per-query distributions</h2>", '<div class="plots">']
+@dataclass(frozen=True, slots=True)
+class Chart:
+    kind: str  # "bar": the metric's mean per config; "dist": its per-query values per config
+    metric: str
+    caption: str
+    png: bytes
+
+
+def charts(run: Run, names: list[str] | None = None) -> list[Chart]:
+    """The report's plots as PNGs (the chat UI's evaluation page shows the same ones): bars first, then distributions."""
+    stats = summary_metrics(run)
+    names = run.metric_names() if names is None else names
+    result = [Chart("bar", name, f"{name} per config", _bar_chart(run.configs, stats, name)) for name in names]
     for name in names:
         values = {config: list(run.per_query(config).get(name, {}).values()) for config in run.configs}
         if any(values.values()):
-            out.append(_figure(_distribution(values, name), f"{name}: per-query values", "dist", name))
+            result.append(Chart("dist", name, f"{name}: per-query values", _distribution(values, name)))
+    return result
+
+
+def _charts(run: Run, names: list[str]) -> list[str]:
+    drawn = charts(run, names)
+    out = ["<h2>Metrics per config</h2>", '<div class="plots">']
+    out += [_figure(c.png, c.caption, c.kind, c.metric) for c in drawn if c.kind == "bar"]
+    out += ["</div>", "<h2>Per-query distributions</h2>", '<div class="plots">']
+    out += [_figure(c.png, c.caption, c.kind, c.metric) for c in drawn if c.kind == "dist"]
     out.append("</div>")
     return out
 

@@ -1,0 +1,75 @@
+"""`rag ui`: start the Streamlit chat UI (ui/app.py) on an index. Streamlit is only imported by the child process."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rag.cli.options import ConfigOption, IndexOption, SetOption
+from rag.errors import RagError
+
+
+def find_app() -> Path:
+    """ui/app.py of this checkout (an editable install); $RAG_UI_APP points elsewhere if the code moved."""
+    explicit = os.environ.get("RAG_UI_APP")
+    candidates = [Path(explicit)] if explicit else [Path(__file__).resolve().parents[2] / "ui" / "app.py", Path.cwd() / "ui" / "app.py"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise RagError(
+        "the UI app (ui/app.py) was not found",
+        "run from a checkout of the project (pip install -e '.[ui]'), or set $RAG_UI_APP to the path of ui/app.py",
+    )
+
+
+def streamlit_command(app: Path, host: str, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "streamlit", "run", str(app),
+        "--server.headless", "true",
+        "--server.address", host,
+        "--server.port", str(port),
+        "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "viewer",  # no developer menu ("Deploy", rerun settings) for end users
+    ]
+
+
+def ui(
+    index: IndexOption = Path(".rag/index"),
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="Port to serve on.")] = 8501,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0 serves your network: the UI has no login).")] = "127.0.0.1",
+    runs: Annotated[Optional[Path], typer.Option("--runs", help="Folder of evaluation runs for the Evaluation page (default: ./eval/runs).")] = None,
+) -> None:
+    """Open the chat UI in your browser: answers with clickable citations, sources, retrieval traces, evaluation runs.
+
+    The index may be empty or missing: upload files from the sidebar to build it.
+    Settings from --config and --set are the sidebar's starting values.
+    Needs the `ui` extra: pip install 'rag\\[ui]'.
+
+    Example: rag ui --index .rag/demo   (then open http://127.0.0.1:8501)
+    """
+    from rag.config import load_config, resolve_config_path
+    from rag.ui_support import INDEX_ENV, RUNS_ENV, SETTINGS_ENV
+
+    if importlib.util.find_spec("streamlit") is None:
+        raise RagError("streamlit is not installed", "install the UI extra: pip install 'rag[ui]'")
+    config_path = resolve_config_path(config)
+    load_config(config_path, set_ or [])  # fail here, with the usual message, rather than inside the app
+    app = find_app()
+    env = dict(os.environ)
+    env[INDEX_ENV] = str(index.resolve())
+    env[SETTINGS_ENV] = json.dumps(set_ or [])
+    if config_path is not None:
+        env["RAG_CONFIG"] = str(config_path.resolve())
+    if runs is not None:
+        env[RUNS_ENV] = str(runs.resolve())
+    print(f"chat UI on http://{host}:{port} (index {index}); Ctrl-C stops it", file=sys.stderr, flush=True)
+    command = streamlit_command(app, host, port)
+    os.execve(command[0], command, env)  # become the server: signals (Ctrl-C, SIGTERM) reach Streamlit directly

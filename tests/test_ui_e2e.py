@@ -1,0 +1,137 @@
+"""End to end: `rag ui` serves the app on 127.0.0.1, a real headless Chromium asks a question, clicks a citation
+marker in the answer and must see exactly the cited span highlighted in the source; screenshots go to test-artifacts/.
+
+Chromium comes from Debian (`apt-get install chromium`, which .ci/run does); Playwright drives it (its own browser
+download is not used).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from rag.index.manifest import Manifest
+from rag.index.store import MANIFEST_FILE
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path(os.environ.get("RAG_TEST_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = REPO / "test-artifacts"
+QUESTION = "How many vacation days do new employees get?"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def ui_url(demo_workdir: Path):
+    """`rag ui` on the demo index, in its own process group so the Streamlit child is stopped with it."""
+    port = free_port()
+    log = demo_workdir / f"ui-{port}.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rag", "ui", "--index", ".rag/demo", "--port", str(port)],
+            cwd=demo_workdir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert process.poll() is None, f"rag ui exited with {process.returncode}:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"rag ui did not start:\n{log.read_text()}"
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def expected_citation(workdir: Path) -> dict:
+    done = subprocess.run([sys.executable, "-m", "rag", "ask", QUESTION, "--index", ".rag/demo", "--json"],
+                          cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)["citations"][0]
+
+
+def document_text(index: Path, display_path: str) -> str:
+    manifest = Manifest(index / MANIFEST_FILE)
+    try:
+        record = next(r for r in manifest.sources() if r.display_path == display_path)
+        return manifest.document(record.path, display_path).text
+    finally:
+        manifest.close()
+
+
+def test_chromium_clicks_a_citation_and_sees_the_cited_span_highlighted(ui_url: str, demo_workdir: Path) -> None:
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium` (.ci/run does)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright (the `test` extra)")
+    citation = expected_citation(demo_workdir)
+    cited = document_text(demo_workdir / ".rag/demo", citation["source"])[citation["start"] : citation["end"]]
+    assert cited == citation["text"]
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(ui_url)
+            box = page.get_by_placeholder("Ask a question about your documents")
+            box.wait_for(timeout=120_000)
+            box.fill(QUESTION)
+            box.press("Enter")
+            link = page.locator(f'a.rag-cite[data-marker="{citation["marker"]}"]').first  # inside the answer's shadow root
+            link.wait_for(timeout=180_000)
+            assert link.get_attribute("title") == f"{citation['source']}, page {citation['page']}"
+            page.screenshot(path=str(ARTIFACTS / "ui-answer.png"))
+            link.click()
+            mark = page.locator("mark.rag-cited")
+            mark.wait_for(timeout=60_000)
+            assert mark.text_content() == cited
+            header = page.locator(".rag-source-head").inner_text()
+            assert f"page {citation['page']} of" in header and citation["source"] in header
+            assert f"{citation['start']:,}–{citation['end']:,}" in header
+            page.wait_for_function(  # scrolled so the highlight is inside the viewer's visible area
+                """() => { const m = document.querySelector('mark.rag-cited'), box = m.closest('.rag-source');
+                           const a = m.getBoundingClientRect(), b = box.getBoundingClientRect();
+                           return a.top >= b.top && a.bottom <= b.bottom; }""",
+                timeout=10_000,
+            )
+            page.screenshot(path=str(ARTIFACTS / "ui-citation.png"))
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "ui-citation.png").stat().st_size > 10_000
+
+
+def test_rag_ui_rejects_bad_settings_before_starting(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "rag", "ui", "--index", str(tmp_path / "i"), "--set", "retrieval.top_k=0"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "retrieval.top_k" in done.stderr and "Uvicorn" not in done.stderr
+
+
+def test_the_cli_does_not_import_streamlit() -> None:
+    code = "import sys, rag.cli.main; assert 'streamlit' not in sys.modules and 'rag.ui_support' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60).returncode == 0

@@ -1,0 +1,251 @@
+"""One chat turn on screen: the answer with clickable citation markers, the sources panel, the retrieval trace,
+and the source viewer that a citation opens. Asking streams the answer from RagPipeline.stream."""
+
+from __future__ import annotations
+
+import html
+import itertools
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import streamlit as st
+
+from rag.config import RagConfig
+from rag.errors import RagError
+from rag.ui_support import (
+    ChatTurn,
+    SpanRef,
+    candidate_rows,
+    answer_html,
+    chat_turn,
+    highlighted_html,
+    history_messages,
+    index_stats,
+    open_source_view,
+)
+
+if TYPE_CHECKING:
+    from rag.pipeline import StreamEvent
+
+# Answer text with citation markers as links; a click sends the marker number back to Python.
+ANSWER = st.components.v2.component(
+    "rag_answer",
+    css="""
+.rag-answer p { margin: 0 0 0.6rem 0; line-height: 1.6; }
+.rag-cite { color: var(--st-primary-color, #ff4b4b); font-weight: 600; text-decoration: none; cursor: pointer;
+            padding: 0 2px; border-radius: 4px; }
+.rag-cite:hover, .rag-cite:focus { background: rgba(255, 75, 75, 0.14); outline: none; }
+""",
+    js="""
+export default function (component) {
+  const { data, setTriggerValue, parentElement } = component;
+  let root = parentElement.querySelector(".rag-answer");
+  if (!root) {
+    root = document.createElement("div");
+    root.className = "rag-answer";
+    parentElement.appendChild(root);
+  }
+  root.innerHTML = data;  // built by rag.ui_support.answer_html: text escaped, markers are links
+  root.querySelectorAll("a.rag-cite").forEach((link) => {
+    link.onclick = (event) => {
+      event.preventDefault();
+      setTriggerValue("cite", link.dataset.marker);
+    };
+  });
+}
+""",
+)
+
+# Scrolls the source viewer to the highlighted span once it is on the page.
+SCROLL_TO_MARK = st.components.v2.component(
+    "rag_scroll_to_mark",
+    isolate_styles=False,
+    js="""
+export default function () {
+  let tries = 0;
+  const go = () => {
+    const mark = document.querySelector("mark.rag-cited");
+    if (mark) { mark.scrollIntoView({ block: "center" }); return; }
+    if (++tries < 50) setTimeout(go, 100);
+  };
+  go();
+}
+""",
+)
+
+
+SIDEBAR_KEYS = re.compile(r"\b(?:llm|rerank|retrieval|rewrite)\.[a-z_]+")  # config keys the sidebar sets
+
+
+@dataclass(slots=True)
+class ErrorTurn:
+    """A question that could not be answered, with what went wrong and how to fix it."""
+
+    question: str
+    message: str
+    hint: str = ""
+
+
+# --- asking --------------------------------------------------------------------------------------
+def ask(question: str, index_dir: Path, config: RagConfig, turns: list[Any]) -> None:
+    """Stream the answer into the page, then keep the turn (or the error) in the session and redraw."""
+    from rag.pipeline import RagPipeline
+
+    with st.chat_message("user"):
+        st.text(question)
+    with st.chat_message("assistant"):
+        turn: ChatTurn | ErrorTurn
+        try:
+            with RagPipeline.open(index_dir, config) as pipeline:
+                events = pipeline.stream(question, history=history_messages([t for t in turns if isinstance(t, ChatTurn)]))
+                with st.spinner("Searching the documents…"):
+                    first = next(events)  # retrieval, then the first checked sentence
+                final: list[Any] = []
+                st.write_stream(_texts(itertools.chain([first], events), final))
+                turn = chat_turn(final[0], pipeline.index.manifest)
+        except RagError as exc:
+            hint = exc.hint + (" (here: the Settings in the sidebar)" if SIDEBAR_KEYS.search(exc.hint) else "")
+            turn = ErrorTurn(question, exc.message, hint)
+        except Exception as exc:  # keep the conversation alive whatever failed
+            turn = ErrorTurn(question, f"unexpected error: {type(exc).__name__}: {exc}", "see the server log for details")
+    turns.append(turn)
+    st.rerun()
+
+
+def _texts(events: Iterator[StreamEvent], final: list[Any]) -> Iterator[str]:
+    """The deltas' text for st.write_stream; the final Answer is put in `final`."""
+    for event in events:
+        if event.kind == "delta":
+            yield event.text
+        elif event.kind == "done":
+            final.append(event.answer)
+
+
+def empty_index_message(index_dir: Path) -> str | None:
+    """Why questions cannot be asked yet, or None when the index has chunks."""
+    stats = index_stats(index_dir)
+    if stats is None:
+        return f"There is no index at {index_dir} yet. Upload documents in the sidebar to create it."
+    if stats.chunks == 0:
+        return f"The index {index_dir} is empty. Upload documents in the sidebar to ingest them."
+    return None
+
+
+# --- showing a turn ------------------------------------------------------------------------------
+def render_turn(position: int, turn: ChatTurn | ErrorTurn, index_dir: Path) -> None:
+    with st.chat_message("user"):
+        st.text(turn.question)
+    with st.chat_message("assistant"):
+        if isinstance(turn, ErrorTurn):
+            st.error(turn.message + (f"\n\n**Fix:** {turn.hint}" if turn.hint else ""))
+            return
+        clicked = ANSWER(data=answer_html(turn.answer, turn.labels(), markdown=turn.written_by_llm), key=f"answer-{position}", on_cite_change=lambda: None)
+        if clicked.cite and str(clicked.cite).isdigit() and int(clicked.cite) in turn.citations:
+            marker = int(clicked.cite)
+            show_source(index_dir, turn.citations[marker], f"Citation [{marker}]")
+        _citation_buttons(position, turn, index_dir)
+        _summary_line(turn)
+        with st.expander(f"Sources: {len(turn.passages)} passages", icon=":material/description:"):
+            _sources_panel(position, turn, index_dir)
+        with st.expander("Retrieval trace", icon=":material/query_stats:"):
+            render_trace(turn)
+
+
+def _citation_buttons(position: int, turn: ChatTurn, index_dir: Path) -> None:
+    if not turn.citations:
+        return
+    with st.container(horizontal=True, gap="small"):
+        for marker, ref in sorted(turn.citations.items()):
+            label = f"[{marker}] {Path(ref.source).name}" + (f", p. {ref.page}" if ref.page else "")
+            if st.button(label, key=f"cite-{position}-{marker}", type="tertiary", icon=":material/format_quote:", help="Open the cited passage in its source"):
+                show_source(index_dir, ref, f"Citation [{marker}]")
+
+
+def _summary_line(turn: ChatTurn) -> None:
+    trace = turn.trace
+    generator = trace.get("generator", {})
+    answerer = generator.get("model") or generator.get("answerer") or "extractive"
+    st.caption(
+        f"{_count(len(turn.citations), 'citation')} · {_count(len(turn.passages), 'passage')} · retrieval {trace.get('retrieval_ms', '?')} ms · "
+        f"generation {trace.get('generation_ms', '?')} ms · answerer: {answerer}"
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _sources_panel(position: int, turn: ChatTurn, index_dir: Path) -> None:
+    st.dataframe(
+        turn.passages, hide_index=True, width="stretch",
+        column_config={
+            "passage": st.column_config.NumberColumn("#", width="small"),
+            "cited": st.column_config.CheckboxColumn("cited"),
+            "score": st.column_config.NumberColumn("score", format="%.3f", help="the score the passage was ranked by"),
+            **{s: st.column_config.NumberColumn(s, format="%.3f") for s in ("dense", "bm25", "fused", "rerank")},
+        },
+    )
+    with st.container(horizontal=True, gap="small"):
+        for number, ref in sorted(turn.passage_refs.items()):
+            if st.button(f"Open passage [{number}]", key=f"passage-{position}-{number}", type="secondary"):
+                show_source(index_dir, ref, f"Passage [{number}]")
+
+
+def render_trace(turn: ChatTurn) -> None:
+    trace = turn.trace
+    rewrite = trace.get("rewrite", {})
+    st.markdown("**Queries searched**")
+    for query in trace.get("queries", []):
+        st.code(query, language=None, wrap_lines=True)
+    if rewrite.get("standalone") and rewrite.get("standalone") != turn.question:
+        st.caption(f"Standalone question: {rewrite['standalone']}")
+    for step, note in rewrite.items():
+        if step != "standalone":
+            st.caption(f"{step}: {note}")
+    if trace.get("filters"):
+        st.caption(f"Filters: {trace['filters']}")
+    st.markdown("**Final ranking** (after fusion and reranking)")
+    st.dataframe(candidate_rows(trace), hide_index=True, width="stretch",
+                 column_config={s: st.column_config.NumberColumn(s, format="%.4f") for s in ("dense", "bm25", "fused", "rerank")})
+    for number, step in enumerate(turn.retrievers, start=1):
+        st.markdown(f"**Query {number}: candidates per retriever**")
+        st.text(step["query"])
+        dense, bm25 = st.columns(2)
+        for column, name in ((dense, "dense"), (bm25, "bm25")):
+            with column:
+                st.caption(f"{name}: top {len(step[name])}")
+                if step[name]:
+                    st.dataframe(step[name], hide_index=True, width="stretch", column_order=("rank", "score", "source", "page", "text"))
+    context = trace.get("context", {})
+    notes = [f"{context.get('passages', '?')} passages, {context.get('context_tokens', '?')} context tokens"]
+    if context.get("cut_by_relevance"):
+        notes.append(f"{context['cut_by_relevance']} chunks cut by relevance")
+    if trace.get("rerank"):
+        notes.append(f"reranker: {trace['rerank'].get('kind')}")
+    st.caption(" · ".join(notes))
+    for dropped in trace.get("citations_dropped", []):
+        st.warning(f"Citation [{dropped.get('marker')}] was removed: {dropped.get('reason')}")
+    with st.popover("Raw trace (JSON)"):
+        st.json(trace, expanded=False)
+
+
+# --- the source viewer ---------------------------------------------------------------------------
+@st.dialog("Source", width="large")
+def show_source(index_dir: Path, ref: SpanRef, label: str) -> None:
+    """The cited document as stored in the index, the span highlighted and scrolled into view."""
+    try:
+        view = open_source_view(index_dir, ref)
+    except RagError as exc:
+        st.error(exc.message + (f"\n\n**Fix:** {exc.hint}" if exc.hint else ""))
+        return
+    heading = " › ".join(view.heading_path)
+    st.html(
+        f'<div class="rag-source-head"><b>{html.escape(label)}</b> · <b>{html.escape(view.title)}</b>'
+        + (f" · {html.escape(heading)}" if heading else "")
+        + f'<br><span style="opacity: 0.7">{html.escape(view.source)} · characters {view.start:,}–{view.end:,}</span></div>'
+    )
+    st.html(highlighted_html(view))
+    SCROLL_TO_MARK(key=f"scroll-{ref.source_key}-{ref.start}")
