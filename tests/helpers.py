@@ -51,20 +51,28 @@ TINY_QUERIES = {"q1": "how many vacation days do new employees get", "q2": "lost
 TINY_QRELS = {"q1": {"d1": 1}, "q2": {"d3": 1}, "q3": {"d4": 1}}
 
 
-def tiny_retrieval_run(root: Path) -> Path:
-    """A real two-config run of `rag eval retrieval` on a tiny BEIR dataset: bm25 misses q3, hybrid finds it."""
-    folder = root / "tiny"
+def run_rag(*args: str, cwd: Path, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The real `rag` CLI in a subprocess (this interpreter, so the checkout under test)."""
+    return subprocess.run([sys.executable, "-m", "rag", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          input=stdin, check=False)
+
+
+def write_tiny_beir(folder: Path) -> Path:
+    """A four-document BEIR dataset (corpus, queries, qrels/test.tsv) in `folder`."""
     (folder / "qrels").mkdir(parents=True)
     (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "title": t, "text": x}) + "\n" for k, (t, x) in TINY_DOCS.items()))
     (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in TINY_QUERIES.items()))
     rows = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{s}" for q, rel in TINY_QRELS.items() for d, s in rel.items()]
     (folder / "qrels" / "test.tsv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def tiny_retrieval_run(root: Path) -> Path:
+    """A real two-config run of `rag eval retrieval` on a tiny BEIR dataset: bm25 misses q3, hybrid finds it."""
+    folder = write_tiny_beir(root / "tiny")
     (root / "bm25.yaml").write_text("retrieval:\n  dense_top_k: 0\n")
     (root / "hybrid.yaml").write_text("retrieval: {}\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "rag", "eval", "retrieval", "--dataset", str(folder), "--config", str(root / "bm25.yaml"),
-         "--config", str(root / "hybrid.yaml"), "--cache-dir", str(root / "cache"), "--out", str(root / "runs"), "--json"],
-        cwd=root, capture_output=True, text=True, timeout=300,
-    )
+    done = run_rag("eval", "retrieval", "--dataset", str(folder), "--config", str(root / "bm25.yaml"), "--config", str(root / "hybrid.yaml"),
+                   "--cache-dir", str(root / "cache"), "--out", str(root / "runs"), "--json", cwd=root)
     assert done.returncode == 0, done.stderr
     return Path(json.loads(done.stdout)["run_dir"])

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,24 +13,22 @@ from rag.config import load_config
 from rag.ingest.detect import detect_type
 from rag.ingest.loaders import load_file
 from tests.conftest import DATA
+from tests.helpers import run_rag
 
 pytestmark = pytest.mark.slow
 
-
-def rag(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rag", *args], cwd=cwd, capture_output=True, text=True, timeout=300, input=stdin)
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ask")
     shutil.copytree(DATA, root / "data")
-    assert rag("ingest", "data/", "--index", ".rag/demo", cwd=root).returncode == 0
+    assert run_rag("ingest", "data/", "--index", ".rag/demo", cwd=root).returncode == 0
     return root
 
 
 def test_ask_json_cites_exact_spans_of_the_sources(workdir: Path) -> None:
-    result = rag("ask", "How many vacation days do new employees get?", "--index", ".rag/demo", "--json", cwd=workdir)
+    result = run_rag("ask", "How many vacation days do new employees get?", "--index", ".rag/demo", "--json", cwd=workdir)
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert set(answer) >= {"question", "answer", "citations", "trace"}
@@ -48,28 +44,28 @@ def test_ask_json_cites_exact_spans_of_the_sources(workdir: Path) -> None:
 
 
 def test_unanswerable_question_says_so(workdir: Path) -> None:
-    result = rag("ask", "What is the name of the CEO's dog?", "--index", ".rag/demo", "--json", cwd=workdir)
+    result = run_rag("ask", "What is the name of the CEO's dog?", "--index", ".rag/demo", "--json", cwd=workdir)
     answer = json.loads(result.stdout)
     assert answer["answered"] is False and answer["citations"] == []
     assert "do not contain" in answer["answer"]
 
 
 def test_explain_shows_the_retrieval_trace(workdir: Path) -> None:
-    result = rag("ask", "What is the API rate limit on the Team plan?", "--index", ".rag/demo", "--explain", cwd=workdir)
+    result = run_rag("ask", "What is the API rate limit on the Team plan?", "--index", ".rag/demo", "--explain", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "Retrieval trace" in result.stdout and "bm25" in result.stdout and "dense" in result.stdout
     assert "Sources" in result.stdout and "data/api_reference.html" in result.stdout
 
 
 def test_source_filter_restricts_retrieval(workdir: Path) -> None:
-    result = rag("ask", "vacation days", "--index", ".rag/demo", "--json", "--source", "data/hr/**", cwd=workdir)
+    result = run_rag("ask", "vacation days", "--index", ".rag/demo", "--json", "--source", "data/hr/**", cwd=workdir)
     answer = json.loads(result.stdout)
     assert answer["passages"] and all(p["source"].startswith("data/hr/") for p in answer["passages"])
     assert all(c["source"].startswith("data/hr/") for c in answer["citations"])
 
 
 def test_chat_follow_up_uses_the_previous_question_offline(workdir: Path) -> None:
-    result = rag(
+    result = run_rag(
         "chat", "--index", ".rag/demo", "--set", "context.max_passages=2", cwd=workdir,
         stdin="What is the hotel cap in high-cost cities?\nAnd in other cities?\n",
     )
@@ -94,20 +90,20 @@ def test_follow_up_is_searched_with_the_previous_question_without_an_llm(workdir
 
 
 def test_missing_index_empty_index_and_unreachable_llm_are_clear(workdir: Path) -> None:
-    missing = rag("ask", "hello?", "--index", "nowhere", cwd=workdir)
+    missing = run_rag("ask", "hello?", "--index", "nowhere", cwd=workdir)
     assert missing.returncode == 3 and "no index at nowhere" in missing.stderr and "Traceback" not in missing.stderr
 
     (workdir / "empty").mkdir()
     (workdir / "empty" / "a.md").write_text("# A\n\nsome text\n")
-    assert rag("ingest", "empty", "--index", ".rag/empty", cwd=workdir).returncode == 0
-    assert rag("remove", "empty/a.md", "--index", ".rag/empty", cwd=workdir).returncode == 0
-    empty = rag("ask", "hello?", "--index", ".rag/empty", cwd=workdir)
+    assert run_rag("ingest", "empty", "--index", ".rag/empty", cwd=workdir).returncode == 0
+    assert run_rag("remove", "empty/a.md", "--index", ".rag/empty", cwd=workdir).returncode == 0
+    empty = run_rag("ask", "hello?", "--index", ".rag/empty", cwd=workdir)
     assert empty.returncode == 3 and "is empty" in empty.stderr and "rag ingest" in empty.stderr
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    unreachable = rag(
+    unreachable = run_rag(
         "ask", "How many vacation days?", "--index", ".rag/demo",
         "--set", "llm.provider=openai", "--set", f"llm.base_url=http://127.0.0.1:{port}/v1", "--set", "llm.max_retries=0",
         cwd=workdir,

@@ -11,12 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DATA
+from tests.helpers import run_rag
 
 pytestmark = pytest.mark.slow
 
-
-def rag(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rag", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +26,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_ingest_reingest_sources_remove(workdir: Path) -> None:
-    first = rag("ingest", "data/", "--index", ".rag/demo", "--json", cwd=workdir)
+    first = run_rag("ingest", "data/", "--index", ".rag/demo", "--json", cwd=workdir)
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
     files = sorted(p for p in (workdir / "data").rglob("*") if p.is_file())
@@ -36,23 +34,23 @@ def test_ingest_reingest_sources_remove(workdir: Path) -> None:
     assert report["texts_embedded"] == report["chunks_added"] > 0
     assert report["seconds"] > 0
 
-    human = rag("ingest", "data/", "--index", ".rag/demo", cwd=workdir)
+    human = run_rag("ingest", "data/", "--index", ".rag/demo", cwd=workdir)
     assert human.returncode == 0
     assert f"0 new, 0 changed, {len(files)} unchanged" in human.stdout
 
-    listed = json.loads(rag("sources", "--index", ".rag/demo", "--json", cwd=workdir).stdout)
+    listed = json.loads(run_rag("sources", "--index", ".rag/demo", "--json", cwd=workdir).stdout)
     assert sorted(row["path"] for row in listed) == sorted(p.relative_to(workdir).as_posix() for p in files)
     handbook = next(row for row in listed if row["path"] == "data/handbook.pdf")
     assert handbook["type"] == "pdf" and handbook["pages"] >= 4 and handbook["chunks"] > 0
     assert sum(row["chunks"] for row in listed) == report["chunks_added"]
 
-    removed = rag("remove", "data/handbook.pdf", "--index", ".rag/demo", "--json", cwd=workdir)
+    removed = run_rag("remove", "data/handbook.pdf", "--index", ".rag/demo", "--json", cwd=workdir)
     assert removed.returncode == 0, removed.stderr
     assert json.loads(removed.stdout)["chunks_removed"] == handbook["chunks"]
-    after = json.loads(rag("sources", "--index", ".rag/demo", "--json", cwd=workdir).stdout)
+    after = json.loads(run_rag("sources", "--index", ".rag/demo", "--json", cwd=workdir).stdout)
     assert "data/handbook.pdf" not in {row["path"] for row in after}
 
-    table = rag("sources", "--index", ".rag/demo", cwd=workdir)
+    table = run_rag("sources", "--index", ".rag/demo", cwd=workdir)
     assert "data/travel_policy.pdf" in table.stdout and f"{len(files) - 1} sources" in table.stdout
 
 
@@ -61,7 +59,7 @@ def test_failed_file_gives_exit_code_1_and_keeps_the_rest(workdir: Path) -> None
     folder.mkdir()
     (folder / "good.md").write_text("# Good\n\nThis file is fine.\n")
     (folder / "broken.pdf").write_bytes(b"%PDF-1.7\n garbage that is not a PDF body")
-    result = rag("ingest", "mixed", "--index", ".rag/mixed", "--json", cwd=workdir)
+    result = run_rag("ingest", "mixed", "--index", ".rag/mixed", "--json", cwd=workdir)
     assert result.returncode == 1
     report = json.loads(result.stdout)
     assert report["new"] == 1
@@ -70,7 +68,7 @@ def test_failed_file_gives_exit_code_1_and_keeps_the_rest(workdir: Path) -> None
 
 
 def test_sources_on_missing_index_is_one_clear_error(workdir: Path) -> None:
-    result = rag("sources", "--index", "no/such/index", cwd=workdir)
+    result = run_rag("sources", "--index", "no/such/index", cwd=workdir)
     assert result.returncode == 3
     assert "no index at no/such/index" in result.stderr
     assert "rag ingest" in result.stderr
@@ -78,7 +76,7 @@ def test_sources_on_missing_index_is_one_clear_error(workdir: Path) -> None:
 
 
 def test_bad_setting_is_a_config_error(workdir: Path) -> None:
-    result = rag("ingest", "data/", "--index", ".rag/x", "--set", "chunking.size=lots", cwd=workdir)
+    result = run_rag("ingest", "data/", "--index", ".rag/x", "--set", "chunking.size=lots", cwd=workdir)
     assert result.returncode == 2
     assert "chunking.size" in result.stderr and "Traceback" not in result.stderr
 
@@ -100,8 +98,8 @@ def test_config_shows_effective_values_with_overrides(workdir: Path) -> None:
 
 
 def test_help_teaches_the_commands(workdir: Path) -> None:
-    result = rag("--help", cwd=workdir)
+    result = run_rag("--help", cwd=workdir)
     assert result.returncode == 0
     for command in ("ingest", "sources", "remove", "config"):
         assert command in result.stdout
-    assert "--set" in rag("ingest", "--help", cwd=workdir).stdout
+    assert "--set" in run_rag("ingest", "--help", cwd=workdir).stdout

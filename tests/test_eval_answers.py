@@ -6,8 +6,6 @@ import json
 import math
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +22,7 @@ from rag.evaluate.stats import bootstrap_ci, t_interval
 from rag.index.store import Index
 from rag.ingest.pipeline import Ingestor
 from tests.conftest import DATA
+from tests.helpers import run_rag
 from tests.fake_openai import FakeOpenAI
 
 FILES = ["oncall_policy.md", "release_notes.md", "travel_policy.pdf", "security_policy.pdf"]
@@ -35,18 +34,6 @@ QUESTIONS = [
     {"id": "dental", "question": "Which insurance company provides our dental coverage?", "answers": [], "sources": []},
     {"id": "dog", "question": "Can I bring my dog to the Portland office?", "answers": [], "sources": []},
 ]
-# registers the command the way rag/cli/eval_cmd.py does, for as long as it does not yet
-SHIM = (
-    "import sys\nfrom rag.cli.eval_cmd import eval_app\nfrom rag.cli.eval_answers import answers\n"
-    "if not any(c.name == 'answers' for c in eval_app.registered_commands):\n    eval_app.command('answers')(answers)\n"
-    "from rag.cli.main import run\nrun()\n"
-)
-
-
-def rag(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", SHIM, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
-
-
 def numbers_in(value: object) -> list[float]:
     if isinstance(value, bool):
         return []
@@ -73,7 +60,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def offline_run(workspace: Path) -> tuple[dict, Path]:
-    done = rag("eval", "answers", "--dataset", "gold.jsonl", "--index", "index", "--out", "runs", "--json", cwd=workspace)
+    done = run_rag("eval", "answers", "--dataset", "gold.jsonl", "--index", "index", "--out", "runs", "--json", cwd=workspace)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     return summary, workspace / summary["run_dir"]
@@ -187,7 +174,7 @@ def test_repeats_use_one_seed_per_repeat_and_report_per_repeat_means(workspace: 
 
 
 def test_llm_judge_without_an_llm_is_a_clear_error(workspace: Path) -> None:
-    done = rag("eval", "answers", "--dataset", "gold.jsonl", "--index", "index", "--judge", "llm", cwd=workspace)
+    done = run_rag("eval", "answers", "--dataset", "gold.jsonl", "--index", "index", "--judge", "llm", cwd=workspace)
     assert done.returncode == 3, done.stderr
     assert "llm.provider" in done.stderr and "OPENAI_API_KEY" not in done.stderr
 
@@ -297,6 +284,6 @@ def test_ragas_scorer_faithfulness_follows_the_verdicts(tmp_path: Path) -> None:
 
 
 def test_ragas_backend_without_an_llm_is_a_clear_error(workspace: Path) -> None:
-    done = rag("eval", "answers", "--dataset", "gold.jsonl", "--index", "index", "--backend", "ragas", cwd=workspace)
+    done = run_rag("eval", "answers", "--dataset", "gold.jsonl", "--index", "index", "--backend", "ragas", cwd=workspace)
     assert done.returncode == 3, done.stderr
     assert "llm.provider=openai" in done.stderr

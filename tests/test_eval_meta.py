@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,13 +19,9 @@ from rag.evaluate.meta import (
     wilson_interval,
 )
 from tests.conftest import REPO
+from tests.helpers import run_rag
 
 # registers the command the way rag/cli/eval_cmd.py does, for as long as it does not yet
-SHIM = (
-    "from rag.cli.eval_cmd import eval_app\nfrom rag.cli.eval_meta import meta\n"
-    "if not any(c.name == 'meta' for c in eval_app.registered_commands):\n    eval_app.command('meta')(meta)\n"
-    "from rag.cli.main import run\nrun()\n"
-)
 
 # gold labels S S S C C N; the stub says T T F F T F -> tp 2, fn 1, fp 1, tn 2
 ITEMS = [
@@ -184,8 +178,7 @@ def test_cli_json_with_the_lexical_judge(tmp_path: Path) -> None:
         {"id": "n", "claim": "Incident pay is taxed at a reduced rate.", "evidence": evidence, "label": "not_enough_info"},
     ]
     (tmp_path / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    done = subprocess.run([sys.executable, "-c", SHIM, "eval", "meta", "--labels", "labels.jsonl", "--judge", "lexical",
-                           "--out", "runs", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    done = run_rag("eval", "meta", "--labels", "labels.jsonl", "--judge", "lexical", "--out", "runs", "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert set(summary) >= {"dataset", "items", "labels", "judges", "agreement", "run_dir"}
@@ -197,8 +190,7 @@ def test_cli_json_with_the_lexical_judge(tmp_path: Path) -> None:
     assert (tmp_path / summary["run_dir"] / "summary.json").is_file()
     # a bad label is a clear error with the line number, not a traceback
     (tmp_path / "bad.jsonl").write_text(json.dumps({**rows[0], "label": "TRUE"}) + "\n")
-    done = subprocess.run([sys.executable, "-c", SHIM, "eval", "meta", "--labels", "bad.jsonl", "--judge", "lexical"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    done = run_rag("eval", "meta", "--labels", "bad.jsonl", "--judge", "lexical", cwd=tmp_path)
     assert done.returncode != 0 and "line 1" in done.stderr and "Traceback" not in done.stderr
 
 

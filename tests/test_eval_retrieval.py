@@ -3,37 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rag.evaluate.metrics import retrieval_metrics
-
-DOCS = {
-    "d1": ("Vacation policy", "New employees get twenty vacation days per year."),
-    "d2": ("Expense policy", "Meals on domestic travel are reimbursed up to seventy five dollars."),
-    "d3": ("Security policy", "Report a lost laptop to the security team within one hour."),
-    "d4": ("Release notes", "Version four point three adds webhook retries and a new dashboard."),
-}
-QUERIES = {"q1": "how many vacation days do new employees get", "q2": "lost laptop report security", "q3": "zebra migration patterns"}
-QRELS = {"q1": {"d1": 1}, "q2": {"d3": 1}, "q3": {"d4": 1}}
-
+from tests.helpers import run_rag, write_tiny_beir
 
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
-    folder = tmp_path / "tiny"
-    (folder / "qrels").mkdir(parents=True)
-    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "title": t, "text": x}) + "\n" for k, (t, x) in DOCS.items()))
-    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in QUERIES.items()))
-    rows = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{s}" for q, rel in QRELS.items() for d, s in rel.items()]
-    (folder / "qrels" / "test.tsv").write_text("\n".join(rows) + "\n")
-    return folder
-
-
-def rag(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rag", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return write_tiny_beir(tmp_path / "tiny")
 
 
 def test_metrics_match_hand_computed_values() -> None:
@@ -52,7 +31,7 @@ def test_eval_retrieval_writes_a_run_and_reuses_the_index(dataset: Path, tmp_pat
     (tmp_path / "bm25.yaml").write_text("retrieval:\n  dense_top_k: 0\n")
     args = ["eval", "retrieval", "--dataset", str(dataset), "--config", str(tmp_path / "bm25.yaml"),
             "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "runs"), "--json"]
-    first = rag(*args, cwd=tmp_path)
+    first = run_rag(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     summary = json.loads(first.stdout)
     metrics = summary["configs"]["bm25"]["metrics"]
@@ -69,23 +48,23 @@ def test_eval_retrieval_writes_a_run_and_reuses_the_index(dataset: Path, tmp_pat
     assert json.loads((run_dir / "summary.json").read_text())["configs"]["bm25"]["metrics"] == metrics
 
     index_dir = Path(summary["configs"]["bm25"]["index"])
-    second = json.loads(rag(*args, cwd=tmp_path).stdout)
+    second = json.loads(run_rag(*args, cwd=tmp_path).stdout)
     assert second["configs"]["bm25"]["index"] == str(index_dir)  # same dataset + indexing config: same cached index
     assert second["configs"]["bm25"]["metrics"] == metrics
     assert Path(second["run_dir"]) != run_dir
 
-    report = rag("eval", "report", str(run_dir), cwd=tmp_path)
+    report = run_rag("eval", "report", str(run_dir), cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     assert (run_dir / "report.html").is_file() and "data:image/png;base64," in (run_dir / "report.html").read_text()
-    compared = rag("eval", "compare", str(run_dir), second["run_dir"], "--json", cwd=tmp_path)
+    compared = run_rag("eval", "compare", str(run_dir), second["run_dir"], "--json", cwd=tmp_path)
     assert compared.returncode == 0, compared.stderr
     assert json.loads(compared.stdout)["metrics"]["nDCG@10"]["delta"] == 0
 
     (dataset / "corpus.jsonl").write_text((dataset / "corpus.jsonl").read_text() + json.dumps({"_id": "d5", "title": "x", "text": "zebra"}) + "\n")
-    third = json.loads(rag(*args, cwd=tmp_path).stdout)
+    third = json.loads(run_rag(*args, cwd=tmp_path).stdout)
     assert third["configs"]["bm25"]["index"] != str(index_dir)  # a changed corpus is a different dataset
 
 
 def test_missing_dataset_files_are_a_clear_error(tmp_path: Path) -> None:
-    result = rag("eval", "retrieval", "--dataset", str(tmp_path), cwd=tmp_path)
+    result = run_rag("eval", "retrieval", "--dataset", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 3 and "corpus.jsonl not found" in result.stderr and "Traceback" not in result.stderr
