@@ -94,6 +94,11 @@ class JsonlConfig(_Section):
     id_field: str = "_id"
     title_field: str = "title"
     text_field: str = "text"
+    groups_field: str | None = Field(
+        "groups",
+        description="Field holding a record's reader groups (list or comma-separated string); it overrides "
+        "--groups for that record. null = ignore.",
+    )
 
 
 class IngestConfig(_Section):
@@ -104,6 +109,10 @@ class IngestConfig(_Section):
     exclude: list[str] = Field(default_factory=list, description="Glob patterns of paths to leave out.")
     write_batch_chunks: int = Field(2048, ge=1, description="Chunks embedded and written per batch.")
     jsonl: JsonlConfig = Field(default_factory=JsonlConfig)
+    groups: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Reader groups by path glob, e.g. {'data/hr/**': [hr]}; used when `rag ingest --groups` is not given.",
+    )
 
 
 class RetrievalConfig(_Section):
@@ -217,7 +226,7 @@ class RagConfig(BaseSettings):
             "embedding": self.embedding.model_id(),
         }
         if file_type == "jsonl":
-            parts["jsonl"] = self.ingest.jsonl.model_dump()
+            parts["jsonl"] = self.ingest.jsonl.model_dump(exclude={"groups_field"})  # groups change who reads, not chunks
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 

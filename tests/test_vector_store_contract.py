@@ -147,6 +147,7 @@ def test_ingest_and_search_through_a_chroma_server(chroma_server: str, tmp_path:
     from rag.config import load_config
     from rag.index.store import Index
     from rag.ingest.pipeline import Ingestor
+    from rag.retrieve.access import Access
     from rag.retrieve.search import HybridSearcher
     from tests.helpers import assert_index_consistent
 
@@ -161,6 +162,6 @@ def test_ingest_and_search_through_a_chroma_server(chroma_server: str, tmp_path:
     with Index.open(tmp_path / "index", config, writable=True) as index:
         second = Ingestor(index).ingest([str(corpus)])
         assert_index_consistent(index)
-        hits = HybridSearcher(index, config.retrieval).search(["what is the nightly hotel cap?"]).chunks
+        hits = HybridSearcher(index, config.retrieval).search(["what is the nightly hotel cap?"], access=Access.unrestricted()).chunks
     assert first.new == 2 and second.unchanged == 2 and second.texts_embedded == 0
     assert hits[0].source_display.endswith("travel.txt") and "dense" in hits[0].scores

@@ -118,6 +118,7 @@ class Index:
             self.manifest.db.execute("DELETE FROM chunks")
             self.manifest.db.execute("DELETE FROM pending")
             self.manifest.db.execute("UPDATE sources SET fingerprint = '', chunks = 0")
+            self.manifest.bump_generation()
         self.manifest.set_meta("embedding_model", current)
         return had_chunks
 

@@ -27,6 +27,8 @@ class VectorStore(Protocol):
 
     def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]: ...
 
+    def query_among(self, vector: np.ndarray, k: int, ids: Iterable[str]) -> list[tuple[str, float]]: ...
+
     def drop(self) -> None: ...
 
 
@@ -69,12 +71,38 @@ class ChromaVectorStore:
         return int(self._collection.count())
 
     def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
-        if k <= 0 or self.count() == 0:
+        count = self.count()
+        if k <= 0 or count == 0:
             return []
         result = self._collection.query(
-            query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=k, where=where, include=["distances"]
+            query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=min(k, count), where=where, include=["distances"]
         )
         return [(chunk_id, 1.0 - float(distance)) for chunk_id, distance in zip(result["ids"][0], result["distances"][0])]
+
+    def query_among(self, vector: np.ndarray, k: int, ids: Iterable[str]) -> list[tuple[str, float]]:
+        """Exact cosine top-k over the given ids only (their vectors are read and scored with numpy).
+
+        Used for small allowed sets, where an unfiltered HNSW query would rarely reach them and a
+        Chroma `where` filter is far slower (see the README's permission-cost figures).
+        """
+        id_list = sorted(set(ids))
+        if k <= 0 or not id_list:
+            return []
+        found_ids: list[str] = []
+        matrices: list[np.ndarray] = []
+        for begin in range(0, len(id_list), self._max_batch):
+            got = self._collection.get(ids=id_list[begin : begin + self._max_batch], include=["embeddings"])
+            if len(got["ids"]):
+                found_ids.extend(got["ids"])
+                matrices.append(np.asarray(got["embeddings"], dtype=np.float32))
+        if not found_ids:
+            return []
+        matrix = np.vstack(matrices)
+        query = np.asarray(vector, dtype=np.float32)
+        norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) or 1.0)
+        scores = matrix @ query / np.where(norms == 0, 1.0, norms)
+        top = np.argsort(-scores, kind="stable")[:k]
+        return [(found_ids[int(i)], float(scores[int(i)])) for i in top]
 
     def drop(self) -> None:
         self._client.delete_collection(self.name)
