@@ -188,6 +188,17 @@ class GenerationConfig(_Section):
     prompt: str = Field("answer", description="Prompt template name in prompts/ for the LLM answerer.")
 
 
+class ServeConfig(_Section):
+    """`rag serve`: request limits and how many questions are answered at once."""
+
+    max_body_kb: int = Field(512, ge=1, description="Largest request body accepted (413 above it).")
+    max_question_chars: int = Field(4000, ge=1, description="Longest question or chat message accepted.")
+    max_top_k: int = Field(50, ge=1, le=200, description="Highest top_k a request may ask for.")
+    request_timeout_s: float = Field(120.0, gt=0, description="Time limit of one /v1/ask or /v1/retrieve request (504 after).")
+    pipelines: int = Field(4, ge=1, le=64, description="Questions answered at the same time; more requests wait.")
+    queue_timeout_s: float = Field(30.0, gt=0, description="How long a request waits for a free pipeline (503 after).")
+
+
 class RagConfig(BaseSettings):
     """The whole pipeline configuration. `rag config` prints the effective values."""
 
@@ -204,6 +215,7 @@ class RagConfig(BaseSettings):
     context: ContextConfig = Field(default_factory=ContextConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
     @model_validator(mode="after")
     def _chunks_fit_the_local_model(self) -> "RagConfig":

@@ -106,14 +106,22 @@ class RagPipeline:
 
     # --- stages ----------------------------------------------------------------------------
     def retrieve(
-        self, question: str, history: list[Message] | None = None, filters: Filters = Filters(), access: Access = LOCAL
+        self,
+        question: str,
+        history: list[Message] | None = None,
+        filters: Filters = Filters(),
+        access: Access = LOCAL,
+        top_k: int | None = None,
     ) -> Retrieved:
-        """`access`: whose permissions apply (the server passes the API key's; the local CLI reads everything)."""
+        """`access`: whose permissions apply (the server passes the API key's; the local CLI reads everything).
+
+        `top_k`: chunks kept for context (default retrieval.top_k)."""
         started = time.perf_counter()
         self._notice_writes()
         rewritten = QueryRewriter(self.config.rewrite, self.chat).rewrite(question, history)
         extra = [self.index.query_embedder.embed([rewritten.hypothetical])[0]] if rewritten.hypothetical else None  # type: ignore[attr-defined]
-        limit = self.config.rerank.candidates if self.reranker else self.config.retrieval.top_k
+        top_k = top_k or self.config.retrieval.top_k
+        limit = max(self.config.rerank.candidates, top_k) if self.reranker else top_k
         result = self.searcher.search(rewritten.queries, filters, extra_vectors=extra, limit=limit, access=access)
         ranked = result.chunks
         trace: dict[str, Any] = {"rewrite": {"standalone": rewritten.standalone, **rewritten.notes}, **result.trace}
@@ -124,7 +132,7 @@ class RagPipeline:
                 "failed_windows": getattr(self.reranker, "last_failures", 0),
                 "windows": getattr(self.reranker, "last_windows", None),
             }
-        ranked = ranked[: self.config.retrieval.top_k]
+        ranked = ranked[:top_k]
         passages, context_trace = self.assembler.assemble(ranked, result.visible)
         trace["context"] = context_trace
         trace["candidates"] = [
@@ -148,22 +156,32 @@ class RagPipeline:
             self._generation = generation
 
     def ask(
-        self, question: str, history: list[Message] | None = None, filters: Filters = Filters(), access: Access = LOCAL
+        self,
+        question: str,
+        history: list[Message] | None = None,
+        filters: Filters = Filters(),
+        access: Access = LOCAL,
+        top_k: int | None = None,
     ) -> Answer:
         answer: Answer | None = None
-        for event in self.stream(question, history, filters, access):
+        for event in self.stream(question, history, filters, access, top_k):
             if event.kind == "done":
                 answer = event.answer
         assert answer is not None
         return answer
 
     def stream(
-        self, question: str, history: list[Message] | None = None, filters: Filters = Filters(), access: Access = LOCAL
+        self,
+        question: str,
+        history: list[Message] | None = None,
+        filters: Filters = Filters(),
+        access: Access = LOCAL,
+        top_k: int | None = None,
     ) -> Iterator[StreamEvent]:
         """Yield checked answer text sentence by sentence, then the final Answer."""
         if not question.strip():
             raise RagError("the question is empty", "ask something, e.g. rag ask \"How many vacation days do I get?\"")
-        retrieved = self.retrieve(question, history, filters, access)
+        retrieved = self.retrieve(question, history, filters, access, top_k)
         trace = retrieved.trace
         checker = CitationChecker(retrieved.passages, self.index.manifest, min_support=0.5)
         stream = CitationStream(checker)

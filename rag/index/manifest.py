@@ -11,7 +11,6 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,17 +124,12 @@ class Manifest:
             "ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
         )
 
-    @contextmanager
-    def read_snapshot(self) -> Iterator[None]:
-        """Every read inside sees one committed state of the index, whatever writers commit meanwhile (WAL)."""
-        if self.db.in_transaction:
-            yield
-            return
+    def begin_read(self) -> None:
+        """Start a read snapshot: until `end_read`, every read sees one committed state (WAL), whatever writers commit."""
         self.db.execute("BEGIN")
-        try:
-            yield
-        finally:
-            self.db.rollback()
+
+    def end_read(self) -> None:
+        self.db.rollback()
 
     def chunk_groups(self) -> Iterator[tuple[str, str, str]]:
         """(chunk id, source, JSON groups of its document) for every committed chunk."""

@@ -111,13 +111,22 @@ class ChromaVectorStore:
         )
 
 
-def open_chroma(index_dir: Path, url: str | None, collection: str) -> ChromaVectorStore:
-    """Embedded Chroma under `index_dir/chroma`, or the server at `url`; errors say how to fix."""
+def open_chroma(index_dir: Path, url: str | None, collection: str, fresh: bool = False) -> ChromaVectorStore:
+    """Embedded Chroma under `index_dir/chroma`, or the server at `url`; errors say how to fix.
+
+    `fresh`: embedded Chroma shares one in-memory state per folder within a process and does not
+    notice another process's writes; a fresh client re-reads the folder. Clients already handed
+    out keep working on their (older) state.
+    """
     import chromadb
     from chromadb.config import Settings
 
     settings = Settings(anonymized_telemetry=False)
     if url is None:
+        if fresh:
+            from chromadb.api.client import SharedSystemClient
+
+            SharedSystemClient.clear_system_cache()
         client = chromadb.PersistentClient(path=str(index_dir / "chroma"), settings=settings)
     else:
         parsed = urlparse(url)
