@@ -37,7 +37,8 @@ def create(
 ) -> None:
     """Create a key and print it once (only its hash is stored: copy it now).
 
-    A key reads documents ingested without groups plus those sharing one of its groups.
+    A key reads documents ingested without groups plus those sharing one of its groups; an admin key reads everything.
+
     Example: rag keys create --index .rag/demo --name alice --groups staff,engineering
     """
     from rag.serve.keys import KeyStore

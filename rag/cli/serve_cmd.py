@@ -18,14 +18,15 @@ def serve(
     config: ConfigOption = None,
     set_: SetOption = None,
 ) -> None:
-    """Serve the index over HTTP: /v1/ask, /v1/retrieve, OpenAI-compatible /v1/chat/completions.
+    """Serve the index over HTTP: /v1/ask, /v1/retrieve and OpenAI-compatible /v1/chat/completions.
 
-    Every request needs an API key (`rag keys create --index DIR --name alice --groups staff`), sent as
-    `Authorization: Bearer KEY`; a key only ever sees documents without groups and those of its groups.
-    Admin keys (`--admin`) may also POST /v1/ingest, POST /v1/remove and GET /v1/sources.
-    The OpenAPI document is at /openapi.json; /healthz needs no key. One log line per request.
+    Every request needs an API key, sent as `Authorization: Bearer KEY`; create keys with `rag keys create --index DIR --name alice --groups staff`.
 
-    Example: rag serve --index .rag/demo --port 8000, then point an OpenAI client at http://127.0.0.1:8000/v1
+    A key reads documents ingested without groups plus those sharing one of its groups (`rag ingest PATH --groups hr`). Admin keys (`--admin`) read everything and may also POST /v1/ingest, POST /v1/remove and GET /v1/sources.
+
+    The OpenAPI document is at /openapi.json; /healthz needs no key. One log line per request (never the question). Limits: --set serve.max_body_kb, serve.max_question_chars, serve.max_top_k, serve.request_timeout_s, serve.pipelines (answers at once).
+
+    Example: rag serve --index .rag/demo --port 8000, then point any OpenAI client at http://127.0.0.1:8000/v1
     """
     import uvicorn
 
