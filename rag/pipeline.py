@@ -18,7 +18,7 @@ from typing import Any
 from rag.config import RagConfig
 from rag.errors import RagError
 from rag.generate.citations import CitationChecker, CitationStream
-from rag.generate.extractive import NOT_FOUND, ExtractiveAnswerer
+from rag.generate.extractive import NOT_FOUND, CachedEmbedder, ExtractiveAnswerer
 from rag.generate.llm import ChatModel, Message, build_chat_model
 from rag.index.store import Index
 from rag.prompts import render
@@ -96,6 +96,11 @@ class RagPipeline:
 
         tokenizer = splitting_tokenizer()
         return ContextAssembler(self.index.manifest, self.config.context, lambda text: len(tokenizer.encode(text).ids))  # type: ignore[attr-defined]
+
+    @cached_property
+    def sentence_embedder(self) -> CachedEmbedder:
+        """The query model with a memory of sentence vectors, for the extractive answerer."""
+        return CachedEmbedder(self.index.query_embedder, self.index.indexed_embedding_config().model_id())  # type: ignore[attr-defined]
 
     @property
     def uses_llm(self) -> bool:
@@ -193,7 +198,7 @@ class RagPipeline:
             deltas = self._llm_deltas(retrieved)
             trace["generator"] = {"answerer": "llm", "model": self.chat.name}  # type: ignore[union-attr]
         else:
-            answerer = ExtractiveAnswerer(self.config.generation, self.index.query_embedder, self._heading_path)
+            answerer = ExtractiveAnswerer(self.config.generation, self.sentence_embedder, self._heading_path)
             text, generator_trace = answerer.answer(
                 retrieved.question, retrieved.passages
             )
