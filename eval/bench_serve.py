@@ -204,10 +204,10 @@ def dense_strategies(index: Path, queries: list[str], group: str) -> dict[str, A
             "unfiltered_hnsw": lambda v: store.query(v, k),  # type: ignore[attr-defined]
             "shipped_path": lambda v: searcher._dense(v, visible, snapshot),
             "chroma_where_doc_id_in": lambda v: store.query(v, k, where={"doc_id": {"$in": public_docs}}),  # type: ignore[attr-defined]
-            "exact_over_allowed_vectors": lambda v: store.query_among(v, k, visible),  # type: ignore[attr-defined]
+            "exact_over_allowed_vectors_cached": lambda v: searcher._exact(v, k, visible, snapshot),
         }
         results: dict[str, Any] = {"visible_chunks": len(visible), "all_chunks": len(snapshot.committed)}
-        reference = [set(c for c, _ in store.query_among(v, 10, visible)) for v in vectors]  # type: ignore[attr-defined]
+        reference = [set(c for c, _ in searcher._exact(v, 10, visible, snapshot)) for v in vectors]
         for name, run in strategies.items():
             run(vectors[0])
             timings, recall = [], []

@@ -27,7 +27,7 @@ class VectorStore(Protocol):
 
     def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]: ...
 
-    def query_among(self, vector: np.ndarray, k: int, ids: Iterable[str]) -> list[tuple[str, float]]: ...
+    def get_vectors(self, ids: Iterable[str]) -> tuple[list[str], np.ndarray]: ...
 
     def drop(self) -> None: ...
 
@@ -79,15 +79,9 @@ class ChromaVectorStore:
         )
         return [(chunk_id, 1.0 - float(distance)) for chunk_id, distance in zip(result["ids"][0], result["distances"][0])]
 
-    def query_among(self, vector: np.ndarray, k: int, ids: Iterable[str]) -> list[tuple[str, float]]:
-        """Exact cosine top-k over the given ids only (their vectors are read and scored with numpy).
-
-        Used for small allowed sets, where an unfiltered HNSW query would rarely reach them and a
-        Chroma `where` filter is far slower (see the README's permission-cost figures).
-        """
+    def get_vectors(self, ids: Iterable[str]) -> tuple[list[str], np.ndarray]:
+        """The stored vectors of these ids (those that exist), as (ids, matrix)."""
         id_list = sorted(set(ids))
-        if k <= 0 or not id_list:
-            return []
         found_ids: list[str] = []
         matrices: list[np.ndarray] = []
         for begin in range(0, len(id_list), self._max_batch):
@@ -95,14 +89,7 @@ class ChromaVectorStore:
             if len(got["ids"]):
                 found_ids.extend(got["ids"])
                 matrices.append(np.asarray(got["embeddings"], dtype=np.float32))
-        if not found_ids:
-            return []
-        matrix = np.vstack(matrices)
-        query = np.asarray(vector, dtype=np.float32)
-        norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) or 1.0)
-        scores = matrix @ query / np.where(norms == 0, 1.0, norms)
-        top = np.argsort(-scores, kind="stable")[:k]
-        return [(found_ids[int(i)], float(scores[int(i)])) for i in top]
+        return found_ids, np.vstack(matrices) if matrices else np.zeros((0, 0), dtype=np.float32)
 
     def drop(self) -> None:
         self._client.delete_collection(self.name)

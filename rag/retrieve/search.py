@@ -26,6 +26,7 @@ from rag.types import ScoredChunk
 OVERFETCH = 1.5  # unfiltered HNSW fetches this many times the expected hits needed to keep k visible ones
 EXACT_LIMIT = 2000  # visible sets up to this size are searched exactly over their own vectors
 RESTRICTED_BM25_CACHE = 8  # per-group-set BM25 indexes kept in memory
+VISIBLE_VECTORS_CACHE = 8  # vector matrices of visible sets searched exactly, kept per generation
 
 
 @dataclass(slots=True)
@@ -115,12 +116,22 @@ class HybridSearcher:
             return _only(store.query(vector, k + 10), visible)[:k]  # type: ignore[attr-defined]
         wanted = min(k, len(visible))
         fetch = int(wanted * OVERFETCH * total / len(visible)) + 10
-        if len(visible) <= EXACT_LIMIT or fetch > total // 2:
-            return store.query_among(vector, k, visible)  # type: ignore[attr-defined]
-        hits = _only(store.query(vector, fetch), visible)  # type: ignore[attr-defined]
-        if len(hits) >= wanted:
-            return hits[:k]
-        return store.query_among(vector, k, visible)  # type: ignore[attr-defined]
+        if len(visible) > EXACT_LIMIT and fetch <= total // 2:
+            hits = _only(store.query(vector, fetch), visible)  # type: ignore[attr-defined]
+            if len(hits) >= wanted:
+                return hits[:k]
+        return self._exact(vector, k, visible, snapshot)
+
+    def _exact(self, vector: np.ndarray, k: int, visible: frozenset[str], snapshot: Snapshot) -> list[tuple[str, float]]:
+        """Exact cosine top-k over the visible chunks' vectors (read once per generation and visible set)."""
+        key = (str(self.index.directory), snapshot.generation, visible)
+        ids, matrix = VISIBLE_VECTORS.get(key, lambda: _normalised(*self.index.vectors.get_vectors(visible)))  # type: ignore[attr-defined]
+        if not ids:
+            return []
+        query = np.asarray(vector, dtype=np.float32)
+        scores = matrix @ (query / (np.linalg.norm(query) or 1.0))
+        top = np.argsort(-scores, kind="stable")[:k]
+        return [(ids[int(i)], float(scores[int(i)])) for i in top]
 
     def _global_bm25(self) -> BM25Index:
         """The index's BM25, reloaded when a writer has published a new generation."""
@@ -179,6 +190,12 @@ class _LruCache:
 
 
 RESTRICTED_BM25 = _LruCache(RESTRICTED_BM25_CACHE)
+VISIBLE_VECTORS = _LruCache(VISIBLE_VECTORS_CACHE)
+
+
+def _normalised(ids: list[str], matrix: np.ndarray) -> tuple[list[str], np.ndarray]:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True) if len(ids) else np.ones((0, 1))
+    return ids, matrix / np.where(norms == 0, 1.0, norms)
 
 
 def _only(ranked: list[tuple[str, float]], visible: frozenset[str]) -> list[tuple[str, float]]:
