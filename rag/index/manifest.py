@@ -131,12 +131,10 @@ class Manifest:
     def end_read(self) -> None:
         self.db.rollback()
 
-    def chunk_groups(self) -> Iterator[tuple[str, str, str]]:
-        """(chunk id, source, JSON groups of its document) for every committed chunk."""
+    def chunk_groups(self) -> Iterator[tuple[str, str]]:
+        """(chunk id, JSON groups of its document) for every committed chunk."""
         return iter(
-            self.db.execute(
-                "SELECT c.chunk_id, c.source, d.groups FROM chunks c JOIN documents d ON d.source = c.source AND d.doc_id = c.doc_id"
-            )
+            self.db.execute("SELECT c.chunk_id, d.groups FROM chunks c JOIN documents d ON d.source = c.source AND d.doc_id = c.doc_id")
         )
 
     # --- sources --------------------------------------------------------------------------

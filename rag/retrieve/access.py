@@ -113,7 +113,7 @@ def _build(manifest: Manifest, generation: int) -> Snapshot:
     committed: set[str] = set()
     public: set[str] = set()
     by_group: dict[str, set[str]] = {}
-    for chunk_id, _source, groups_json in manifest.chunk_groups():
+    for chunk_id, groups_json in manifest.chunk_groups():
         committed.add(chunk_id)
         groups = json.loads(groups_json)
         if not groups:
