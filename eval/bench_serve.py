@@ -225,7 +225,7 @@ def dense_strategies(index: Path, queries: list[str], group: str) -> dict[str, A
             "unfiltered_hnsw": lambda v: store.query(v, k),  # type: ignore[attr-defined]
             "shipped_path": lambda v: searcher._dense(v, visible, snapshot),
             "chroma_where_doc_id_in": lambda v: store.query(v, k, where={"doc_id": {"$in": public_docs}}),  # type: ignore[attr-defined]
-            "exact_over_allowed_vectors_cached": lambda v: searcher._exact(v, k, visible, snapshot),
+            "exact_over_allowed_vectors_cached": lambda v: searcher._exact(v, k, visible),
         }
         results: dict[str, Any] = {"visible_chunks": len(visible), "all_chunks": len(snapshot.committed)}
         readers = {"unrestricted": Access.unrestricted(), "restricted": Access.of_groups((group,))}
@@ -239,7 +239,7 @@ def dense_strategies(index: Path, queries: list[str], group: str) -> dict[str, A
                 searcher.search([query], access=access)
                 search_ms[name].append((time.perf_counter() - started) * 1000)
         results["hybrid_search_p50_ms_in_process"] = {name: round(statistics.median(v), 2) for name, v in search_ms.items()}
-        reference = [set(c for c, _ in searcher._exact(v, 10, visible, snapshot)) for v in vectors]
+        reference = [set(c for c, _ in searcher._exact(v, 10, visible)) for v in vectors]
         for name, run in strategies.items():
             run(vectors[0])
             timings, recall = [], []

@@ -26,7 +26,7 @@ from rag.types import ScoredChunk
 OVERFETCH = 1.5  # unfiltered HNSW fetches this many times the expected hits needed to keep k visible ones
 EXACT_LIMIT = 2000  # visible sets up to this size are searched exactly over their own vectors
 RESTRICTED_BM25_CACHE = 8  # per-group-set BM25 indexes kept in memory
-VISIBLE_VECTORS_CACHE = 8  # vector matrices of visible sets searched exactly, kept per generation
+VISIBLE_VECTORS_CACHE = 8  # vector matrices of visible sets searched exactly
 
 
 @dataclass(slots=True)
@@ -120,11 +120,15 @@ class HybridSearcher:
             hits = _only(store.query(vector, fetch), visible)  # type: ignore[attr-defined]
             if len(hits) >= wanted:
                 return hits[:k]
-        return self._exact(vector, k, visible, snapshot)
+        return self._exact(vector, k, visible)
 
-    def _exact(self, vector: np.ndarray, k: int, visible: frozenset[str], snapshot: Snapshot) -> list[tuple[str, float]]:
-        """Exact cosine top-k over the visible chunks' vectors (read once per generation and visible set)."""
-        key = (str(self.index.directory), snapshot.generation, visible)
+    def _exact(self, vector: np.ndarray, k: int, visible: frozenset[str]) -> list[tuple[str, float]]:
+        """Exact cosine top-k over the visible chunks' vectors, read once per visible set and store handle.
+
+        No generation in the key: a chunk id fixes its text and embedding model, hence its vector, so a
+        cached matrix stays right while writers add or remove other documents.
+        """
+        key = (str(self.index.directory), id(self.index.vectors), visible)
         ids, matrix = VISIBLE_VECTORS.get(key, lambda: _normalised(*self.index.vectors.get_vectors(visible)))  # type: ignore[attr-defined]
         if not ids:
             return []
