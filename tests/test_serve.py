@@ -9,7 +9,6 @@ passage or trace carries any of it for a `staff` key, while `hr` and admin keys 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
