@@ -94,6 +94,11 @@ class JsonlConfig(_Section):
     id_field: str = "_id"
     title_field: str = "title"
     text_field: str = "text"
+    groups_field: str | None = Field(
+        "groups",
+        description="Field holding a record's reader groups (list or comma-separated string); it overrides "
+        "--groups for that record. null = ignore.",
+    )
 
 
 class IngestConfig(_Section):
@@ -104,6 +109,10 @@ class IngestConfig(_Section):
     exclude: list[str] = Field(default_factory=list, description="Glob patterns of paths to leave out.")
     write_batch_chunks: int = Field(2048, ge=1, description="Chunks embedded and written per batch.")
     jsonl: JsonlConfig = Field(default_factory=JsonlConfig)
+    groups: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Reader groups by path glob, e.g. {'data/hr/**': [hr]}; used when `rag ingest --groups` is not given.",
+    )
 
 
 class RetrievalConfig(_Section):
@@ -179,6 +188,17 @@ class GenerationConfig(_Section):
     prompt: str = Field("answer", description="Prompt template name in prompts/ for the LLM answerer.")
 
 
+class ServeConfig(_Section):
+    """`rag serve`: request limits and how many questions are answered at once."""
+
+    max_body_kb: int = Field(512, ge=1, description="Largest request body accepted (413 above it).")
+    max_question_chars: int = Field(4000, ge=1, description="Longest question or chat message accepted.")
+    max_top_k: int = Field(50, ge=1, le=200, description="Highest top_k a request may ask for.")
+    request_timeout_s: float = Field(120.0, gt=0, description="Time limit of one /v1/ask or /v1/retrieve request (504 after).")
+    pipelines: int = Field(4, ge=1, le=64, description="Questions answered at the same time; more requests wait.")
+    queue_timeout_s: float = Field(30.0, gt=0, description="How long a request waits for a free pipeline (503 after).")
+
+
 class RagConfig(BaseSettings):
     """The whole pipeline configuration. `rag config` prints the effective values."""
 
@@ -195,6 +215,7 @@ class RagConfig(BaseSettings):
     context: ContextConfig = Field(default_factory=ContextConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
     @model_validator(mode="after")
     def _chunks_fit_the_local_model(self) -> "RagConfig":
@@ -217,7 +238,7 @@ class RagConfig(BaseSettings):
             "embedding": self.embedding.model_id(),
         }
         if file_type == "jsonl":
-            parts["jsonl"] = self.ingest.jsonl.model_dump()
+            parts["jsonl"] = self.ingest.jsonl.model_dump(exclude={"groups_field"})  # groups change who reads, not chunks
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 

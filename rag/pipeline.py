@@ -18,15 +18,19 @@ from typing import Any
 from rag.config import RagConfig
 from rag.errors import RagError
 from rag.generate.citations import CitationChecker, CitationStream
-from rag.generate.extractive import NOT_FOUND, ExtractiveAnswerer
+from rag.generate.extractive import NOT_FOUND, CachedEmbedder, ExtractiveAnswerer
 from rag.generate.llm import ChatModel, Message, build_chat_model
 from rag.index.store import Index
 from rag.prompts import render
+from rag.retrieve.access import Access
 from rag.retrieve.context import ContextAssembler
 from rag.retrieve.filters import Filters
 from rag.retrieve.rewrite import QueryRewriter
 from rag.retrieve.search import HybridSearcher
 from rag.types import Answer, Passage, ScoredChunk
+
+
+LOCAL = Access.unrestricted()  # the local CLI and Python API read the index files directly, so everything
 
 
 @dataclass(slots=True)
@@ -50,6 +54,7 @@ class RagPipeline:
     def __init__(self, index: Index, config: RagConfig) -> None:
         self.index = index
         self.config = config
+        self._generation = index.manifest.generation()
         if index.manifest.chunk_count() == 0:
             raise RagError(f"the index {index.directory} is empty", f"add documents with `rag ingest PATH --index {index.directory}`")
 
@@ -92,6 +97,11 @@ class RagPipeline:
         tokenizer = splitting_tokenizer()
         return ContextAssembler(self.index.manifest, self.config.context, lambda text: len(tokenizer.encode(text).ids))  # type: ignore[attr-defined]
 
+    @cached_property
+    def sentence_embedder(self) -> CachedEmbedder:
+        """The query model with a memory of sentence vectors, for the extractive answerer."""
+        return CachedEmbedder(self.index.query_embedder, self.index.indexed_embedding_config().model_id())  # type: ignore[attr-defined]
+
     @property
     def uses_llm(self) -> bool:
         mode = self.config.generation.mode
@@ -100,12 +110,24 @@ class RagPipeline:
         return mode == "llm" or (mode == "auto" and self.chat is not None)
 
     # --- stages ----------------------------------------------------------------------------
-    def retrieve(self, question: str, history: list[Message] | None = None, filters: Filters = Filters()) -> Retrieved:
+    def retrieve(
+        self,
+        question: str,
+        history: list[Message] | None = None,
+        filters: Filters = Filters(),
+        access: Access = LOCAL,
+        top_k: int | None = None,
+    ) -> Retrieved:
+        """`access`: whose permissions apply (the server passes the API key's; the local CLI reads everything).
+
+        `top_k`: chunks kept for context (default retrieval.top_k)."""
         started = time.perf_counter()
+        self._notice_writes()
         rewritten = QueryRewriter(self.config.rewrite, self.chat).rewrite(question, history)
         extra = [self.index.query_embedder.embed([rewritten.hypothetical])[0]] if rewritten.hypothetical else None  # type: ignore[attr-defined]
-        limit = self.config.rerank.candidates if self.reranker else self.config.retrieval.top_k
-        result = self.searcher.search(rewritten.queries, filters, extra_vectors=extra, limit=limit)
+        top_k = top_k or self.config.retrieval.top_k
+        limit = max(self.config.rerank.candidates, top_k) if self.reranker else top_k
+        result = self.searcher.search(rewritten.queries, filters, extra_vectors=extra, limit=limit, access=access)
         ranked = result.chunks
         trace: dict[str, Any] = {"rewrite": {"standalone": rewritten.standalone, **rewritten.notes}, **result.trace}
         if self.reranker is not None:
@@ -115,8 +137,8 @@ class RagPipeline:
                 "failed_windows": getattr(self.reranker, "last_failures", 0),
                 "windows": getattr(self.reranker, "last_windows", None),
             }
-        ranked = ranked[: self.config.retrieval.top_k]
-        passages, context_trace = self.assembler.assemble(ranked)
+        ranked = ranked[:top_k]
+        passages, context_trace = self.assembler.assemble(ranked, result.visible)
         trace["context"] = context_trace
         trace["candidates"] = [
             {
@@ -131,19 +153,40 @@ class RagPipeline:
         trace["retrieval_ms"] = round((time.perf_counter() - started) * 1000, 1)
         return Retrieved(rewritten.standalone, ranked, passages, trace)
 
-    def ask(self, question: str, history: list[Message] | None = None, filters: Filters = Filters()) -> Answer:
+    def _notice_writes(self) -> None:
+        """Forget cached document texts once a writer has committed changes since the last question."""
+        generation = self.index.manifest.generation()
+        if generation != self._generation:
+            self.assembler.forget_documents()
+            self._generation = generation
+
+    def ask(
+        self,
+        question: str,
+        history: list[Message] | None = None,
+        filters: Filters = Filters(),
+        access: Access = LOCAL,
+        top_k: int | None = None,
+    ) -> Answer:
         answer: Answer | None = None
-        for event in self.stream(question, history, filters):
+        for event in self.stream(question, history, filters, access, top_k):
             if event.kind == "done":
                 answer = event.answer
         assert answer is not None
         return answer
 
-    def stream(self, question: str, history: list[Message] | None = None, filters: Filters = Filters()) -> Iterator[StreamEvent]:
+    def stream(
+        self,
+        question: str,
+        history: list[Message] | None = None,
+        filters: Filters = Filters(),
+        access: Access = LOCAL,
+        top_k: int | None = None,
+    ) -> Iterator[StreamEvent]:
         """Yield checked answer text sentence by sentence, then the final Answer."""
         if not question.strip():
             raise RagError("the question is empty", "ask something, e.g. rag ask \"How many vacation days do I get?\"")
-        retrieved = self.retrieve(question, history, filters)
+        retrieved = self.retrieve(question, history, filters, access, top_k)
         trace = retrieved.trace
         checker = CitationChecker(retrieved.passages, self.index.manifest, min_support=0.5)
         stream = CitationStream(checker)
@@ -155,7 +198,7 @@ class RagPipeline:
             deltas = self._llm_deltas(retrieved)
             trace["generator"] = {"answerer": "llm", "model": self.chat.name}  # type: ignore[union-attr]
         else:
-            answerer = ExtractiveAnswerer(self.config.generation, self.index.query_embedder, self._heading_path)
+            answerer = ExtractiveAnswerer(self.config.generation, self.sentence_embedder, self._heading_path)
             text, generator_trace = answerer.answer(
                 retrieved.question, retrieved.passages
             )

@@ -29,6 +29,7 @@ class Document:
 
     `doc_id` is the source path for ordinary files and the record id for JSON Lines records.
     Sections and pages are character spans into `text`; every chunk span points into `text` too.
+    `groups`: who may read it through the server; empty means every reader (see rag.retrieve.access).
     """
 
     doc_id: str
@@ -36,6 +37,7 @@ class Document:
     title: str = ""
     sections: list[Section] = field(default_factory=list)
     pages: list[Page] = field(default_factory=list)
+    groups: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

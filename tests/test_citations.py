@@ -145,3 +145,24 @@ def test_pipeline_reranks_with_a_rerank_endpoint(index_dir: Path) -> None:
     scores = [c["scores"]["rerank"] for c in retrieved.trace["candidates"] if "rerank" in c["scores"]]
     assert scores and scores == sorted(scores, reverse=True)
     assert [c["ranks"]["rerank"] for c in retrieved.trace["candidates"]][: len(scores)] == list(range(1, len(scores) + 1))
+
+
+def test_the_sentence_vector_cache_returns_the_vectors_of_the_texts_asked_for() -> None:
+    import numpy as np
+
+    from rag.generate.extractive import CachedEmbedder
+
+    class Counting:
+        calls: list[list[str]] = []
+
+        def embed(self, texts: list[str]) -> np.ndarray:
+            self.calls.append(list(texts))
+            return np.array([[float(len(t)), float(t.count("a"))] for t in texts])
+
+    model = Counting()
+    cache = CachedEmbedder(model, "test-model-cache")
+    first = cache.embed(["a", "bb", "a"])
+    again = CachedEmbedder(Counting(), "test-model-cache").embed(["bb", "ccc", "a"])  # shared by model id
+    assert first.tolist() == [[1, 1], [2, 0], [1, 1]]
+    assert again.tolist() == [[2, 0], [3, 0], [1, 1]]
+    assert Counting.calls == [["a", "bb"], ["ccc"]]

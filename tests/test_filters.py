@@ -15,6 +15,7 @@ from rag.index.store import Index
 from rag.ingest.pipeline import Ingestor
 from rag.pipeline import RagPipeline
 from rag.retrieve.filters import Filters, resolve
+from rag.retrieve.access import Access
 from rag.retrieve.search import HybridSearcher
 from tests.helpers import fake_endpoint_config
 from tests.fake_openai import FakeOpenAI, bag_of_words_vector
@@ -161,7 +162,7 @@ def searcher(request, index: Index, built) -> HybridSearcher:
 
 def test_unfiltered_search_finds_the_zebra_document(index: Index, searcher: HybridSearcher) -> None:
     """The control for the filtered tests: without a filter, both retrievers rank the zebra chunk first."""
-    result = searcher.search(["zebra stripes"])
+    result = searcher.search(["zebra stripes"], access=Access.unrestricted())
     zebra_ids = index.manifest.chunk_ids_of(next(p for p, d in display_of(index).items() if d == ZEBRA))
     step = result.trace["per_query"][0]
     assert step["bm25"] and step["bm25"][0][0] in zebra_ids
@@ -179,7 +180,7 @@ def test_filtered_search_never_leaves_the_allowed_sources(index: Index, searcher
     allowed = resolve(filters, index.manifest)
     assert allowed is not None and allowed.chunk_ids
     vector = np.array(bag_of_words_vector("the zebra crossing has faded stripes"), dtype=np.float32)  # a HyDE-like vector
-    result = searcher.search([query], filters, extra_vectors=[vector])
+    result = searcher.search([query], filters, extra_vectors=[vector], access=Access.unrestricted())
     assert result.chunks, "the allowed sources still have candidates"
     assert {s.chunk.chunk_id for s in result.chunks} <= allowed.chunk_ids
     assert ZEBRA not in {s.source_display for s in result.chunks}
@@ -199,7 +200,7 @@ def test_filtered_search_never_leaves_the_allowed_sources(index: Index, searcher
 def test_filter_matching_nothing_returns_nothing(searcher: HybridSearcher) -> None:
     vector = np.array(bag_of_words_vector("zebra"), dtype=np.float32)
     for filters in (Filters(tags=("nope",)), Filters(sources=("elsewhere/**",)), Filters(file_types=("pdf",))):
-        result = searcher.search(["zebra vacation"], filters, extra_vectors=[vector])
+        result = searcher.search(["zebra vacation"], filters, extra_vectors=[vector], access=Access.unrestricted())
         assert result.chunks == []
         assert all(step["dense"] == [] and step["bm25"] == [] for step in result.trace["per_query"])
 

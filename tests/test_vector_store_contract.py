@@ -111,6 +111,15 @@ def test_query_with_metadata_filter(store: ChromaVectorStore) -> None:
     assert {chunk_id for chunk_id, _ in hits} == {"c1", "c4", "c7"}
 
 
+def test_get_vectors_returns_the_stored_vectors_of_existing_ids(store: ChromaVectorStore) -> None:
+    vectors = _vectors(6)
+    store.upsert([f"c{i}" for i in range(6)], vectors, [_meta(i) for i in range(6)])
+    ids, matrix = store.get_vectors(["c4", "c1", "missing-id"])
+    assert sorted(ids) == ["c1", "c4"]
+    for chunk_id, row in zip(ids, matrix):
+        assert row == pytest.approx(vectors[int(chunk_id[1:])], abs=1e-6)
+
+
 def test_delete_removes_only_given_ids(store: ChromaVectorStore) -> None:
     store.upsert([f"c{i}" for i in range(6)], _vectors(6), [_meta(i) for i in range(6)])
     store.delete(["c1", "c3", "missing-id"])
@@ -147,6 +156,7 @@ def test_ingest_and_search_through_a_chroma_server(chroma_server: str, tmp_path:
     from rag.config import load_config
     from rag.index.store import Index
     from rag.ingest.pipeline import Ingestor
+    from rag.retrieve.access import Access
     from rag.retrieve.search import HybridSearcher
     from tests.helpers import assert_index_consistent
 
@@ -161,6 +171,6 @@ def test_ingest_and_search_through_a_chroma_server(chroma_server: str, tmp_path:
     with Index.open(tmp_path / "index", config, writable=True) as index:
         second = Ingestor(index).ingest([str(corpus)])
         assert_index_consistent(index)
-        hits = HybridSearcher(index, config.retrieval).search(["what is the nightly hotel cap?"]).chunks
+        hits = HybridSearcher(index, config.retrieval).search(["what is the nightly hotel cap?"], access=Access.unrestricted()).chunks
     assert first.new == 2 and second.unchanged == 2 and second.texts_embedded == 0
     assert hits[0].source_display.endswith("travel.txt") and "dense" in hits[0].scores

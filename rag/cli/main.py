@@ -63,22 +63,37 @@ def ingest(
         Optional[list[str]],
         typer.Option("--tag", "-t", help="Label these sources for retrieval filters (repeatable); omitted = keep existing tags."),
     ] = None,
+    groups: Annotated[
+        Optional[str],
+        typer.Option(
+            "--groups",
+            "-g",
+            help="Only API keys in one of these groups (comma-separated) may read these documents through `rag serve`. "
+            "Omitted: the ingest.groups glob mapping, else each file keeps its groups (new files: every key).",
+        ),
+    ] = None,
+    public: Annotated[bool, typer.Option("--public", help="Make these documents readable by every API key (clears their groups).")] = False,
 ) -> None:
     """Add or update documents in an index (incremental).
 
     Unchanged files cost nothing; changed files replace their chunks; files deleted from an
     ingested folder are removed. Exit code 1 if any file failed (the others are still ingested).
 
-    Example: rag ingest data/ --index .rag/demo
+    Example: rag ingest data/ --index .rag/demo; rag ingest data/hr --index .rag/demo --groups hr
     """
     from rag.cli.output import print_ingest_report, stderr_console
     from rag.cli.progress import RichProgress
     from rag.index.store import Index
     from rag.ingest.pipeline import Ingestor
 
+    from rag.cli.keys_cmd import reader_groups
+
     settings = _config(config, set_)
+    if public and groups:
+        raise RagError("--groups and --public contradict each other", "pass one of them")
+    chosen = [] if public else (list(reader_groups(groups)) if groups is not None else None)
     with Index.open(index, settings, writable=True) as opened, RichProgress(stderr_console()) as progress:  # type: ignore[arg-type]
-        report = Ingestor(opened, progress, tags=tag).ingest(paths)
+        report = Ingestor(opened, progress, tags=tag, groups=chosen).ingest(paths)
     emit(report.to_json(), as_json, lambda: print_ingest_report(report, index))
     raise typer.Exit(report.exit_code)
 
@@ -126,6 +141,7 @@ def sources(
             "pages": r.pages,
             "chunks": r.chunks,
             "tags": r.tag_list,
+            "groups": r.group_list,
             "ingested_at": r.ingested_at,
         }
         for r in records
@@ -212,6 +228,12 @@ def chat(
 from rag.cli.eval_cmd import eval_app  # noqa: E402  (sub-commands register on it)
 
 app.add_typer(eval_app, name="eval")
+
+from rag.cli.keys_cmd import keys_app  # noqa: E402
+from rag.cli.serve_cmd import serve  # noqa: E402
+
+app.add_typer(keys_app, name="keys")
+app.command("serve")(serve)
 
 
 @app.command("config")

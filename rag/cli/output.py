@@ -54,12 +54,14 @@ def print_sources(rows: list[dict[str, object]]) -> None:
         console.print("The index is empty. Add documents with `rag ingest PATH`.")
         return
     table = Table(show_header=True, header_style="bold")
-    for column in ("path", "type", "pages", "chunks", "ingested at"):
+    with_groups = any(row.get("groups") for row in rows)  # the column only when permissions are in use
+    for column in ("path", "type", "pages", "chunks", *(("groups",) if with_groups else ()), "ingested at"):
         table.add_column(column, justify="right" if column in ("pages", "chunks") else "left")
     for row in rows:
         stamp = dt.datetime.fromtimestamp(float(row["ingested_at"])).strftime("%Y-%m-%d %H:%M")  # type: ignore[arg-type]
         pages = str(row["pages"]) if row["pages"] else "-"
-        table.add_row(str(row["path"]), str(row["type"]), pages, str(row["chunks"]), stamp)
+        groups = (", ".join(row.get("groups") or []) or "everyone",) if with_groups else ()  # type: ignore[call-overload]
+        table.add_row(str(row["path"]), str(row["type"]), pages, str(row["chunks"]), *groups, stamp)
     console.print(table)
     console.print(f"{len(rows)} sources, {sum(int(r['chunks']) for r in rows)} chunks")  # type: ignore[call-overload]
 

@@ -19,6 +19,7 @@ from rag.evaluate.metrics import mean_metrics, retrieval_metrics
 from rag.evaluate.runs import RunWriter
 from rag.index.store import Index
 from rag.ingest.pipeline import Ingestor, Progress
+from rag.retrieve.access import Access
 from rag.retrieve.search import HybridSearcher
 
 DEPTH = 100  # documents kept per query
@@ -95,7 +96,7 @@ def _search_all(index_dir: Path, config: RagConfig, dataset: BeirDataset, progre
         searcher = HybridSearcher(index, retrieval)
         for query_id, text in dataset.queries.items():
             ranked: dict[str, float] = {}
-            for position, scored in enumerate(searcher.search([text], limit=CHUNK_CANDIDATES).chunks):
+            for position, scored in enumerate(searcher.search([text], limit=CHUNK_CANDIDATES, access=Access.unrestricted()).chunks):
                 if scored.chunk.doc_id not in ranked and len(ranked) < DEPTH:
                     ranked[scored.chunk.doc_id] = float(CHUNK_CANDIDATES - position)
             run[query_id] = ranked

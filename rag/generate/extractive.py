@@ -7,9 +7,10 @@ below `generation.min_support`, it says plainly that the documents do not contai
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -88,6 +89,40 @@ class ExtractiveAnswerer:
                 chosen.append(candidate)
         trace["evidence"] = "strong"
         return "\n".join(f"{' '.join(s.span.text.split())} [{s.passage}]" for s in chosen), trace
+
+
+class CachedEmbedder:
+    """Remembers vectors by text (LRU, shared by every pipeline of the process that uses the same model):
+    a server quotes the same documents' sentences again and again.
+
+    Safe under per-document permissions: a request only ever looks up texts of passages its reader may
+    see, and a hit returns a vector of the text it asked for, nothing else.
+    """
+
+    _memories: dict[str, "OrderedDict[str, np.ndarray]"] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, embedder: "object", model_id: str, size: int = 20_000) -> None:
+        self.embedder = embedder
+        self.size = size
+        with self._lock:
+            self._vectors = self._memories.setdefault(model_id, OrderedDict())
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            known = {t: self._vectors[t] for t in texts if t in self._vectors}
+            for text in known:
+                self._vectors.move_to_end(text)
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            fresh = self.embedder.embed(missing)  # type: ignore[attr-defined]
+            with self._lock:
+                for text, vector in zip(missing, fresh):
+                    known[text] = vector
+                    self._vectors[text] = vector
+                while len(self._vectors) > self.size:
+                    self._vectors.popitem(last=False)
+        return np.vstack([known[t] for t in texts])
 
 
 def is_label(text: str) -> bool:

@@ -10,6 +10,7 @@ import json
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,8 @@ CREATE TABLE IF NOT EXISTS sources (
     documents INTEGER NOT NULL,
     chunks INTEGER NOT NULL,
     ingested_at REAL NOT NULL,
-    tags TEXT NOT NULL DEFAULT '[]' -- JSON list given at ingest, for retrieval filters
+    tags TEXT NOT NULL DEFAULT '[]', -- JSON list given at ingest, for retrieval filters
+    groups TEXT NOT NULL DEFAULT '[]' -- JSON list: the source-level reader groups given at ingest
 );
 CREATE TABLE IF NOT EXISTS documents (
     source TEXT NOT NULL REFERENCES sources(path) ON DELETE CASCADE,
@@ -37,6 +39,7 @@ CREATE TABLE IF NOT EXISTS documents (
     title TEXT NOT NULL,
     text TEXT NOT NULL,
     structure TEXT NOT NULL,        -- JSON: pages and sections
+    groups TEXT NOT NULL DEFAULT '[]', -- JSON list: who may read it ([] = every reader)
     PRIMARY KEY (source, doc_id)
 );
 CREATE TABLE IF NOT EXISTS chunks (
@@ -72,10 +75,15 @@ class SourceRecord:
     chunks: int
     ingested_at: float
     tags: str = "[]"
+    groups: str = "[]"
 
     @property
     def tag_list(self) -> list[str]:
         return list(json.loads(self.tags))
+
+    @property
+    def group_list(self) -> list[str]:
+        return list(json.loads(self.groups))
 
 
 class Manifest:
@@ -83,10 +91,13 @@ class Manifest:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.db = sqlite3.connect(path, timeout=30)
+        # One connection is used by one thread at a time, but not always the thread that opened it
+        # (the server lends pipelines to worker threads), hence check_same_thread=False.
+        self.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(SCHEMA)
+        _add_missing_columns(self.db)
         if self.get_meta("index_id") is None:
             self.set_meta("index_id", uuid.uuid4().hex)
 
@@ -101,6 +112,30 @@ class Manifest:
     def set_meta(self, key: str, value: str) -> None:
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def generation(self) -> int:
+        """A counter bumped by every committed change to what readers can see (chunks, documents, groups, tags)."""
+        return int(self.get_meta("generation") or 0)
+
+    def bump_generation(self) -> None:
+        """Call inside the write transaction whose change readers must notice."""
+        self.db.execute(
+            "INSERT INTO meta VALUES ('generation', '1') "
+            "ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+        )
+
+    def begin_read(self) -> None:
+        """Start a read snapshot: until `end_read`, every read sees one committed state (WAL), whatever writers commit."""
+        self.db.execute("BEGIN")
+
+    def end_read(self) -> None:
+        self.db.rollback()
+
+    def chunk_groups(self) -> Iterator[tuple[str, str]]:
+        """(chunk id, JSON groups of its document) for every committed chunk."""
+        return iter(
+            self.db.execute("SELECT c.chunk_id, d.groups FROM chunks c JOIN documents d ON d.source = c.source AND d.doc_id = c.doc_id")
+        )
 
     # --- sources --------------------------------------------------------------------------
     def sources(self) -> list[SourceRecord]:
@@ -172,11 +207,12 @@ class Manifest:
     def commit_source(self, record: SourceRecord, documents: list[Document], chunks: list[Chunk]) -> None:
         """Replace everything known about one source and clear its journal entry, atomically."""
         with self.db:
+            before = dict(self.db.execute("SELECT doc_id, groups FROM documents WHERE source = ?", (record.path,)).fetchall())
             self.db.execute("DELETE FROM sources WHERE path = ?", (record.path,))
-            self.db.execute(f"INSERT INTO sources ({_SOURCE_COLUMNS}) VALUES ({','.join('?' * 12)})", _astuple(record))
+            self.db.execute(f"INSERT INTO sources ({_SOURCE_COLUMNS}) VALUES ({','.join('?' * 13)})", _astuple(record))
             self.db.executemany(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
-                [(record.path, d.doc_id, d.title, d.text, _structure_json(d)) for d in documents],
+                "INSERT INTO documents (source, doc_id, title, text, structure, groups) VALUES (?, ?, ?, ?, ?, ?)",
+                [(record.path, d.doc_id, d.title, d.text, _structure_json(d), json.dumps(sorted(d.groups))) for d in documents],
             )
             self.db.executemany(
                 "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -186,15 +222,24 @@ class Manifest:
                 ],
             )
             self.db.execute("DELETE FROM pending WHERE source = ?", (record.path,))
+            self.bump_generation()
+            after = {d.doc_id: json.dumps(sorted(d.groups)) for d in documents}
+            if any(doc_id in after and after[doc_id] != groups for doc_id, groups in before.items()):
+                self.db.execute(  # readers rebuild their per-group lexical statistics
+                    "INSERT INTO meta VALUES ('groups_epoch', '1') "
+                    "ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+                )
 
     def set_tags(self, path: str, tags: list[str]) -> None:
         with self.db:
             self.db.execute("UPDATE sources SET tags = ? WHERE path = ?", (json.dumps(sorted(set(tags))), path))
+            self.bump_generation()
 
     def remove_source(self, path: str) -> None:
         with self.db:
             self.db.execute("DELETE FROM sources WHERE path = ?", (path,))
             self.db.execute("DELETE FROM pending WHERE source = ?", (path,))
+            self.bump_generation()
 
     def pending(self) -> dict[str, list[str]]:
         return {row[0]: json.loads(row[1]) for row in self.db.execute("SELECT source, added FROM pending")}
@@ -205,8 +250,17 @@ class Manifest:
 
 
 _SOURCE_COLUMNS = (
-    "path, display_path, file_type, content_hash, fingerprint, size, mtime, pages, documents, chunks, ingested_at, tags"
+    "path, display_path, file_type, content_hash, fingerprint, size, mtime, pages, documents, chunks, ingested_at, tags, groups"
 )
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Indexes made before reader groups existed get the columns (empty groups: readable by everyone, as before)."""
+    for table in ("sources", "documents"):
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if "groups" not in columns:
+            with db:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN groups TEXT NOT NULL DEFAULT '[]'")
 
 
 def _astuple(record: SourceRecord) -> tuple:

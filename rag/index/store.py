@@ -100,10 +100,21 @@ class Index:
 
     @cached_property
     def vectors(self) -> "object":
+        return self._open_vectors(fresh=False)
+
+    def _open_vectors(self, fresh: bool) -> "object":
         from rag.index.vector_store import open_chroma
 
         name = self.config.vector_store.collection or f"rag-{self.manifest.get_meta('index_id')}"
-        return open_chroma(self.directory, self.config.vector_store.url, name)
+        return open_chroma(self.directory, self.config.vector_store.url, name, fresh=fresh)
+
+    def use_vectors(self, store: "object") -> None:
+        """Use this vector store handle (the server shares one, kept fresh across processes' writes)."""
+        self.__dict__["vectors"] = store
+
+    def open_fresh_vectors(self) -> "object":
+        """A new vector store handle that sees every write committed so far, whichever process made it."""
+        return self._open_vectors(fresh=True)
 
     # --- embedding model changes -----------------------------------------------------------
     def ensure_embedding_model(self) -> bool:
@@ -118,6 +129,7 @@ class Index:
             self.manifest.db.execute("DELETE FROM chunks")
             self.manifest.db.execute("DELETE FROM pending")
             self.manifest.db.execute("UPDATE sources SET fingerprint = '', chunks = 0")
+            self.manifest.bump_generation()
         self.manifest.set_meta("embedding_model", current)
         return had_chunks
 

@@ -27,6 +27,8 @@ class VectorStore(Protocol):
 
     def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]: ...
 
+    def get_vectors(self, ids: Iterable[str]) -> tuple[list[str], np.ndarray]: ...
+
     def drop(self) -> None: ...
 
 
@@ -69,12 +71,25 @@ class ChromaVectorStore:
         return int(self._collection.count())
 
     def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
-        if k <= 0 or self.count() == 0:
+        count = self.count()
+        if k <= 0 or count == 0:
             return []
         result = self._collection.query(
-            query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=k, where=where, include=["distances"]
+            query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=min(k, count), where=where, include=["distances"]
         )
         return [(chunk_id, 1.0 - float(distance)) for chunk_id, distance in zip(result["ids"][0], result["distances"][0])]
+
+    def get_vectors(self, ids: Iterable[str]) -> tuple[list[str], np.ndarray]:
+        """The stored vectors of these ids (those that exist), as (ids, matrix)."""
+        id_list = sorted(set(ids))
+        found_ids: list[str] = []
+        matrices: list[np.ndarray] = []
+        for begin in range(0, len(id_list), self._max_batch):
+            got = self._collection.get(ids=id_list[begin : begin + self._max_batch], include=["embeddings"])
+            if len(got["ids"]):
+                found_ids.extend(got["ids"])
+                matrices.append(np.asarray(got["embeddings"], dtype=np.float32))
+        return found_ids, np.vstack(matrices) if matrices else np.zeros((0, 0), dtype=np.float32)
 
     def drop(self) -> None:
         self._client.delete_collection(self.name)
@@ -83,13 +98,22 @@ class ChromaVectorStore:
         )
 
 
-def open_chroma(index_dir: Path, url: str | None, collection: str) -> ChromaVectorStore:
-    """Embedded Chroma under `index_dir/chroma`, or the server at `url`; errors say how to fix."""
+def open_chroma(index_dir: Path, url: str | None, collection: str, fresh: bool = False) -> ChromaVectorStore:
+    """Embedded Chroma under `index_dir/chroma`, or the server at `url`; errors say how to fix.
+
+    `fresh`: embedded Chroma shares one in-memory state per folder within a process and does not
+    notice another process's writes; a fresh client re-reads the folder. Clients already handed
+    out keep working on their (older) state.
+    """
     import chromadb
     from chromadb.config import Settings
 
     settings = Settings(anonymized_telemetry=False)
     if url is None:
+        if fresh:
+            from chromadb.api.client import SharedSystemClient
+
+            SharedSystemClient.clear_system_cache()
         client = chromadb.PersistentClient(path=str(index_dir / "chroma"), settings=settings)
     else:
         parsed = urlparse(url)

@@ -46,10 +46,18 @@ class _Prepared:
 
 
 class Ingestor:
-    def __init__(self, index: Index, progress: Progress | None = None, tags: list[str] | None = None) -> None:
-        """`tags` label every ingested source (for retrieval filters); None keeps each source's existing tags."""
+    def __init__(
+        self, index: Index, progress: Progress | None = None, tags: list[str] | None = None, groups: list[str] | None = None
+    ) -> None:
+        """`tags` label every ingested source (for retrieval filters); None keeps each source's existing tags.
+
+        `groups`: who may read the ingested documents through the server ([] = everyone). None: the
+        `ingest.groups` glob mapping decides, else each source keeps the groups it had (new ones: everyone).
+        A JSON Lines record's own groups field (ingest.jsonl.groups_field) wins for that record.
+        """
         self.index = index
         self.tags = sorted(set(tags)) if tags is not None else None
+        self.groups = sorted(set(groups)) if groups is not None else None
         self.config = index.config
         self.progress = progress or Progress()
         self._chunkers: dict[str, Chunker] = {}
@@ -138,7 +146,11 @@ class Ingestor:
                 )
                 continue
             record = manifest.source(found.path.as_posix())
-            fresh_config = record is not None and record.fingerprint == self._fingerprint(record.file_type)
+            fresh_config = (
+                record is not None
+                and record.fingerprint == self._fingerprint(record.file_type)
+                and record.group_list == self._source_groups(found, record)  # new groups: rewritten, not re-embedded
+            )
             if record and fresh_config and record.size == stat.st_size and record.mtime == stat.st_mtime:
                 self._unchanged(record, report)
                 continue
@@ -189,10 +201,29 @@ class Ingestor:
             report.failed.append(FileProblem(found.display, f"unexpected error reading the file: {type(exc).__name__}: {exc}"))
             return None
         report.notes.extend(FileProblem(found.display, note) for note in loaded.notes)
+        groups = tuple(self._source_groups(found, self.index.manifest.source(found.path.as_posix())))
+        for document in loaded.documents:
+            document.groups = document.groups or groups
         chunker = self._chunker(loaded.file_type)
         source = found.path.as_posix()
         chunks = [c for d in loaded.documents for c in chunker.chunk(d, source, loaded.file_type)]
         return _Prepared(found, loaded, chunks, content_hash, size, mtime, is_new)
+
+    def _source_groups(self, found: FoundFile, record: SourceRecord | None) -> list[str]:
+        """The reader groups of a file: --groups, else the ingest.groups globs it matches, else what it had."""
+        if self.groups is not None:
+            return self.groups
+        from rag.retrieve.filters import path_matches
+
+        mapped = {
+            group
+            for pattern, groups in self.config.ingest.groups.items()
+            if path_matches(found.display, pattern) or path_matches(found.path.as_posix(), pattern)
+            for group in groups
+        }
+        if mapped:
+            return sorted(mapped)
+        return record.group_list if record is not None else []
 
     def _chunker(self, file_type: str) -> Chunker:
         fingerprint = self._fingerprint(file_type)
@@ -245,6 +276,7 @@ class Ingestor:
         loaded = prepared.loaded
         previous = self.index.manifest.source(prepared.found.path.as_posix())
         tags = self.tags if self.tags is not None else (previous.tag_list if previous else [])
+        groups = self._source_groups(prepared.found, previous)
         return SourceRecord(
             path=prepared.found.path.as_posix(),
             display_path=prepared.found.display,
@@ -258,6 +290,7 @@ class Ingestor:
             chunks=len(prepared.chunks),
             ingested_at=time.time(),
             tags=json.dumps(tags),
+            groups=json.dumps(groups),
         )
 
     def _remove_source(self, path: str) -> int:

@@ -154,11 +154,13 @@ def _searcher(state: dict[str, Any]) -> Any:
 
 
 def _search(state: dict[str, Any], query: str, filters: "Filters | None", k: int | None) -> list["ScoredChunk"]:
+    from rag.retrieve.access import Access
+
     if "index" not in state:
         raise RuntimeError("this retriever was closed")
     if k is not None and k < 1:
         raise ValueError(f"k must be at least 1, not {k}")
-    return _searcher(state).search([query], as_filters(filters), limit=k).chunks
+    return _searcher(state).search([query], as_filters(filters), limit=k, access=Access.unrestricted()).chunks
 
 
 def _close(executor: ThreadPoolExecutor, state: dict[str, Any]) -> None:

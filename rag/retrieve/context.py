@@ -31,14 +31,15 @@ class ContextAssembler:
         self.count_tokens = count_tokens  # callable: str -> int
         self._documents: dict[tuple[str, str], Document] = {}
 
-    def assemble(self, ranked: list[ScoredChunk]) -> tuple[list[Passage], dict[str, object]]:
+    def assemble(self, ranked: list[ScoredChunk], visible: "frozenset[str] | None" = None) -> tuple[list[Passage], dict[str, object]]:
+        """`visible`: the chunk ids the reader may see; neighbour expansion never adds any other."""
         trace: dict[str, object] = {}
         if not ranked:
             return [], trace
         best = max(s.score for s in ranked)
         kept = [s for s in ranked if best <= 0 or s.score >= self.config.min_relative_score * best]
         trace["cut_by_relevance"] = len(ranked) - len(kept)
-        groups = self._merge(self._with_neighbours(kept))
+        groups = self._merge(self._with_neighbours(kept, visible))
         groups.sort(key=lambda g: -g.score)
         passages: list[Passage] = []
         used = 0
@@ -76,7 +77,11 @@ class ContextAssembler:
         trace["context_tokens"] = used
         return passages, trace
 
-    def _with_neighbours(self, kept: list[ScoredChunk]) -> list[tuple[Chunk, float]]:
+    def forget_documents(self) -> None:
+        """Drop cached document texts (a writer may have replaced them)."""
+        self._documents.clear()
+
+    def _with_neighbours(self, kept: list[ScoredChunk], visible: "frozenset[str] | None") -> list[tuple[Chunk, float]]:
         scored = [(s.chunk, s.score) for s in kept]
         if not self.config.neighbours:
             return scored
@@ -84,7 +89,8 @@ class ContextAssembler:
         extra: list[str] = []
         for chunk, _ in scored:
             around = [chunk.ordinal + d for d in range(-self.config.neighbours, self.config.neighbours + 1) if d]
-            extra += [i for i in self.manifest.neighbour_ids(chunk.source, chunk.doc_id, around) if i not in have]
+            neighbours = self.manifest.neighbour_ids(chunk.source, chunk.doc_id, around)
+            extra += [i for i in neighbours if i not in have and (visible is None or i in visible)]
             have.update(extra)
         # neighbours inherit no score of their own: they join the group of the chunk they border
         return scored + [(c, float("-inf")) for c in self.manifest.chunks_by_id(extra)]

@@ -45,14 +45,14 @@ def resolve(filters: Filters, manifest: Manifest) -> Allowed | None:
             continue
         if filters.tags and not set(filters.tags) & set(record.tag_list):
             continue
-        if filters.sources and not any(_glob(record.display_path, pattern) or _glob(record.path, pattern) for pattern in filters.sources):
+        if filters.sources and not any(path_matches(record.display_path, pattern) or path_matches(record.path, pattern) for pattern in filters.sources):
             continue
         allowed.sources.add(record.path)
         allowed.chunk_ids |= manifest.chunk_ids_of(record.path)
     return allowed
 
 
-def _glob(path: str, pattern: str) -> bool:
+def path_matches(path: str, pattern: str) -> bool:
     """Path glob: `*` stays within a folder, `**` crosses folders, a bare folder matches everything under it."""
     from wcmatch import glob
 

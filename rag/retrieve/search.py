@@ -1,23 +1,39 @@
-"""Hybrid search over one index: dense + BM25 per query, fused, across rewritten queries too."""
+"""Hybrid search over one index: dense + BM25 per query, fused, across rewritten queries too.
+
+Every candidate list is cut to the chunks the reader may see (`rag.retrieve.access`) and the
+user's filters allow *before* fusion, so score normalisation, ranks and traces only ever involve
+visible, committed chunks. Restricted readers get a BM25 index built over their visible chunks only,
+so even term statistics (IDF) carry nothing of documents they cannot read.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from rag.config import RetrievalConfig
+from rag.index.bm25 import BM25Index
 from rag.index.store import Index
+from rag.retrieve.access import SNAPSHOTS, Access, Snapshot
 from rag.retrieve.filters import Filters, resolve
 from rag.retrieve.fusion import Ranked, convex, rrf
 from rag.types import ScoredChunk
+
+OVERFETCH = 1.5  # unfiltered HNSW fetches this many times the expected hits needed to keep k visible ones
+EXACT_LIMIT = 2000  # visible sets up to this size are searched exactly over their own vectors
+RESTRICTED_BM25_CACHE = 8  # per-group-set BM25 indexes kept in memory
+VISIBLE_VECTORS_CACHE = 8  # vector matrices of visible sets searched exactly
 
 
 @dataclass(slots=True)
 class SearchResult:
     chunks: list[ScoredChunk]
     trace: dict[str, Any] = field(default_factory=dict)
+    visible: frozenset[str] = frozenset()  # every chunk id this search was allowed to consider
 
 
 class HybridSearcher:
@@ -26,8 +42,10 @@ class HybridSearcher:
     def __init__(self, index: Index, config: RetrievalConfig) -> None:
         self.index = index
         self.config = config
-        self._bm25 = index.bm25() if config.bm25_top_k else None
-        self._display = {r.path: r.display_path for r in index.manifest.sources()}
+        self._bm25: BM25Index | None = None
+        self._bm25_generation: str | None = None
+        if config.bm25_top_k:
+            self._global_bm25()  # fail early when BM25 is missing
 
     def search(
         self,
@@ -35,35 +53,49 @@ class HybridSearcher:
         filters: Filters = Filters(),
         extra_vectors: list[np.ndarray] | None = None,
         limit: int | None = None,
+        *,
+        access: Access,
     ) -> SearchResult:
-        """Search with every query (and extra query vectors, e.g. HyDE); return the fused top `limit`."""
-        allowed = resolve(filters, self.index.manifest)
+        """Search with every query (and extra query vectors, e.g. HyDE); return the fused top `limit`.
+
+        `access` is mandatory: who reads decides what may be ranked; `filters` can only narrow it.
+        """
+        manifest = self.index.manifest
+        snapshot = SNAPSHOTS.current(manifest)
+        visible = snapshot.visible(access)
+        allowed = resolve(filters, manifest)
+        if allowed is not None:
+            visible = visible & allowed.chunk_ids
         trace: dict[str, Any] = {"queries": queries, "filters": filters.describe(), "per_query": []}
         per_query: list[list[tuple[str, float]]] = []
         stage_scores: dict[str, dict[str, float]] = {"dense": {}, "bm25": {}}
-        vectors = list(self.index.query_embedder.embed(queries)) if self.config.dense_top_k and queries else []
+        lexical_index = self._lexical_index(snapshot, access) if self.config.bm25_top_k else None
+        # the lexical index holds only what `access` may read; user filters narrow it further before ranking
+        mask = visible if allowed is not None else None
+        vectors = list(self.index.query_embedder.embed(queries)) if self.config.dense_top_k and queries else []  # type: ignore[attr-defined]
         for position, query in enumerate(queries):
-            dense = self._dense(vectors[position], allowed) if vectors else []
-            lexical = self._bm25.search(query, self.config.bm25_top_k, allowed.chunk_ids if allowed else None) if self._bm25 else []
+            dense = self._dense(vectors[position], visible, snapshot) if vectors else []
+            lexical = _only(lexical_index.search(query, self.config.bm25_top_k, mask), visible) if lexical_index else []
             per_query.append(self._fuse(dense, lexical))
             _keep_best(stage_scores["dense"], dense)
             _keep_best(stage_scores["bm25"], lexical)
             trace["per_query"].append({"query": query, "dense": _top(dense), "bm25": _top(lexical)})
         for vector in extra_vectors or []:
-            dense = self._dense(vector, allowed)
+            dense = self._dense(vector, visible, snapshot)
             per_query.append(dense)
             _keep_best(stage_scores["dense"], dense)
             trace["per_query"].append({"query": "(hypothetical answer)", "dense": _top(dense), "bm25": []})
         fused = per_query[0] if len(per_query) == 1 else rrf(per_query, k=self.config.rrf_k)
         fused = fused[: limit or self.config.top_k]
-        chunks = self.index.manifest.chunks_by_id([chunk_id for chunk_id, _ in fused])
+        chunks = manifest.chunks_by_id([chunk_id for chunk_id, _ in fused])
         by_id = {c.chunk_id: c for c in chunks}
         ranks = {name: _ranks(scores) for name, scores in stage_scores.items()}
         results = []
         for rank, (chunk_id, score) in enumerate(fused, start=1):
-            if chunk_id not in by_id:  # an index being rewritten under us: skip rather than fail
+            if chunk_id not in by_id:  # removed since the snapshot: skip rather than fail
                 continue
-            scored = ScoredChunk(by_id[chunk_id], score, self._display.get(by_id[chunk_id].source, by_id[chunk_id].source))
+            chunk = by_id[chunk_id]
+            scored = ScoredChunk(chunk, score, snapshot.display.get(chunk.source, chunk.source))
             for name in ("dense", "bm25"):
                 if chunk_id in stage_scores[name]:
                     scored.scores[name] = stage_scores[name][chunk_id]
@@ -71,17 +103,66 @@ class HybridSearcher:
             scored.scores["fused"] = score
             scored.ranks["fused"] = rank
             results.append(scored)
-        return SearchResult(results, trace)
+        return SearchResult(results, trace, visible)
 
-    def _dense(self, vector: np.ndarray, allowed: Any) -> list[tuple[str, float]]:
-        if not self.config.dense_top_k:
+    def _dense(self, vector: np.ndarray, visible: frozenset[str], snapshot: Snapshot) -> list[tuple[str, float]]:
+        """Top dense hits among `visible`: unfiltered HNSW over-fetch, else exact search over the visible vectors."""
+        k = self.config.dense_top_k
+        if not k or not visible:
             return []
-        if allowed is None:
-            return self.index.vectors.query(vector, self.config.dense_top_k)  # type: ignore[attr-defined]
-        if not allowed.sources:
+        store = self.index.vectors
+        total = max(len(snapshot.committed), 1)
+        if len(visible) >= total:  # everything committed: a few extra hits make up for vectors not committed yet
+            return _only(store.query(vector, k + 10), visible)[:k]  # type: ignore[attr-defined]
+        wanted = min(k, len(visible))
+        fetch = int(wanted * OVERFETCH * total / len(visible)) + 10
+        if len(visible) > EXACT_LIMIT and fetch <= total // 2:
+            hits = _only(store.query(vector, fetch), visible)  # type: ignore[attr-defined]
+            if len(hits) >= wanted:
+                return hits[:k]
+        return self._exact(vector, k, visible)
+
+    def _exact(self, vector: np.ndarray, k: int, visible: frozenset[str]) -> list[tuple[str, float]]:
+        """Exact cosine top-k over the visible chunks' vectors, read once per visible set and store handle.
+
+        No generation in the key: a chunk id fixes its text and embedding model, hence its vector, so a
+        cached matrix stays right while writers add or remove other documents.
+        """
+        key = (str(self.index.directory), id(self.index.vectors), visible)
+        ids, matrix = VISIBLE_VECTORS.get(key, lambda: _normalised(*self.index.vectors.get_vectors(visible)))  # type: ignore[attr-defined]
+        if not ids:
             return []
-        where = {"source": {"$in": sorted(allowed.sources)}}
-        return self.index.vectors.query(vector, self.config.dense_top_k, where=where)  # type: ignore[attr-defined]
+        query = np.asarray(vector, dtype=np.float32)
+        scores = matrix @ (query / (np.linalg.norm(query) or 1.0))
+        top = np.argsort(-scores, kind="stable")[:k]
+        return [(ids[int(i)], float(scores[int(i)])) for i in top]
+
+    def _global_bm25(self) -> BM25Index:
+        """The index's BM25, reloaded when a writer has published a new generation."""
+        generation = self.index.manifest.get_meta("bm25_generation")
+        if self._bm25 is None or generation != self._bm25_generation:
+            try:
+                self._bm25 = self.index.bm25()
+                self._bm25_generation = generation
+            except Exception:
+                if self._bm25 is None:
+                    raise
+                # the generation in this snapshot was already replaced on disk: keep the one we have
+        return self._bm25
+
+    def _lexical_index(self, snapshot: Snapshot, access: Access) -> BM25Index:
+        bm25 = self._global_bm25()
+        if access.everything:
+            return bm25
+        key = (str(self.index.directory), self._bm25_generation, access.groups, snapshot.groups_epoch)
+        return RESTRICTED_BM25.get(key, lambda: self._restricted_bm25(bm25, snapshot.visible(access)))
+
+    def _restricted_bm25(self, bm25: BM25Index, visible: frozenset[str]) -> BM25Index:
+        ids = [chunk_id for chunk_id in bm25.chunk_ids if chunk_id in visible]
+        chunks = self.index.manifest.chunks_by_id(ids)
+        restricted = BM25Index(bm25.config)
+        restricted.build([c.chunk_id for c in chunks], [c.text for c in chunks])
+        return restricted
 
     def _fuse(self, dense: Ranked, lexical: Ranked) -> list[tuple[str, float]]:
         lists = [ranked for ranked in (dense, lexical)]
@@ -89,6 +170,40 @@ class HybridSearcher:
             return rrf([r for r in lists if r], k=self.config.rrf_k)
         weights = [self.config.dense_weight, 1.0 - self.config.dense_weight]
         return convex(lists, weights, self.config.normalization)
+
+
+class _LruCache:
+    """A small thread-safe LRU of built objects; a missing entry is built outside the lock."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[object, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: object, build: "Any") -> Any:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = build()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+
+RESTRICTED_BM25 = _LruCache(RESTRICTED_BM25_CACHE)
+VISIBLE_VECTORS = _LruCache(VISIBLE_VECTORS_CACHE)
+
+
+def _normalised(ids: list[str], matrix: np.ndarray) -> tuple[list[str], np.ndarray]:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True) if len(ids) else np.ones((0, 1))
+    return ids, matrix / np.where(norms == 0, 1.0, norms)
+
+
+def _only(ranked: list[tuple[str, float]], visible: frozenset[str]) -> list[tuple[str, float]]:
+    return [(item, score) for item, score in ranked if item in visible]
 
 
 def _keep_best(table: dict[str, float], ranked: Ranked) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from rag.config import JsonlConfig
 from rag.errors import LoadError
 from rag.ingest.loaders.text import decode_text
+from rag.retrieve.access import parse_groups
 from rag.types import Document, LoadedSource, Section
 
 _MAX_BAD_LINES_LISTED = 5
@@ -39,8 +40,15 @@ def load_jsonl(path: Path, fields: JsonlConfig) -> LoadedSource:
             bad.append(f"line {line_number}: duplicate id {doc_id!r} (first one kept)")
             continue
         seen.add(doc_id)
+        try:
+            groups = parse_groups(record.get(fields.groups_field)) if fields.groups_field else ()
+        except ValueError as exc:  # never ingest a record whose permissions cannot be read
+            bad.append(f"line {line_number}: field {fields.groups_field!r}: {exc}")
+            continue
         title = str(record.get(fields.title_field) or "").strip()
-        documents.append(_record_document(doc_id, title, body.strip()))
+        document = _record_document(doc_id, title, body.strip())
+        document.groups = groups
+        documents.append(document)
     if bad:
         listed = "; ".join(bad[:_MAX_BAD_LINES_LISTED]) + (f"; ... {len(bad) - _MAX_BAD_LINES_LISTED} more" if len(bad) > _MAX_BAD_LINES_LISTED else "")
         if not documents:

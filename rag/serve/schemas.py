@@ -1,0 +1,111 @@
+"""Request and response bodies of the HTTP API (they make the OpenAPI document at /openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FiltersIn(BaseModel):
+    """Narrow the search; they can never widen what the key may read."""
+
+    model_config = ConfigDict(extra="forbid")
+    sources: list[str] = Field(default_factory=list, max_length=50, description="Path globs as given at ingest, e.g. data/*.pdf.")
+    file_types: list[str] = Field(default_factory=list, max_length=10, description="pdf, docx, html, markdown, text, jsonl.")
+    tags: list[str] = Field(default_factory=list, max_length=50, description="Sources with any of these tags.")
+
+
+class Turn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class AskIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(min_length=1, description="The question (limit: serve.max_question_chars).")
+    history: list[Turn] = Field(default_factory=list, max_length=50, description="Earlier turns, oldest first, for follow-ups.")
+    filters: FiltersIn = Field(default_factory=FiltersIn)
+    top_k: int | None = Field(None, ge=1, description="Chunks given to the answerer (default retrieval.top_k; limit serve.max_top_k).")
+
+
+class RetrieveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1)
+    top_k: int = Field(8, ge=1, description="Ranked chunks to return (limit serve.max_top_k).")
+    filters: FiltersIn = Field(default_factory=FiltersIn)
+
+
+class RankedChunk(BaseModel):
+    rank: int
+    chunk_id: str
+    source: str
+    doc_id: str
+    page: int | None
+    start: int = Field(description="Character offset of the chunk in the document's extracted text.")
+    end: int
+    heading_path: list[str]
+    text: str
+    score: float = Field(description="The fused score that ranked it.")
+    scores: dict[str, float] = Field(description="Score per stage: dense (cosine), bm25, fused, rerank.")
+
+
+class RetrieveOut(BaseModel):
+    query: str
+    results: list[RankedChunk]
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(part.text or "" for part in self.content if part.type == "text")
+        return self.content or ""
+
+
+class ChatIn(BaseModel):
+    """OpenAI chat completions. The last user message is the question; earlier turns are its history.
+    Sampling fields (temperature, ...) are accepted and ignored: the server's config decides."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str = "rag"
+    messages: list[ChatMessage] = Field(min_length=1, max_length=100)
+    stream: bool = False
+
+
+class DocumentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=500)
+    text: str = Field(min_length=1)
+    title: str = ""
+    groups: list[str] | None = Field(None, description="Who may read it; default: the request's groups.")
+
+
+class IngestIn(BaseModel):
+    """Either server-side paths, or documents sent in the request (kept as <index>/uploads/<name>.jsonl)."""
+
+    model_config = ConfigDict(extra="forbid")
+    paths: list[str] = Field(default_factory=list, max_length=1000, description="Files or folders on the server.")
+    documents: list[DocumentIn] = Field(default_factory=list)
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", description="Upload name (documents only).")
+    groups: list[str] | None = Field(None, description="Reader groups; [] = every key; omitted = as `rag ingest` without --groups.")
+    tags: list[str] | None = None
+
+
+class RemoveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    paths: list[str] = Field(min_length=1, max_length=1000, description="Sources as listed by /v1/sources (path).")
+
+
+class ErrorOut(BaseModel):
+    error: dict[str, Any] = Field(description="{message, type, code}, as the OpenAI API does.")
