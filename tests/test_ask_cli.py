@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from rag.config import load_config
 from rag.ingest.detect import detect_type
 from rag.ingest.loaders import load_file
 from tests.conftest import DATA
-from tests.helpers import run_rag
+from tests.helpers import free_port, run_rag
 
 pytestmark = pytest.mark.slow
 
@@ -100,9 +99,7 @@ def test_missing_index_empty_index_and_unreachable_llm_are_clear(workdir: Path) 
     empty = run_rag("ask", "hello?", "--index", ".rag/empty", cwd=workdir)
     assert empty.returncode == 3 and "is empty" in empty.stderr and "rag ingest" in empty.stderr
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     unreachable = run_rag(
         "ask", "How many vacation days?", "--index", ".rag/demo",
         "--set", "llm.provider=openai", "--set", f"llm.base_url=http://127.0.0.1:{port}/v1", "--set", "llm.max_retries=0",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ from rag.errors import RagError
 from rag.index.store import Index
 from rag.ingest.pipeline import Ingestor
 from tests.fake_openai import DIMENSIONS, FakeOpenAI, bag_of_words_vector
-from tests.helpers import assert_index_consistent, fake_endpoint_config
+from tests.helpers import assert_index_consistent, fake_endpoint_config, free_port
 
 
 def endpoint_config(base_url: str, *extra: str):
@@ -52,9 +51,7 @@ def test_vector_dimension_follows_the_endpoint(tmp_path: Path) -> None:
 
 
 def test_unreachable_endpoint_is_a_clear_error(tmp_path: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     config = endpoint_config(f"http://127.0.0.1:{port}/v1", "embedding.timeout_s=2")
     with Index.open(tmp_path / "index", config, writable=True) as index:
         with pytest.raises(RagError) as caught:

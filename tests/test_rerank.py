@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,6 +23,7 @@ from rag.retrieve.rerank import (
 )
 from rag.types import Chunk, ScoredChunk
 from tests.fake_openai import FakeOpenAI, bag_of_words_vector
+from tests.helpers import free_port
 
 
 def candidates(texts: list[str]) -> list[ScoredChunk]:
@@ -237,9 +237,7 @@ def test_endpoint_speaks_tei_and_retries_server_errors() -> None:
 
 
 def test_unreachable_endpoint_is_a_clear_error() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     reranker = EndpointReranker(endpoint_config(f"http://127.0.0.1:{port}/v1"), backoff_s=0.01)
     with pytest.raises(RagError) as caught:
         reranker.rerank(EP_QUERY, candidates(EP_TEXTS))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import httpx
 import pytest
 
 from tests.conftest import DATA
+from tests.helpers import free_port, run_rag
 
 pytestmark = pytest.mark.slow
 
@@ -40,14 +40,6 @@ QUERIES = [
 HR_MARKERS = ["$166,000", "CAD 148,000", "Jun Halvorsen", "Partially meets expectations", "52 percent of Portland", "salary_bands", "performance_review"]
 
 
-def rag(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rag", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
@@ -87,7 +79,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("serve")
     shutil.copytree(DATA, root / "data")
     (root / "rag.yaml").write_text("ingest:\n  groups:\n    'data/hr/**': [hr]\n", encoding="utf-8")
-    result = rag("ingest", "data/", "--index", INDEX, cwd=root)
+    result = run_rag("ingest", "data/", "--index", INDEX, cwd=root)
     assert result.returncode == 0, result.stderr
     _check_markers_are_hr_only(root / INDEX / "manifest.sqlite")
     return root
@@ -108,7 +100,7 @@ def _check_markers_are_hr_only(manifest: Path) -> None:
 def keys(workdir: Path) -> dict[str, str]:
     made = {}
     for name, extra in (("staff", ["--groups", "staff,engineering"]), ("hr", ["--groups", "hr"]), ("admin", ["--admin"])):
-        result = rag("keys", "create", "--index", INDEX, "--name", name, *extra, "--json", cwd=workdir)
+        result = run_rag("keys", "create", "--index", INDEX, "--name", name, *extra, "--json", cwd=workdir)
         assert result.returncode == 0, result.stderr
         made[name] = json.loads(result.stdout)["key"]
     stored = (workdir / INDEX / "keys.sqlite").read_bytes()
@@ -151,13 +143,13 @@ def test_missing_unknown_and_revoked_keys_get_401(server: Server, workdir: Path)
     assert "Authorization: Bearer" in missing.json()["error"]["message"]
     assert call(server, "rag_000000000000_guess", "/v1/ask", question).status_code == 401
     assert call(server, "not-even-the-format", "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]}).status_code == 401
-    created = rag("keys", "create", "--index", INDEX, "--name", "temp", "--json", cwd=workdir)
+    created = run_rag("keys", "create", "--index", INDEX, "--name", "temp", "--json", cwd=workdir)
     key = json.loads(created.stdout)["key"]
     assert call(server, key, "/v1/ask", question).status_code == 200
-    assert rag("keys", "revoke", "temp", "--index", INDEX, cwd=workdir).returncode == 0
+    assert run_rag("keys", "revoke", "temp", "--index", INDEX, cwd=workdir).returncode == 0
     revoked = call(server, key, "/v1/ask", question)  # the very next request
     assert revoked.status_code == 401 and revoked.json()["error"]["message"] == "unknown or revoked API key"
-    listed = json.loads(rag("keys", "list", "--index", INDEX, "--all", "--json", cwd=workdir).stdout)
+    listed = json.loads(run_rag("keys", "list", "--index", INDEX, "--all", "--json", cwd=workdir).stdout)
     assert {k["name"]: bool(k["revoked_at"]) for k in listed}["temp"] is True
 
 
@@ -236,7 +228,7 @@ def test_the_openai_client_gets_cited_answers_streamed_and_not(server: Server, k
 def test_ask_returns_the_cli_json_and_retrieve_returns_spans(server: Server, keys: dict[str, str], workdir: Path) -> None:
     question = "How many vacation days do new employees get?"
     answer = call(server, keys["staff"], "/v1/ask", {"question": question}).json()
-    cli = json.loads(rag("ask", question, "--index", INDEX, "--json", cwd=workdir).stdout)
+    cli = json.loads(run_rag("ask", question, "--index", INDEX, "--json", cwd=workdir).stdout)
     assert set(answer) == set(cli) and answer["answer"] == cli["answer"] and answer["citations"] == cli["citations"]
     results = call(server, keys["staff"], "/v1/retrieve", {"query": "API rate limit on the Team plan", "top_k": 5}).json()["results"]
     assert [r["rank"] for r in results] == [1, 2, 3, 4, 5]
@@ -343,7 +335,7 @@ def test_a_second_writer_is_refused_clearly(server: Server, keys: dict[str, str]
     with lock:  # another process (here: this test) is writing
         response = call(server, keys["admin"], "/v1/ingest", {"paths": ["data/handbook.pdf"]})
         assert response.status_code == 409 and "another process is writing" in response.json()["error"]["message"]
-        cli = rag("ingest", "data/", "--index", INDEX, cwd=workdir)
+        cli = run_rag("ingest", "data/", "--index", INDEX, cwd=workdir)
         assert cli.returncode == 3 and "another process is writing" in cli.stderr
         assert call(server, keys["staff"], "/v1/ask", {"question": "How many vacation days?"}).status_code == 200  # reads go on
 
@@ -351,7 +343,7 @@ def test_a_second_writer_is_refused_clearly(server: Server, keys: dict[str, str]
 def test_cli_ingest_in_another_process_is_seen_by_the_server(server: Server, keys: dict[str, str], workdir: Path) -> None:
     (workdir / "extra").mkdir()
     (workdir / "extra/narwhal.txt").write_text("The narwhal initiative is led by Priya Raman and launches in October.\n")
-    assert rag("ingest", "extra", "--index", INDEX, "--groups", "staff", cwd=workdir).returncode == 0
+    assert run_rag("ingest", "extra", "--index", INDEX, "--groups", "staff", cwd=workdir).returncode == 0
     results = call(server, keys["staff"], "/v1/retrieve", {"query": "who leads the narwhal initiative", "top_k": 3}).json()["results"]
     assert results[0]["source"] == "extra/narwhal.txt" and "dense" in results[0]["scores"] and "bm25" in results[0]["scores"]
     assert all(r["source"] != "extra/narwhal.txt" for r in call(server, keys["hr"], "/v1/retrieve", {"query": "narwhal initiative"}).json()["results"])

@@ -6,7 +6,6 @@ chat model come from the fake OpenAI-compatible server.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import httpx
 import pytest
 
 from tests.fake_openai import FakeOpenAI
-from tests.helpers import fake_endpoint_config
+from tests.helpers import fake_endpoint_config, free_port
 
 SLOW_REPLY_S = 1.5
 
@@ -51,9 +50,7 @@ def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         finally:
             os.chdir(previous)
         _, key = KeyStore(root / "index").create("tester", ())
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        port = free_port()
         server = uvicorn.Server(uvicorn.Config(create_app(root / "index", config), host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

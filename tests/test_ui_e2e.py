@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 from rag.index.manifest import Manifest
 from rag.index.store import MANIFEST_FILE
 from tests.conftest import REPO
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -29,11 +29,6 @@ CHROMIUM = Path(os.environ.get("RAG_TEST_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = REPO / "test-artifacts"
 QUESTION = "How many vacation days do new employees get?"
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -15,14 +15,10 @@ import numpy as np
 import pytest
 
 from rag.index.vector_store import ChromaVectorStore, open_chroma
+from tests.helpers import free_port
 
 DIM = 8
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +27,7 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     executable = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
     if not Path(executable).exists():
         pytest.skip("the `chroma` CLI (from the chromadb package) is not installed")
-    port = _free_port()
+    port = free_port()
     data = tmp_path_factory.mktemp("chroma-server")
     env = dict(os.environ, ANONYMIZED_TELEMETRY="False")
     process = subprocess.Popen(
@@ -146,7 +142,7 @@ def test_unreachable_server_gives_a_clear_error(tmp_path: Path) -> None:
     from rag.errors import RagError
 
     with pytest.raises(RagError) as caught:
-        open_chroma(tmp_path, f"http://127.0.0.1:{_free_port()}", "nothing")
+        open_chroma(tmp_path, f"http://127.0.0.1:{free_port()}", "nothing")
     assert "cannot reach the Chroma server" in caught.value.message
     assert "chroma run" in caught.value.hint
 
