@@ -68,14 +68,16 @@ def _build(target: Path) -> None:
     print(f"rag: building the int8 embedding model once into {target.parent} (a few seconds) ...", file=sys.stderr, flush=True)
     onnxruntime.set_default_logger_severity(3)  # the optimizer's sessions warn about every unused initializer
     logging.disable(logging.WARNING)  # quantize_dynamic logs advice meant for image models
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as scratch:
-        fp32, fused, partial = (Path(scratch) / name for name in ("fp32.onnx", "fused.onnx", target.name))
-        onnx.save(dequantized_source(model_path()), str(fp32))
-        optimizer.optimize_model(str(fp32), model_type="bert", num_heads=12, hidden_size=384, opt_level=1).save_model_to_file(str(fused))
-        quantize_dynamic(fused, partial, per_channel=True, weight_type=QuantType.QInt8)
-        os.replace(partial, target)  # atomic: readers see no file or the whole file
-    logging.disable(logging.NOTSET)
-    onnxruntime.set_default_logger_severity(2)
+    try:
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as scratch:
+            fp32, fused, partial = (Path(scratch) / name for name in ("fp32.onnx", "fused.onnx", target.name))
+            onnx.save(dequantized_source(model_path()), str(fp32))
+            optimizer.optimize_model(str(fp32), model_type="bert", num_heads=12, hidden_size=384, opt_level=1).save_model_to_file(str(fused))
+            quantize_dynamic(fused, partial, per_channel=True, weight_type=QuantType.QInt8)
+            os.replace(partial, target)  # atomic: readers see no file or the whole file
+    finally:
+        logging.disable(logging.NOTSET)
+        onnxruntime.set_default_logger_severity(2)
 
 
 def dequantized_source(path: Path) -> "object":
