@@ -96,6 +96,9 @@ class Index:
         recorded = self._recorded_section("embedding", EmbeddingConfig)
         if recorded is None:
             return self.config.embedding
+        as_fp32 = recorded.model_copy(update={"precision": "fp32"})
+        if self.manifest.get_meta("embedding_model") == as_fp32.model_id() != recorded.model_id():
+            recorded = as_fp32  # built before `precision` existed: its vectors came from the bundled fp32-compute file
         return recorded.model_copy(update={"api_key": self.config.embedding.api_key})  # secrets are recorded masked
 
     @cached_property

