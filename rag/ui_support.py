@@ -20,7 +20,7 @@ from rag.errors import RagError
 from rag.generate.citations import MARKER
 from rag.index.manifest import Manifest
 from rag.index.store import MANIFEST_FILE
-from rag.ingest.detect import _EXTENSION_TYPES
+from rag.ingest.detect import EXTENSION_TYPES
 from rag.ingest.pipeline import Progress
 from rag.types import Answer
 
@@ -30,7 +30,7 @@ RUNS_ENV = "RAG_UI_RUNS"  # folder of evaluation run folders for the evaluation 
 UPLOADS_FOLDER = "uploads"  # uploaded files are kept here, inside the index folder, so re-ingest can see them
 SOURCE_WINDOW_CHARS = 40_000  # longer documents are shown as a window around the cited span
 # what the uploader offers: every extension the loaders know (the one table in rag.ingest.detect)
-UPLOAD_TYPES = [extension.lstrip(".") for extension in _EXTENSION_TYPES if extension]
+UPLOAD_TYPES = [extension.lstrip(".") for extension in EXTENSION_TYPES if extension]
 
 
 # --- answers and sources as HTML ---------------------------------------------------------------

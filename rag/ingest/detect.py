@@ -13,7 +13,8 @@ from rag.errors import LoadError
 SUPPORTED_TYPES = ("pdf", "docx", "html", "markdown", "text", "jsonl")
 SUPPORTED_HINT = "supported: .pdf, .docx, .html/.htm, .md/.markdown, .txt/.text/.rst/.log/.csv, .jsonl/.ndjson"
 
-_EXTENSION_TYPES = {
+# file extension -> loader type: also the upload types the chat UI offers
+EXTENSION_TYPES = {
     ".pdf": "pdf",
     ".docx": "docx",
     ".html": "html",
@@ -49,7 +50,7 @@ def detect_type(path: Path) -> str:
     if head.startswith(b"PK\x03\x04"):
         return _zip_type(path, extension)
     binary_kind = _binary_kind(head)
-    if binary_kind and extension in _EXTENSION_TYPES:
+    if binary_kind and extension in EXTENSION_TYPES:
         raise LoadError(f"the content is {binary_kind}, not the {extension or 'plain text'} its name suggests")
     if binary_kind:
         raise UnsupportedType(f"{binary_kind} file: unsupported type ({SUPPORTED_HINT})")
@@ -60,8 +61,8 @@ def detect_type(path: Path) -> str:
     sniffed = head.lstrip()[:256].lower()
     if extension in ("", ".txt", ".text") and sniffed.startswith((b"<!doctype html", b"<html")):
         return "html"
-    if extension in _EXTENSION_TYPES:
-        return _EXTENSION_TYPES[extension]
+    if extension in EXTENSION_TYPES:
+        return EXTENSION_TYPES[extension]
     if sniffed.startswith((b"<!doctype html", b"<html")):
         return "html"
     raise UnsupportedType(f"unsupported file type {extension!r} ({SUPPORTED_HINT})")
