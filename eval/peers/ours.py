@@ -26,9 +26,10 @@ def open_search(work: Path) -> Callable[[str], list[str]]:
     """Default hybrid search (query embedding + Chroma + BM25 + fusion), asked for the candidate depth."""
     from rag.config import load_config
     from rag.index.store import Index
+    from rag.retrieve.access import Access
     from rag.retrieve.search import HybridSearcher
 
     depth = [f"retrieval.{key}={CANDIDATE_CHUNKS}" for key in ("top_k", "dense_top_k", "bm25_top_k")]
     config = load_config(None, depth)
     searcher = HybridSearcher(Index.open(work / "index", config), config.retrieval)
-    return lambda query: [scored.chunk.doc_id for scored in searcher.search([query], limit=CANDIDATE_CHUNKS).chunks]
+    return lambda query: [scored.chunk.doc_id for scored in searcher.search([query], limit=CANDIDATE_CHUNKS, access=Access.unrestricted()).chunks]
