@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from rag.cli.options import IndexOption, JsonOption, SetOption, emit, named_configs
+from rag.cli.options import IndexOption, JsonOption, JudgeCacheDirOption, JudgeSeedOption, NoCacheOption, SetOption, emit, named_configs
 
 
 def answers(
@@ -25,10 +25,10 @@ def answers(
     judge: Annotated[str, typer.Option("--judge", help="offline (lexical+embedding, an approximation), lexical, embedding, or llm (the llm.* settings).")] = "offline",
     backend: Annotated[str, typer.Option("--backend", help="builtin, or ragas: faithfulness, relevance, context precision/recall/utility and correctness scored by ragas against the llm.* endpoint (pip install -e \".[ragas]\").")] = "builtin",
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Judge every answer N times; the summary gives mean and 95% CI over all repeats.")] = 1,
-    seed: Annotated[int | None, typer.Option("--seed", help="LLM judge seed (repeat r uses seed + r).")] = None,
+    seed: JudgeSeedOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write a run folder here (configs, dataset fingerprint, per-question rows, summary).")] = None,
-    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Folder of the LLM judge's reply cache (default: the index folder).")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask the LLM judge again instead of reusing cached replies (replies are still stored).")] = False,
+    cache_dir: JudgeCacheDirOption = None,
+    no_cache: NoCacheOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Faithfulness, relevance, context precision/recall/utility, citation precision/recall, correctness and refusals.

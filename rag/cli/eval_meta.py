@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from rag.cli.options import IndexOption, JsonOption, SetOption, emit
+from rag.cli.options import IndexOption, JsonOption, JudgeCacheDirOption, JudgeSeedOption, NoCacheOption, SetOption, emit
 
 JUDGES = ("offline", "lexical", "embedding", "llm")
 
@@ -25,10 +25,10 @@ def meta(
     ] = None,
     index: IndexOption = Path(".rag/index"),
     set_: SetOption = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="LLM judge seed.")] = None,
+    seed: JudgeSeedOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write a run folder here (judges, labels fingerprint, per-item verdicts, summary).")] = None,
-    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Folder of the LLM judge's reply cache (default: the index folder).")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask the LLM judge again instead of reusing cached replies.")] = False,
+    cache_dir: JudgeCacheDirOption = None,
+    no_cache: NoCacheOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Judge accuracy (95% Wilson CI), precision/recall/F1 of "supported", confusion by gold label, judge agreement.

@@ -21,6 +21,14 @@ SetOption = Annotated[
     typer.Option("--set", "-s", help="Override one setting, e.g. --set chunking.size=200 (repeatable)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+# the judge options `rag eval answers` and `rag eval meta` share
+JudgeSeedOption = Annotated[int | None, typer.Option("--seed", help="LLM judge seed (repeat r uses seed + r).")]
+JudgeCacheDirOption = Annotated[
+    Path | None, typer.Option("--cache-dir", help="Folder of the judges' reply caches (default: the index folder).")
+]
+NoCacheOption = Annotated[
+    bool, typer.Option("--no-cache", help="Ask the LLM judge again instead of reusing cached replies (replies are still stored).")
+]
 
 
 def named_configs(paths: list[Path] | None, overrides: list[str] | None) -> dict[str, "object"]:
