@@ -92,3 +92,27 @@ def test_requests_beyond_the_pool_wait_then_get_503(slow_server: tuple[str, str]
     holder.join()
     assert busy.status_code == 503 and "busy" in busy.json()["error"]["message"]
     assert first["response"].status_code == 504
+
+
+def chat(url: str, key: str, stream: bool) -> httpx.Response:
+    body = {"model": "rag", "stream": stream, "messages": [{"role": "user", "content": "How many vacation days?"}]}
+    return httpx.post(url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+def test_a_streamed_chat_on_a_full_pool_gets_a_plain_503_and_a_finished_stream_gives_its_pipeline_back(
+    slow_server: tuple[str, str],
+) -> None:
+    url, key = slow_server
+    time.sleep(SLOW_REPLY_S)
+    first: dict[str, httpx.Response] = {}
+    holder = threading.Thread(target=lambda: first.update(response=chat(url, key, stream=True)))
+    holder.start()
+    time.sleep(0.2)  # the one pipeline is now streaming the slow answer
+    busy = chat(url, key, stream=True)
+    holder.join()
+    assert busy.status_code == 503 and busy.headers["content-type"].startswith("application/json")
+    assert "busy" in busy.json()["error"]["message"]
+    streamed = first["response"]
+    assert streamed.status_code == 200 and streamed.text.rstrip().endswith("data: [DONE]")
+    after = httpx.post(url + "/v1/retrieve", json={"query": "vacation"}, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    assert after.status_code == 200 and after.json()["results"]

@@ -24,6 +24,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.config import RagConfig
@@ -171,10 +172,13 @@ def create_app(index_dir: Path, config: RagConfig) -> FastAPI:
                 "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
                 CITATIONS_FIELD: _extension(answer),
             }
+        # Taken before the response starts, so a full pool is a plain HTTP 503 that clients retry on.
+        lease = StreamLease(pool, await anyio.to_thread.run_sync(_acquire, pool, limits.queue_timeout_s))
         return StreamingResponse(
-            _chat_events(pool, limits.queue_timeout_s, question, history, key.access, reply_id, created, body.model),
+            _chat_events(lease, question, history, key.access, reply_id, created, body.model),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            background=BackgroundTask(lease.release),  # gives the pipeline back if the stream never started
         )
 
     @app.post("/v1/ingest", tags=["admin"], responses={**ERRORS, 409: {"model": ErrorOut}})
@@ -268,9 +272,25 @@ def _chunk(reply_id: str, created: int, model: str, delta: dict[str, Any], finis
     return f"data: {json.dumps(payload, default=str)}\n\n"
 
 
+class StreamLease:
+    """The pipeline of one streamed reply, given back to the pool exactly once, whichever of the stream's
+    end or the response's background task comes first."""
+
+    def __init__(self, pool: PipelinePool, pipeline: RagPipeline) -> None:
+        self.pipeline = pipeline
+        self._pool = pool
+        self._held = True
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        with self._lock:
+            held, self._held = self._held, False
+        if held:
+            self._pool.release(self.pipeline)
+
+
 async def _chat_events(
-    pool: PipelinePool,
-    queue_timeout: float,
+    lease: StreamLease,
     question: str,
     history: list[dict[str, str]],
     access: Access,
@@ -280,13 +300,12 @@ async def _chat_events(
 ) -> AsyncIterator[str]:
     """SSE chunks: the role, each checked sentence, then a final chunk carrying the citations, then [DONE].
 
-    The pipeline is taken inside the generator so a client that disconnects early always gives it back.
+    Errors after the first byte can only be SSE error events; a client that disconnects early still gives
+    the pipeline back.
     """
-    pipeline: RagPipeline | None = None
     events = None
     try:
-        pipeline = await anyio.to_thread.run_sync(_acquire, pool, queue_timeout)
-        events = pipeline.stream(question, history, Filters(), access)  # type: ignore[arg-type]
+        events = lease.pipeline.stream(question, history, Filters(), access)  # type: ignore[arg-type]
         yield _chunk(reply_id, created, model, {"role": "assistant", "content": ""}, None)
         while True:
             event = await anyio.to_thread.run_sync(next, events, None)
@@ -297,8 +316,6 @@ async def _chat_events(
             elif event.kind == "done":
                 yield _chunk(reply_id, created, model, {}, "stop", **{CITATIONS_FIELD: _extension(event.answer)})
         yield "data: [DONE]\n\n"
-    except ApiError as exc:
-        yield f"data: {json.dumps(error_body(exc.status, exc.message, exc.kind))}\n\n"
     except RagError as exc:
         yield f"data: {json.dumps(error_body(503, _rag_message(exc), 'unavailable'))}\n\n"
     except Exception:
@@ -308,8 +325,7 @@ async def _chat_events(
         with anyio.CancelScope(shield=True):
             if events is not None:
                 await anyio.to_thread.run_sync(events.close)
-            if pipeline is not None:
-                await anyio.to_thread.run_sync(pool.release, pipeline)
+            await anyio.to_thread.run_sync(lease.release)
 
 
 # --- writes ----------------------------------------------------------------------------------
