@@ -22,6 +22,7 @@ from rag.index.manifest import Manifest
 from rag.index.store import MANIFEST_FILE
 from rag.ingest.detect import EXTENSION_TYPES
 from rag.ingest.pipeline import Progress
+from rag.retrieve.filters import Filters
 from rag.types import Answer
 
 INDEX_ENV = "RAG_UI_INDEX"  # the index folder `rag ui --index` opens first
@@ -322,17 +323,34 @@ def known_indexes(start: Path) -> list[Path]:
 class IndexStats:
     sources: int
     chunks: int
+    file_types: list[str]  # those present, offered by the filter widgets
+    tags: list[str]
 
 
 def index_stats(folder: Path) -> IndexStats | None:
-    """Sources and chunks in an index folder; None when there is no index there yet."""
+    """Sources, chunks, file types and tags of an index folder; None when there is no index there yet."""
     if not is_index(folder):
         return None
     manifest = Manifest(folder / MANIFEST_FILE)
     try:
-        return IndexStats(len(manifest.sources()), manifest.chunk_count())
+        records = manifest.sources()
+        return IndexStats(
+            sources=len(records),
+            chunks=manifest.chunk_count(),
+            file_types=sorted({record.file_type for record in records}),
+            tags=sorted({tag for record in records for tag in record.tag_list}),
+        )
     finally:
         manifest.close()
+
+
+def chosen_filters(file_types: list[str], tags: list[str], source_globs: str) -> Filters:
+    """The sidebar's filter widgets as search Filters (the CLI's --type, --tag and --source).
+
+    Globs are separated by commas or new lines, e.g. `data/hr, data/*.pdf`.
+    """
+    globs = tuple(glob.strip() for glob in re.split(r"[,\n]", source_globs) if glob.strip())
+    return Filters(sources=globs, file_types=tuple(file_types), tags=tuple(tags))
 
 
 def save_uploads(index_dir: Path, files: list[tuple[str, bytes]]) -> list[str]:

@@ -131,6 +131,24 @@ def test_settings_apply_to_the_next_question_and_survive_a_page_visit(app) -> No
     assert turn.trace["candidates"][0]["scores"]["fused"] < 0.1  # an RRF score (1/(60 + rank) sums), not a [0, 1] convex one
 
 
+def test_sidebar_filters_narrow_the_search_and_are_shown(app) -> None:
+    at = app()
+    assert at.multiselect(key="setting_filter_file_types").options == ["docx", "html", "markdown", "pdf", "text"]
+    at.multiselect(key="setting_filter_file_types").set_value(["pdf"]).run()
+    assert any("Searching only file types: pdf" in c.value for c in at.caption)
+    ask(at, QUESTION)
+    pdf_only = at.session_state.turns[0]
+    assert pdf_only.passages and all(p["source"].endswith(".pdf") for p in pdf_only.passages)
+    assert all(c["source"].endswith(".pdf") for c in pdf_only.trace["candidates"])
+
+    at.multiselect(key="setting_filter_file_types").set_value([]).run()
+    at.text_input(key="setting_filter_sources").set_value("data/hr").run()
+    ask(at, QUESTION)
+    hr_only = at.session_state.turns[1]
+    assert hr_only.passages and all(p["source"].startswith("data/hr/") for p in hr_only.passages)
+    assert not any(c.value.startswith("Searching only file types") for c in at.caption)
+
+
 def test_a_reranker_chosen_in_the_sidebar_shows_its_scores_in_the_trace(app) -> None:
     with FakeOpenAI() as server:
         at = settings(app(settings=["rerank.api_key=test-key", "rerank.max_retries=0"]), rerank="endpoint")

@@ -22,6 +22,7 @@ from rag.ui_support import (
     answer_html,
     candidate_rows,
     chat_turn,
+    chosen_filters,
     comparison_rows,
     highlighted_html,
     history_messages,
@@ -97,6 +98,13 @@ def test_blank_fields_keep_the_base_config() -> None:
     settings.llm_model = "  "
     assert not any(o.startswith("llm.model=") for o in settings.overrides())
     assert not any(o.startswith("llm.api_key=") for o in settings.overrides())
+
+
+def test_filter_widgets_become_search_filters() -> None:
+    assert not chosen_filters([], [], " , \n").active
+    filters = chosen_filters(["pdf"], ["legal"], "data/hr, data/*.pdf\n docs/** ")
+    assert filters.sources == ("data/hr", "data/*.pdf", "docs/**")
+    assert (filters.file_types, filters.tags) == (("pdf",), ("legal",))
 
 
 def test_uploads_keep_only_a_safe_file_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

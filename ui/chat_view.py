@@ -29,6 +29,7 @@ from rag.ui_support import (
 
 if TYPE_CHECKING:
     from rag.pipeline import StreamEvent
+    from rag.retrieve.filters import Filters
 
 # Answer text with citation markers as links; a click sends the marker number back to Python.
 ANSWER = st.components.v2.component(
@@ -90,7 +91,7 @@ class ErrorTurn:
 
 
 # --- asking --------------------------------------------------------------------------------------
-def ask(question: str, index_dir: Path, config: RagConfig, turns: list[Any]) -> None:
+def ask(question: str, index_dir: Path, config: RagConfig, filters: Filters, turns: list[Any]) -> None:
     """Stream the answer into the page, then keep the turn (or the error) in the session and redraw."""
     from rag.pipeline import RagPipeline
 
@@ -100,7 +101,7 @@ def ask(question: str, index_dir: Path, config: RagConfig, turns: list[Any]) -> 
         turn: ChatTurn | ErrorTurn
         try:
             with RagPipeline.open(index_dir, config) as pipeline:
-                events = pipeline.stream(question, history=history_messages([t for t in turns if isinstance(t, ChatTurn)]))
+                events = pipeline.stream(question, history_messages([t for t in turns if isinstance(t, ChatTurn)]), filters)
                 with st.spinner("Searching the documents…"):
                     first = next(events)  # retrieval, then the first checked sentence
                 final: list[Any] = []

@@ -9,12 +9,15 @@ import streamlit as st
 
 from rag.config import RagConfig, load_config, resolve_config_path
 from rag.errors import RagError
+from rag.retrieve.filters import Filters
 from rag.ui_support import (
     INDEX_ENV,
     UPLOAD_TYPES,
     CallbackProgress,
+    IndexStats,
     Settings,
     base_overrides,
+    chosen_filters,
     index_stats,
     is_index,
     known_indexes,
@@ -22,6 +25,7 @@ from rag.ui_support import (
 )
 
 DEFAULT_INDEX = ".rag/index"
+FILTER_KEYS = ("setting_filter_file_types", "setting_filter_tags", "setting_filter_sources")
 
 
 def launch_index() -> Path:
@@ -38,17 +42,21 @@ def switch_index(folder: Path) -> None:
     """A different index starts a new conversation (its answers cite another index's documents)."""
     st.session_state.index_dir = str(folder)
     st.session_state.turns = []
+    for key in FILTER_KEYS:  # another index has other file types and tags
+        st.session_state.pop(key, None)
     st.session_state.pop("last_ingest", None)
 
 
-def render_sidebar() -> tuple[Path, RagConfig | None]:
-    """Draw the sidebar; return the index folder and the effective config (None when the settings are invalid)."""
+def render_sidebar() -> tuple[Path, RagConfig | None, Filters]:
+    """Draw the sidebar; return the index folder, the effective config (None when the settings are invalid)
+    and the filters the next question searches under."""
     with st.sidebar:
         base = _base_config()
         index_dir = _index_picker(base)
         _upload_form(index_dir, base)
+        filters = _filters(index_stats(index_dir))
         config = _settings(base) if base is not None else None
-    return index_dir, config
+    return index_dir, config, filters
 
 
 def _base_config() -> RagConfig | None:
@@ -158,6 +166,23 @@ def _show_last_ingest(index_dir: Path) -> None:
         st.warning(f"**{problem['path']}** skipped: {problem['reason']}")
     for problem in report["notes"]:
         st.caption(f"{problem['path']}: {problem['reason']}")
+
+
+# --- filters -------------------------------------------------------------------------------------
+def _filters(stats: IndexStats | None) -> Filters:
+    """Narrow the search to some file types, tags or source paths; applies to the next question."""
+    file_types, tags = (stats.file_types, stats.tags) if stats else ([], [])
+    for key, options in (("setting_filter_file_types", file_types), ("setting_filter_tags", tags)):
+        st.session_state[key] = [value for value in st.session_state.get(key, []) if value in options]
+    chosen = chosen_filters(
+        st.session_state["setting_filter_file_types"], st.session_state["setting_filter_tags"], st.session_state.get("setting_filter_sources", "")
+    )
+    with st.expander("Filters" + (" (on)" if chosen.active else ""), expanded=False):
+        st.multiselect("File types", file_types, key="setting_filter_file_types", placeholder="all")
+        st.multiselect("Tags (any of)", tags, key="setting_filter_tags", placeholder="no tags in this index" if not tags else "all")
+        st.text_input("Sources", key="setting_filter_sources", placeholder="all, or globs: data/hr, data/*.pdf",
+                      help="Paths as given at ingest; `*` stays within a folder, `**` crosses folders, a folder matches everything under it.")
+    return chosen
 
 
 # --- settings ------------------------------------------------------------------------------------
