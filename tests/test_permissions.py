@@ -18,7 +18,7 @@ import pytest
 from rag.index.store import Index
 from rag.ingest.pipeline import Ingestor
 from rag.pipeline import RagPipeline, answer_to_json
-from rag.retrieve.access import Access, parse_groups
+from rag.retrieve.access import SNAPSHOTS, Access, parse_groups
 from rag.retrieve.search import HybridSearcher
 from tests.fake_openai import FakeOpenAI
 from tests.helpers import fake_endpoint_config
@@ -112,6 +112,19 @@ def test_hidden_documents_do_not_influence_a_restricted_search(indexes, fusion: 
         # the control: an unrestricted reader of the full index does rank the hidden text first
         top = restricted.search([QUERIES[0]], access=Access.unrestricted()).chunks[0]
         assert "187000" in top.chunk.text
+
+
+def test_a_reader_who_may_see_every_chunk_shares_the_global_bm25(indexes) -> None:
+    """Rebuilding BM25 for such a reader would give the same statistics (and cost ~1 s at SciFact size)."""
+    root, server = indexes
+    config = _config(server.base_url)
+    with Index.open(root / "staff_only", config) as public_only, Index.open(root / "full", config) as full:
+        everything_visible = HybridSearcher(public_only, config.retrieval)
+        snapshot = SNAPSHOTS.current(public_only.manifest)
+        assert everything_visible._lexical_index(snapshot, STAFF) is everything_visible._global_bm25()
+        some_hidden = HybridSearcher(full, config.retrieval)
+        snapshot = SNAPSHOTS.current(full.manifest)
+        assert some_hidden._lexical_index(snapshot, STAFF) is not some_hidden._global_bm25()
 
 
 def test_groups_open_their_documents_and_only_those(indexes) -> None:

@@ -159,6 +159,8 @@ class HybridSearcher:
 
     def _restricted_bm25(self, bm25: BM25Index, visible: frozenset[str]) -> BM25Index:
         ids = [chunk_id for chunk_id in bm25.chunk_ids if chunk_id in visible]
+        if len(ids) == len(bm25.chunk_ids):  # nothing hidden from this reader: the same statistics, no rebuild
+            return bm25
         chunks = self.index.manifest.chunks_by_id(ids)
         restricted = BM25Index(bm25.config)
         restricted.build([c.chunk_id for c in chunks], [c.text for c in chunks])
