@@ -52,9 +52,12 @@ def render_sidebar() -> tuple[Path, RagConfig | None, Filters]:
     and the filters the next question searches under."""
     with st.sidebar:
         base = _base_config()
-        index_dir = _index_picker(base)
+        index_dir = _index_picker()
+        stats = index_stats(index_dir)  # read once per run: an upload reruns the script
+        _index_status(stats)
+        _new_index_form(base)
         _upload_form(index_dir, base)
-        filters = _filters(index_stats(index_dir))
+        filters = _filters(stats)
         config = _settings(base) if base is not None else None
     return index_dir, config, filters
 
@@ -68,7 +71,7 @@ def _base_config() -> RagConfig | None:
 
 
 # --- index ---------------------------------------------------------------------------------------
-def _index_picker(base: RagConfig | None) -> Path:
+def _index_picker() -> Path:
     current = current_index()
     st.subheader("Index")
     options = [str(p) for p in known_indexes(launch_index())]
@@ -78,18 +81,23 @@ def _index_picker(base: RagConfig | None) -> Path:
     if choice != str(current):
         switch_index(Path(choice))
         st.rerun()
-    stats = index_stats(current)
+    return current
+
+
+def _index_status(stats: IndexStats | None) -> None:
     if stats is None:
         st.warning("No index here yet: upload files below to create it.")
     elif stats.chunks == 0:
         st.warning("This index is empty: upload files below.")
     else:
         st.caption(f"{stats.sources} sources · {stats.chunks} chunks")
+
+
+def _new_index_form(base: RagConfig | None) -> None:
     with st.popover("New index", icon=":material/add:"):
         name = st.text_input("Folder", placeholder=str(launch_index().parent / "my-docs"), key="new_index_folder")
         if st.button("Create", key="create_index", disabled=base is None):
             _create_index(Path(name.strip()) if name.strip() else None, base)  # type: ignore[arg-type]
-    return current
 
 
 def _create_index(folder: Path | None, base: RagConfig) -> None:
