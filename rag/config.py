@@ -251,7 +251,14 @@ class RagConfig(BaseSettings):
         }
         if file_type == "jsonl":
             parts["jsonl"] = self.ingest.jsonl.model_dump(exclude={"groups_field"})  # groups change who reads, not chunks
+        if file_type in LOADER_REVISIONS:
+            parts["loader"] = LOADER_REVISIONS[file_type]
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# Bumped when a loader's text changes, so files of that type are read again on the next ingest
+# (pdf 2: running page headers and footers are left out).
+LOADER_REVISIONS = {"pdf": 2}
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
