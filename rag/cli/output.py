@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rag.ingest.report import IngestReport
@@ -48,6 +49,33 @@ def print_ingest_report(report: IngestReport, index: Path) -> None:
             console.print(table)
 
 
+def print_interrupted_ingest(index: Path, started: float) -> None:
+    """After Ctrl-C: what this run committed (read back from the manifest) and how to resume."""
+    from rag.index.manifest import Manifest
+    from rag.index.store import MANIFEST_FILE
+
+    committed = []
+    if (index / MANIFEST_FILE).is_file():
+        manifest = Manifest(index / MANIFEST_FILE)
+        try:
+            committed = [record for record in manifest.sources() if record.ingested_at >= started]
+        finally:
+            manifest.close()
+    console = stderr_console()
+    files = f"{len(committed)} file" + ("" if len(committed) == 1 else "s")
+    chunks = sum(record.chunks for record in committed)
+    console.print(
+        f"[bold yellow]Interrupted.[/] {files} ({chunks} chunks) were committed to {escape(str(index))} before the stop and are searchable; "
+        "files not yet committed were left out.",
+        highlight=False,
+    )
+    console.print(
+        "Run the same command again to resume: committed files are skipped as unchanged, embeddings already computed "
+        "are reused from the cache, and a half-written file is repaired first.",
+        highlight=False,
+    )
+
+
 def print_sources(rows: list[dict[str, object]]) -> None:
     console = Console()
     if not rows:
@@ -64,26 +92,6 @@ def print_sources(rows: list[dict[str, object]]) -> None:
         table.add_row(str(row["path"]), str(row["type"]), pages, str(row["chunks"]), *groups, stamp)
     console.print(table)
     console.print(f"{len(rows)} sources, {sum(int(r['chunks']) for r in rows)} chunks")  # type: ignore[call-overload]
-
-
-def print_answer(events: "object") -> "object":
-    """Print streamed answer text as it is checked, then the sources; return the final Answer."""
-    console = Console()
-    answer = None
-    for event in events:  # type: ignore[attr-defined]
-        if event.kind == "delta":
-            console.print(event.text, end="", markup=False, highlight=False, soft_wrap=True)
-        elif event.kind == "done":
-            answer = event.answer
-    console.print()
-    if answer is not None and answer.citations:
-        console.print("\n[bold]Sources[/]")
-        for citation in answer.citations:
-            page = f", page {citation.page}" if citation.page else ""
-            quote = " ".join(citation.text.split())
-            quote = quote if len(quote) <= 160 else quote[:157] + "..."
-            console.print(f"  [{citation.marker}] {citation.source}{page} (chars {citation.start}-{citation.end}): \"{quote}\"", markup=False, highlight=False)
-    return answer
 
 
 def print_trace(answer: "object") -> None:
