@@ -11,6 +11,7 @@ from pathlib import Path
 from rag.errors import LoadError
 
 SUPPORTED_TYPES = ("pdf", "docx", "html", "markdown", "text", "jsonl")
+FILE_TYPES = (*SUPPORTED_TYPES, "external")  # every type a source can have; "external": LangChain / LlamaIndex objects
 SUPPORTED_HINT = "supported: .pdf, .docx, .html/.htm, .md/.markdown, .txt/.text/.rst/.log/.csv, .jsonl/.ndjson"
 
 # file extension -> loader type: also the upload types the chat UI offers
