@@ -124,6 +124,34 @@ def test_streamed_answer_equals_the_final_answer_and_is_checked(index_dir: Path)
     assert_citations_exact(final, index_dir)
 
 
+def test_markers_are_numbered_in_order_of_first_appearance_everywhere(index_dir: Path) -> None:
+    """The model cites a later passage first; the answer reads [1] then [2], and citations and passages agree."""
+    cited: dict[str, int] = {}
+
+    def reply(messages):
+        passages = passages_in_prompt(messages)
+        vacation = vacation_passage(messages)
+        later = max(n for n in passages if n != vacation)
+        opening = re.split(r"(?<=[.!?])\s", passages[later].strip())[0].rstrip(".")
+        cited.update(vacation=vacation, later=later)
+        return f"{opening} [{later}]. New employees get 20 vacation days per year [{vacation}]. Again, 20 vacation days [{vacation}]."
+
+    with FakeOpenAI(chat_reply=reply) as server, RagPipeline.open(index_dir, llm_config(server)) as rag:
+        events = list(rag.stream(QUESTION))
+    answer = events[-1].answer
+    assert cited["later"] > cited["vacation"]  # the model's markers came out of order
+    assert re.findall(r"\[(\d+)\]", answer.answer) == ["1", "2", "2"]
+    assert "".join(e.text for e in events if e.kind == "delta").strip() == answer.answer  # streamed with the same numbers
+    assert [c.marker for c in answer.citations] == [1, 2]
+    by_number = {p.number: p for p in answer.passages}
+    assert sorted(by_number) == list(range(1, len(answer.passages) + 1))
+    assert "20 vacation days" in by_number[2].text and "20 vacation days" in answer.citations[1].text
+    for citation in answer.citations:  # each citation lies inside the passage its marker now names
+        passage = by_number[citation.marker]
+        assert passage.source == citation.source and passage.start <= citation.start < citation.end <= passage.end
+    assert_citations_exact(answer, index_dir)
+
+
 def test_prompt_fences_passages_as_data(index_dir: Path) -> None:
     with FakeOpenAI(chat_reply=lambda m: "The documents do not contain an answer to this question.") as server:
         with RagPipeline.open(index_dir, llm_config(server)) as rag:
