@@ -84,3 +84,18 @@ def tiny_retrieval_run(root: Path) -> Path:
                    "--cache-dir", str(root / "cache"), "--out", str(root / "runs"), "--json", cwd=root)
     assert done.returncode == 0, done.stderr
     return Path(json.loads(done.stdout)["run_dir"])
+
+
+def seed_from_demo(demo_workdir: Path, root: Path, index: str = ".rag/demo") -> None:
+    """Put data/ and the session demo index's embedding cache in `root`: ingesting data/ there embeds nothing.
+
+    For module fixtures that need their own index of the sample corpus (they change it, or ingest it under
+    another config): the index itself cannot be copied, its sources are keyed by absolute path.
+    """
+    import shutil
+
+    from rag.index.store import EMBEDDING_CACHE_FILE
+
+    shutil.copytree(demo_workdir / "data", root / "data")
+    (root / index).mkdir(parents=True)
+    shutil.copy(demo_workdir / ".rag/demo" / EMBEDDING_CACHE_FILE, root / index / EMBEDDING_CACHE_FILE)

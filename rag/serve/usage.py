@@ -1,0 +1,24 @@
+"""The `usage` of a chat completion, counted with the embedding model's own tokenizer (bundled, offline).
+
+prompt_tokens: the messages received (every role) plus the passages the answerer read; completion_tokens: the
+answer text. With an LLM behind the server these are close to, not equal to, what that model's tokenizer counts;
+never tiktoken, which downloads its files on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rag.types import Answer
+
+
+def count_tokens(text: str) -> int:
+    from rag.ingest.chunking import splitting_tokenizer
+
+    return len(splitting_tokenizer().encode(text, add_special_tokens=False).ids) if text else 0  # type: ignore[attr-defined]
+
+
+def chat_usage(messages: Iterable[str], answer: Answer) -> dict[str, int]:
+    prompt = sum(count_tokens(text) for text in messages) + sum(count_tokens(p.text) for p in answer.passages)
+    completion = count_tokens(answer.answer)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
