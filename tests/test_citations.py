@@ -3,30 +3,23 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from rag.config import load_config
-from rag.index.store import Index
 from rag.ingest.detect import detect_type
 from rag.ingest.loaders import load_file
-from rag.ingest.pipeline import Ingestor
 from rag.pipeline import RagPipeline
-from tests.conftest import DATA
 from tests.fake_openai import FakeOpenAI
 
 QUESTION = "How many vacation days do new employees get?"
 
 
 @pytest.fixture(scope="module")
-def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("citations")
-    shutil.copytree(DATA, root / "data")
-    with Index.open(root / "index", load_config(), writable=True) as index:
-        Ingestor(index).ingest([str(root / "data")])
-    return root / "index"
+def index_dir(demo_workdir: Path) -> Path:
+    """The session's demo index of data/ (these tests only read it; sources read `data/...`)."""
+    return demo_workdir / ".rag/demo"
 
 
 def llm_config(server: FakeOpenAI, *extra: str):
@@ -47,7 +40,7 @@ def vacation_passage(messages: list[dict[str, str]]) -> int:
 
 def assert_citations_exact(answer, index_dir: Path) -> None:
     """Every citation's text is the loader's extracted text of its source at [start:end]."""
-    root = index_dir.parent
+    root = index_dir.parents[1]  # the folder the index was built from
     for citation in answer.citations:
         path = Path(citation.source)
         path = path if path.is_absolute() else root / path
