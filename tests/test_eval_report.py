@@ -15,8 +15,7 @@ from rag.cli.eval_reports import compare, report
 from rag.errors import RagError
 from rag.evaluate.compare import compare_runs, paired_permutation_p
 from rag.evaluate.report import load_run
-from tests.conftest import REPO
-from tests.helpers import run_rag
+from tests.helpers import recorded_answer_run, run_rag
 from tests.helpers import TINY_QUERIES as QUERIES
 from tests.helpers import tiny_retrieval_run
 
@@ -199,15 +198,6 @@ def test_compare_warns_on_different_datasets_and_skips_missing_values(tmp_path: 
 
 
 # --- real answer runs: every reader matches queries by one key ---------------------------------------
-def recorded_answer_run() -> Path:
-    """The newest recorded answer run in eval/runs (rows of runs recorded before the shared key are keyed `id`)."""
-    runs = sorted((p for p in (REPO / "eval" / "runs").iterdir() if (p / "run.json").is_file()), reverse=True)
-    found = [p for p in runs if json.loads((p / "run.json").read_text())["kind"] == "answers"]
-    if not found:
-        pytest.skip("no recorded answer run in eval/runs")
-    return found[0]
-
-
 def test_a_recorded_answer_run_keeps_every_query_apart_in_report_and_compare(tmp_path: Path) -> None:
     folder = recorded_answer_run()
     questions = json.loads((folder / "run.json").read_text())["dataset"]["questions"]

@@ -284,7 +284,7 @@ def test_evaluation_page_compares_two_configs(app, tmp_path: Path) -> None:
 
 
 def test_evaluation_page_keeps_the_queries_of_an_answer_run_apart(app, tmp_path: Path) -> None:
-    from tests.test_eval_report import recorded_answer_run
+    from tests.helpers import recorded_answer_run
 
     recorded = recorded_answer_run()
     questions = json.loads((recorded / "run.json").read_text())["dataset"]["questions"]
