@@ -4,7 +4,8 @@ A fenced `bash` or `python` block runs from a folder laid out like the repositor
 eval/runs, the session's sample index at .rag/demo), with this environment's `rag` first on PATH, as after
 `source .venv/bin/activate`; it must exit 0. A block whose first line is a comment starting with
 `# needs` (a server, an endpoint, the package registry) or `# long-running` (with how long) is not run here.
-Blocks of a page run in order in one folder, so a page may build on its own earlier blocks.
+Standard input is empty, so an interactive command (`rag chat`) ends at once. Blocks of a page run in
+order in one folder, so a page may build on its own earlier blocks.
 """
 
 from __future__ import annotations
