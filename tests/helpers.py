@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rag.index.store import Index
 
 
@@ -99,3 +101,12 @@ def seed_from_demo(demo_workdir: Path, root: Path, index: str = ".rag/demo") -> 
     shutil.copytree(demo_workdir / "data", root / "data")
     (root / index).mkdir(parents=True)
     shutil.copy(demo_workdir / ".rag/demo" / EMBEDDING_CACHE_FILE, root / index / EMBEDDING_CACHE_FILE)
+
+
+def recorded_answer_run() -> Path:
+    """The newest recorded answer run in eval/runs (rows of runs recorded before the shared key are keyed `id`)."""
+    runs = sorted((p for p in (Path(__file__).resolve().parents[1] / "eval" / "runs").iterdir() if (p / "run.json").is_file()), reverse=True)
+    found = [p for p in runs if json.loads((p / "run.json").read_text())["kind"] == "answers"]
+    if not found:
+        pytest.skip("no recorded answer run in eval/runs")
+    return found[0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import shutil
 import socket
 from pathlib import Path
 
@@ -318,11 +319,10 @@ def test_evaluation_page_compares_two_configs(app, tmp_path: Path) -> None:
 
 def test_the_comparison_starts_with_two_runs_of_one_kind(app, tmp_path: Path) -> None:
     """The newest run is a judge meta-evaluation: the default pair is the two answer runs, never meta with answers."""
-    import shutil
+    from tests.helpers import recorded_answer_run
 
-    recorded = REPO / "eval" / "runs"
-    answers_run = next(p for p in recorded.iterdir() if p.name.endswith("-answers"))
-    meta_run = next(p for p in recorded.iterdir() if p.name.endswith("-meta"))
+    answers_run = recorded_answer_run()
+    meta_run = next(p for p in (REPO / "eval" / "runs").iterdir() if p.name.endswith("-meta"))
     for name, source in (("20270103T000000Z-meta", meta_run), ("20270102T000000Z-answers", answers_run),
                          ("20270101T500000Z-meta", meta_run), ("20270101T000000Z-answers", answers_run)):
         shutil.copytree(source, tmp_path / name)
@@ -332,3 +332,24 @@ def test_the_comparison_starts_with_two_runs_of_one_kind(app, tmp_path: Path) ->
     assert not at.exception, at.exception
     chosen = (at.selectbox(key="compare_run_A").value.name, at.selectbox(key="compare_run_B").value.name)
     assert chosen == ("20270101T000000Z-answers", "20270102T000000Z-answers")
+
+
+def test_evaluation_page_keeps_the_queries_of_an_answer_run_apart(app, tmp_path: Path) -> None:
+    from tests.helpers import recorded_answer_run
+
+    recorded = recorded_answer_run()
+    questions = json.loads((recorded / "run.json").read_text())["dataset"]["questions"]
+    run = tmp_path / recorded.name
+    shutil.copytree(recorded, run)
+    at = app()
+    at.switch_page("views/evaluation.py").run()
+    at.text_input(key="runs_folder").set_value(str(tmp_path)).run()
+    assert not at.exception, at.exception
+    assert at.multiselect[0].value == [run] and len(at.image) >= 2
+    at.selectbox(key="compare_run_A").set_value(run).run()
+    at.selectbox(key="compare_run_B").set_value(run).run()
+    next(b for b in at.button if b.label == "Compare").click().run()
+    assert not at.exception, at.exception
+    assert any(f"{questions} shared queries" in c.value for c in at.caption)
+    table = at.dataframe[-1].value.set_index("metric")
+    assert table.loc["answer_correctness", "n"] >= 20 and table.loc["answer_correctness", "delta B-A"] == 0

@@ -298,8 +298,6 @@ app.command("ui")(ui_command)
 
 def run() -> None:
     """Console-script entry point: user-fixable errors get one clear message, not a traceback."""
-    from typer.exceptions import TyperException
-
     try:
         code = app(standalone_mode=False)  # typer returns typer.Exit codes instead of raising them
         if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C (KeyboardInterrupt) into this code, silently
@@ -314,10 +312,10 @@ def run() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
-    except TyperException as exc:  # usage errors (bad option values, missing arguments): exit code 2
-        exc.show()  # type: ignore[attr-defined]
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # anything unexpected
+    except Exception as exc:  # click's usage errors (bad option values, missing arguments: exit 2), else unexpected
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()  # type: ignore[attr-defined]  # click.ClickException (typer < 0.29) or typer's own copy of it
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         if _state["debug"]:
             raise
         print(f"error: {type(exc).__name__}: {exc}\n(run with --debug for the full traceback)", file=sys.stderr)
