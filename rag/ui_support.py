@@ -178,7 +178,7 @@ def chat_turn(answer: Answer, manifest: Manifest) -> ChatTurn:
     candidates = {c["chunk_id"]: c for c in answer.trace.get("candidates", [])}  # type: ignore[union-attr]
     cited = set(citations)
     passages = []
-    for p in answer.passages:
+    for p in sorted(answer.passages, key=lambda passage: passage.number):  # as numbered: the cited ones first
         best: dict[str, float] = {}
         for chunk_id in p.chunk_ids:
             for stage, score in candidates.get(chunk_id, {}).get("scores", {}).items():

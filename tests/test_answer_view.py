@@ -53,3 +53,12 @@ def test_markers_are_renumbered_in_order_of_first_appearance() -> None:
     assert order.text(" and later [5]") == " and later [3]"  # the mapping carries across streamed pieces
     cited = [Citation(n, "s", "d", None, n, n + 1, "t") for n in (1, 3, 5)]
     assert [c.marker for c in order.citations(cited)] == [1, 2, 3] and [c.start for c in order.citations(cited)] == [3, 1, 5]
+
+
+def test_passages_are_renumbered_but_stay_in_retrieval_order() -> None:
+    from rag.types import Passage
+
+    order = MarkerOrder()
+    order.text("Cited second-ranked [2]. Then the fourth [4].")
+    ranked = [Passage(n, "s", "k", "d", 0, 1, "t", None, (), 1.0 / n) for n in (1, 2, 3, 4)]
+    assert [(p.number, p.score) for p in order.passages(ranked)] == [(3, 1.0), (1, 0.5), (4, 1 / 3), (2, 0.25)]

@@ -2,8 +2,9 @@
 
 The answerer cites passages by their retrieval rank, so its markers come out in any order. `MarkerOrder` renumbers
 them as the checked text streams out (a marker's number is fixed the first time it is seen) and then renumbers
-the citations and passages to match: cited passages first, in the order they are first cited, then the others
-in their original order. Every surface (CLI, `--json`, HTTP API, UI) therefore agrees on the numbers.
+the citations and passages to match: cited passages get 1..k in the order they are first cited, the others the
+next numbers by rank; the passage list itself stays in retrieval order. Every surface (CLI, `--json`, HTTP API,
+UI) therefore agrees on the numbers.
 """
 
 from __future__ import annotations
@@ -40,11 +41,11 @@ class MarkerOrder:
         return sorted(renumbered, key=lambda c: c.marker)
 
     def passages(self, passages: list[Passage]) -> list[Passage]:
-        """Cited passages first (in citation order), then the rest (in their original order), numbered 1..n."""
-        ordered = sorted(passages, key=lambda p: (self.mapping.get(p.number, len(self.mapping) + 1), p.number))
-        for passage in ordered:
+        """The passages renumbered 1..n (cited ones first, in citation order, then the rest by rank), kept in their
+        retrieval order: rank-aware measures (context precision) read the list in the order the answerer got it."""
+        for passage in sorted(passages, key=lambda p: (p.number not in self.mapping, self.mapping.get(p.number, 0), p.number)):
             self._number(passage.number)  # uncited passages take the numbers after the cited ones
-        return [replace(p, number=self.mapping[p.number]) for p in ordered]
+        return [replace(p, number=self.mapping[p.number]) for p in passages]
 
     def dropped(self, dropped: list[dict[str, object]]) -> list[dict[str, object]]:
         """Trace entries of removed markers, renumbered where the marker named a passage that was given."""
