@@ -86,7 +86,9 @@ def ingest(
     """Add or update documents in an index (incremental).
 
     Unchanged files cost nothing; changed files replace their chunks; files deleted from an
-    ingested folder are removed. Exit code 1 if any file failed (the others are still ingested).
+    ingested folder are removed. Exit code 1 if any file failed (the others are still ingested);
+    2, with nothing done, if a path does not exist. Ctrl-C keeps every file committed so far:
+    run the same command again to resume.
 
     Example: rag ingest data/ --index .rag/demo; rag ingest data/hr --index .rag/demo --groups hr
     """
