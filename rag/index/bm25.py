@@ -15,6 +15,8 @@ import numpy as np
 
 from rag.config import BM25Config
 
+BM25S_PARAMS_FILE = "params.index.json"  # written by bm25s.BM25.save
+
 
 class BM25Index:
     """bm25s over chunk texts with the configured stopwords and stemmer; ids kept beside it."""
@@ -46,17 +48,21 @@ class BM25Index:
         import bm25s
 
         self.chunk_ids = list(chunk_ids)
-        retriever = bm25s.BM25(k1=self.config.k1, b=self.config.b, method="lucene")
-        if texts:
-            retriever.index(self._tokenize(texts), show_progress=False)
-        self._retriever = retriever
+        self._retriever = None
+        tokenized = self._tokenize(texts) if texts else None
+        # Texts with no indexable word (digits-free symbols, stopwords only: "ð", "the a") leave the
+        # vocabulary empty, which bm25s cannot index: such an index simply matches no query.
+        if tokenized is not None and tokenized.vocab:  # type: ignore[attr-defined]
+            retriever = bm25s.BM25(k1=self.config.k1, b=self.config.b, method="lucene")
+            retriever.index(tokenized, show_progress=False)
+            self._retriever = retriever
 
     def save(self, directory: Path) -> None:
         tmp = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        if self.chunk_ids:
-            self._retriever.save(str(tmp), show_progress=False)  # type: ignore[attr-defined]
+        if self._retriever is not None:
+            self._retriever.save(str(tmp), show_progress=False)
         (tmp / "chunk_ids.json").write_text(json.dumps(self.chunk_ids))
         shutil.rmtree(directory, ignore_errors=True)
         tmp.rename(directory)
@@ -67,13 +73,13 @@ class BM25Index:
 
         index = cls(config)
         index.chunk_ids = json.loads((directory / "chunk_ids.json").read_text())
-        if index.chunk_ids:
+        if (directory / BM25S_PARAMS_FILE).is_file():  # absent when the chunks held no indexable word
             index._retriever = bm25s.BM25.load(str(directory), mmap=True, show_progress=False)
         return index
 
     def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
         """Top-k chunk ids by BM25; `allowed` restricts scoring to those chunk ids before ranking."""
-        if not self.chunk_ids or k <= 0 or (allowed is not None and not allowed):
+        if self._retriever is None or k <= 0 or (allowed is not None and not allowed):
             return []
         # Query tokens as strings: bm25s maps them through the index vocabulary and drops unknown ones.
         tokens = self._tokenize([query], as_ids=False)[0]  # type: ignore[index]
