@@ -95,7 +95,7 @@ class RagPipeline:
         from rag.ingest.chunking import splitting_tokenizer
 
         tokenizer = splitting_tokenizer()
-        return ContextAssembler(self.index.manifest, self.config.context, lambda text: len(tokenizer.encode(text).ids))  # type: ignore[attr-defined]
+        return ContextAssembler(self.index.manifest, self.config.context, lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids))  # type: ignore[attr-defined]
 
     @cached_property
     def sentence_embedder(self) -> CachedEmbedder:

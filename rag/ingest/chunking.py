@@ -44,24 +44,29 @@ class Chunker:
 
     def chunk(self, document: Document, source: str, file_type: str) -> list[Chunk]:
         markdown = file_type == "markdown"
-        chunks: list[Chunk] = []
-        for segment in self._segments(document):
-            for start, end in self._split(document.text, segment, markdown):
-                text = document.text[start:end]
-                chunks.append(
-                    Chunk(
-                        chunk_id=self._chunk_id(source, document.doc_id, start, end, text),
-                        source=source,
-                        doc_id=document.doc_id,
-                        ordinal=len(chunks),
-                        start=start,
-                        end=end,
-                        text=text,
-                        page=segment.page,
-                        heading_path=segment.heading_path,
-                    )
-                )
-        return chunks
+        spans = [
+            (start, end, segment)
+            for segment in self._segments(document)
+            for start, end in self._split(document.text, segment, markdown)
+        ]
+        texts = [document.text[start:end] for start, end, _ in spans]
+        # counted once here so that context assembly never re-encodes a passage made of one chunk
+        counts = token_counts(texts)
+        return [
+            Chunk(
+                chunk_id=self._chunk_id(source, document.doc_id, start, end, text),
+                source=source,
+                doc_id=document.doc_id,
+                ordinal=ordinal,
+                start=start,
+                end=end,
+                text=text,
+                page=segment.page,
+                heading_path=segment.heading_path,
+                tokens=tokens,
+            )
+            for ordinal, ((start, end, segment), text, tokens) in enumerate(zip(spans, texts, counts))
+        ]
 
     def _split(self, text: str, segment: _Segment, markdown: bool) -> list[tuple[int, int]]:
         """Spans of one segment. A section's heading line stays with its first chunk instead of
@@ -126,6 +131,13 @@ def splitting_tokenizer() -> object:
 
 def _token_count(text: str) -> int:
     return len(splitting_tokenizer().encode(text, add_special_tokens=False).ids)  # type: ignore[attr-defined]
+
+
+def token_counts(texts: list[str]) -> list[int]:
+    """Tokens of each text as the context budget counts them (no special tokens)."""
+    if not texts:
+        return []
+    return [len(e.ids) for e in splitting_tokenizer().encode_batch(texts, add_special_tokens=False)]  # type: ignore[attr-defined]
 
 
 def _attach_bare_headings(segments: list[_Segment], text: str) -> list[_Segment]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from rag.errors import LoadError
 from rag.index.manifest import SourceRecord
 from rag.index.store import Index, chunk_metadata
-from rag.ingest.chunking import Chunker
+from rag.ingest.chunking import Chunker, token_counts
 from rag.ingest.detect import UnsupportedType, detect_type
 from rag.ingest.loaders import load_file
 from rag.ingest.report import FileProblem, IngestReport
@@ -119,6 +119,7 @@ class Ingestor:
         return getattr(self.index.embedder, "embedded_count", 0) if "embedder" in self.index.__dict__ else 0
 
     def _finish(self, report: IngestReport, started: float) -> None:
+        self.index.manifest.fill_token_counts(token_counts)  # chunks of an index made before counts were stored
         self.index.refresh_bm25()
         self.index.manifest.set_meta("dirty", "0")
         report.texts_embedded = self._embedded_so_far() - self._embedded_before

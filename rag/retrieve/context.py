@@ -28,7 +28,7 @@ class ContextAssembler:
     def __init__(self, manifest: Manifest, config: ContextConfig, count_tokens: "object") -> None:
         self.manifest = manifest
         self.config = config
-        self.count_tokens = count_tokens  # callable: str -> int
+        self.count_tokens = count_tokens  # callable: str -> int, without special tokens (as counted at ingest)
         self._documents: dict[tuple[str, str], Document] = {}
 
     def assemble(self, ranked: list[ScoredChunk], visible: "frozenset[str] | None" = None) -> tuple[list[Passage], dict[str, object]]:
@@ -50,7 +50,7 @@ class ContextAssembler:
             if document is None:
                 continue
             start, end = group.start, group.end
-            tokens = self.count_tokens(document.text[start:end])  # type: ignore[operator]
+            tokens = self._tokens(group, document.text)
             if used + tokens > self.config.max_tokens:
                 if passages:
                     continue  # a smaller passage further down may still fit
@@ -76,6 +76,12 @@ class ContextAssembler:
         trace["passages"] = len(passages)
         trace["context_tokens"] = used
         return passages, trace
+
+    def _tokens(self, group: _Group, text: str) -> int:
+        """A passage of one chunk has the count stored at ingest; merged passages are counted here."""
+        if len(group.chunks) == 1 and group.chunks[0].tokens is not None:
+            return group.chunks[0].tokens
+        return self.count_tokens(text[group.start : group.end])  # type: ignore[operator]
 
     def forget_documents(self) -> None:
         """Drop cached document texts (a writer may have replaced them)."""
