@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,15 +24,18 @@ class BM25Index:
 
     def __init__(self, config: BM25Config) -> None:
         self.config = config
-        self._retriever: object | None = None
+        self._retriever: Any = None  # bm25s.BM25; None when no chunk has an indexable word
+        self._stemmer_instance: object | None = None
         self.chunk_ids: list[str] = []
 
     def _stemmer(self) -> object | None:
         if not self.config.stemmer:
             return None
-        import Stemmer
+        if self._stemmer_instance is None:
+            import Stemmer
 
-        return Stemmer.Stemmer(self.config.stemmer)
+            self._stemmer_instance = Stemmer.Stemmer(self.config.stemmer)
+        return self._stemmer_instance
 
     def _tokenize(self, texts: list[str], as_ids: bool = True) -> object:
         import bm25s
@@ -78,20 +82,22 @@ class BM25Index:
         return index
 
     def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
-        """Top-k chunk ids by BM25; `allowed` restricts scoring to those chunk ids before ranking."""
+        """Top-k chunk ids by BM25 (score > 0, ties by chunk order); `allowed` restricts scoring to those ids.
+
+        Scores every chunk with bm25s' sparse matrix and selects the top k here: bm25s' own `retrieve`
+        starts a thread pool and progress bars on every call, which cost more than the scoring itself.
+        """
         if self._retriever is None or k <= 0 or (allowed is not None and not allowed):
             return []
-        # Query tokens as strings: bm25s maps them through the index vocabulary and drops unknown ones.
+        # Query tokens as strings: the index vocabulary maps them to ids; unknown ones are dropped.
         tokens = self._tokenize([query], as_ids=False)[0]  # type: ignore[index]
-        vocabulary = self._retriever.vocab_dict  # type: ignore[attr-defined]
-        tokens = [t for t in tokens if t in vocabulary]
-        if not tokens:
+        ids = self._retriever.get_tokens_ids(list(tokens))
+        if not ids:
             return []
-        k = min(k, len(self.chunk_ids))
-        mask = None
+        scores = self._retriever.get_scores_from_ids(ids)
         if allowed is not None:
-            mask = np.fromiter((chunk_id in allowed for chunk_id in self.chunk_ids), dtype=np.float32, count=len(self.chunk_ids))
-        docs, scores = self._retriever.retrieve(  # type: ignore[attr-defined]
-            [tokens], k=k, show_progress=False, n_threads=1, weight_mask=mask
-        )
-        return [(self.chunk_ids[int(i)], float(s)) for i, s in zip(np.asarray(docs[0]), np.asarray(scores[0])) if s > 0]
+            scores = scores * np.fromiter((chunk_id in allowed for chunk_id in self.chunk_ids), dtype=bool, count=len(self.chunk_ids))
+        k = min(k, scores.size)
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.lexsort((top, -scores[top]))]
+        return [(self.chunk_ids[int(i)], float(scores[i])) for i in top if scores[i] > 0]
