@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path(".rag/eval-cache"))
     parser.add_argument("--baseline-python", help="interpreter of another checkout to time retrieve() against")
     parser.add_argument("--rounds", type=int, default=3, help="latency rounds per interpreter")
+    parser.add_argument("--latency-only", action="store_true", help="skip the quality table (e.g. to time under cpu-exclusive)")
     parser.add_argument("--out", type=Path, help="also write every figure as JSON")
     args = parser.parse_args()
     if not args.dataset and not args.gold and not args.holdout:
@@ -84,7 +85,7 @@ def main() -> None:
     tuned = [load_beir(folder) for folder in args.dataset] + ([load_gold_retrieval(args.gold, args.corpus)] if args.gold else [])
     held_out = [load_beir(folder) for folder in args.holdout]
     for title, group in (("Datasets used while choosing the default", tuned), ("Held out until the default was fixed", held_out)):
-        if not group:
+        if not group or args.latency_only:
             continue
         rows = [(f"{d.name} ({len(d.queries)} queries)", measure(d, args.cache_dir)) for d in group]
         results[title] = dict(rows)
