@@ -52,11 +52,11 @@ def convex(lists: Sequence[Ranked], weights: Sequence[float], method: str = "the
     normalised: list[dict[str, float]] = []
     floors: list[float] = []
     for ranked in lists:
-        values = normalise(np.array([score for _, score in ranked], dtype=np.float64), method)
-        normalised.append({item: float(v) for (item, _), v in zip(ranked, values)})
-        floors.append(float(values.min()) if values.size else 0.0)
-    items = {item for ranked in lists for item, _ in ranked}
-    fused = {
-        item: sum(w * table.get(item, floor) for w, table, floor in zip(weights, normalised, floors)) for item in items
-    }
+        values = normalise(np.fromiter((score for _, score in ranked), dtype=np.float64, count=len(ranked)), method).tolist()
+        normalised.append(dict(zip((item for item, _ in ranked), values)))
+        floors.append(min(values) if values else 0.0)
+    fused = dict.fromkeys((item for table in normalised for item in table), 0.0)
+    for weight, table, floor in zip(weights, normalised, floors):
+        for item in fused:
+            fused[item] += weight * table.get(item, floor)
     return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
