@@ -54,7 +54,7 @@ class BM25Index:
         self.chunk_ids = list(chunk_ids)
         self._retriever = None
         tokenized = self._tokenize(texts) if texts else None
-        # Texts with no indexable word (digits-free symbols, stopwords only: "ð", "the a") leave the
+        # Texts with no indexable word (a lone symbol such as "ð", stopwords only) leave the
         # vocabulary empty, which bm25s cannot index: such an index simply matches no query.
         if tokenized is not None and tokenized.vocab:  # type: ignore[attr-defined]
             retriever = bm25s.BM25(k1=self.config.k1, b=self.config.b, method="lucene")
