@@ -316,9 +316,24 @@ def test_single_chunk_passages_are_not_re_encoded(manifest: Manifest, count_toke
     passages, trace = ContextAssembler(manifest, ContextConfig(max_tokens=1500), counting).assemble(ranked)
     assert len(passages) == 3 and counted == []
     assert trace["context_tokens"] == sum(count_tokens(p.text) for p in passages)
-    merged = [scored(alpha[4], 0.9), scored(alpha[5], 0.8)]  # one passage of two chunks: counted as a whole
+    merged = [scored(alpha[4], 0.9), scored(alpha[5], 0.8)]  # one passage of two chunks: only their shared text is encoded
     passages, trace = ContextAssembler(manifest, ContextConfig(max_tokens=1500), counting).assemble(merged)
-    assert len(passages) == 1 and counted == [passages[0].text] and trace["context_tokens"] == count_tokens(passages[0].text)
+    assert len(passages) == 1 and trace["context_tokens"] == count_tokens(passages[0].text)
+    assert sum(len(text) for text in counted) < len(passages[0].text) / 2
+
+
+@pytest.mark.parametrize("name", ["alpha.txt", "beta.md", "gamma.txt", "delta.txt", "epsilon.txt"])
+def test_merged_passages_count_exactly_from_stored_counts(manifest: Manifest, count_tokens, name: str) -> None:
+    """Overlapping (delta: cut between words of one long sentence) and adjacent chunks, 2 to 4 in a row."""
+    chunks = chunks_of(manifest, name)
+    checked = 0
+    for size in (2, 3, 4):
+        for first in range(len(chunks) - size + 1):
+            ranked = [scored(c, 1.0 - 0.01 * i) for i, c in enumerate(chunks[first : first + size])]
+            passages, trace = assemble(manifest, count_tokens, ranked, max_tokens=100_000, max_passages=50)
+            assert trace["context_tokens"] == sum(count_tokens(p.text) for p in passages)
+            checked += len(passages) < size  # at least two chunks merged into one passage
+    assert checked > 0
 
 
 def test_an_index_made_before_token_counts_keeps_working_and_is_migrated(tmp_path: Path, count_tokens) -> None:

@@ -78,10 +78,20 @@ class ContextAssembler:
         return passages, trace
 
     def _tokens(self, group: _Group, text: str) -> int:
-        """A passage of one chunk has the count stored at ingest; merged passages are counted here."""
-        if len(group.chunks) == 1 and group.chunks[0].tokens is not None:
-            return group.chunks[0].tokens
-        return self.count_tokens(text[group.start : group.end])  # type: ignore[operator]
+        """Tokens of a passage from the counts stored at ingest: chunks start and end at word boundaries, so
+        the passage's count is the sum of its chunks' counts less the text they share (encoded here: about
+        `chunking.overlap` tokens instead of the whole passage) plus any non-blank gap between them."""
+        if any(chunk.tokens is None for chunk in group.chunks):  # an index from before counts were stored
+            return self.count_tokens(text[group.start : group.end])  # type: ignore[operator]
+        total, end = 0, group.start
+        for chunk in group.chunks:  # sorted by start
+            if chunk.start >= end:
+                gap = text[end : chunk.start]
+                total += chunk.tokens + (self.count_tokens(gap) if gap.strip() else 0)  # type: ignore[operator]
+            elif chunk.end > end:
+                total += chunk.tokens - self.count_tokens(text[chunk.start : end])  # type: ignore[operator]
+            end = max(end, chunk.end)
+        return total
 
     def forget_documents(self) -> None:
         """Drop cached document texts (a writer may have replaced them)."""
