@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, ValidationError, field_validator, model_validator
@@ -35,8 +35,11 @@ class _Section(BaseModel):
 BUILTIN, PLUGIN = "builtin", "plugin"  # the tags of each pluggable section's two variants
 
 
-def _builtin_or_plugin(field: str, builtins: tuple[str, ...], default: str) -> Discriminator:
-    """Tag a section's raw value: a built-in name validates against the built-in model, anything else is a plug-in."""
+def _builtin_or_plugin(builtin: type[BaseModel], field: str) -> Discriminator:
+    """Tag a section's raw value: a name the built-in model's Literal allows validates against that model,
+    anything else is a plug-in."""
+    builtins = get_args(builtin.model_fields[field].annotation)
+    default = builtin.model_fields[field].default
 
     def tag(value: Any) -> str:
         name = value.get(field, default) if isinstance(value, dict) else getattr(value, field, default)
@@ -45,17 +48,20 @@ def _builtin_or_plugin(field: str, builtins: tuple[str, ...], default: str) -> D
     return Discriminator(tag)
 
 
-def _plugin_name(registry: Registry[Any], name: str) -> str:
-    """A plug-in's name must resolve (checked without importing it: a dotted path only for its shape)."""
-    if not registry.knows(name):
-        raise ValueError(registry.unknown(name))
-    return name
-
-
 class _Plugin(_Section):
-    """What every plug-in variant adds: its own settings, handed to it unvalidated (it validates them)."""
+    """What every plug-in variant adds: its own settings, handed to it unvalidated (it validates them), and a check
+    that its name resolves (without importing it: a dotted path is only checked for its shape)."""
 
+    registry: ClassVar[Registry[Any]]
+    name_field: ClassVar[str]
     options: dict[str, Any] = Field(default_factory=dict, description="The plug-in's own settings (see its documentation).")
+
+    @model_validator(mode="after")
+    def _resolvable(self) -> "_Plugin":
+        name = getattr(self, self.name_field)
+        if not self.registry.knows(name):
+            raise ValueError(self.registry.unknown(name))
+        return self
 
     def options_digest(self) -> str:
         return hashlib.sha256(json.dumps(self.options, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -130,12 +136,8 @@ class EmbeddingConfig(EmbeddingBase):
 class PluginEmbeddingConfig(_Plugin, EmbeddingBase):
     """An embedder from a plug-in: `provider` names it (docs/extending.md)."""
 
+    registry, name_field = EMBEDDERS, "provider"
     provider: str
-
-    @field_validator("provider")
-    @classmethod
-    def _resolvable(cls, name: str) -> str:
-        return _plugin_name(EMBEDDERS, name)
 
     def model_id(self) -> str:
         return f"{self.provider}:{self.model}:{self.options_digest()}"
@@ -143,7 +145,7 @@ class PluginEmbeddingConfig(_Plugin, EmbeddingBase):
 
 EmbeddingSection = Annotated[
     Union[Annotated[EmbeddingConfig, Tag(BUILTIN)], Annotated[PluginEmbeddingConfig, Tag(PLUGIN)]],
-    _builtin_or_plugin("provider", ("local", "openai"), "local"),
+    _builtin_or_plugin(EmbeddingConfig, "provider"),
 ]
 
 
@@ -164,17 +166,13 @@ class VectorStoreConfig(VectorStoreBase):
 class PluginVectorStoreConfig(_Plugin, VectorStoreBase):
     """A vector store from a plug-in: `kind` names it (docs/extending.md)."""
 
+    registry, name_field = VECTOR_STORES, "kind"
     kind: str
-
-    @field_validator("kind")
-    @classmethod
-    def _resolvable(cls, name: str) -> str:
-        return _plugin_name(VECTOR_STORES, name)
 
 
 VectorStoreSection = Annotated[
     Union[Annotated[VectorStoreConfig, Tag(BUILTIN)], Annotated[PluginVectorStoreConfig, Tag(PLUGIN)]],
-    _builtin_or_plugin("kind", ("chroma",), "chroma"),
+    _builtin_or_plugin(VectorStoreConfig, "kind"),
 ]
 
 
@@ -198,9 +196,6 @@ class JsonlConfig(_Section):
         description="Field holding a record's reader groups (list or comma-separated string); it overrides "
         "--groups for that record. null = ignore.",
     )
-
-
-BUILTIN_FILE_TYPES = ("pdf", "docx", "html", "markdown", "text", "jsonl")
 
 
 class LoaderBase(_Section):
@@ -228,15 +223,12 @@ class LoaderConfig(LoaderBase):
 class PluginLoaderConfig(_Plugin, LoaderBase):
     """A loader from a plug-in: `kind` names it (docs/extending.md)."""
 
-    @field_validator("kind")
-    @classmethod
-    def _resolvable(cls, name: str) -> str:
-        return _plugin_name(LOADERS, name)
+    registry, name_field = LOADERS, "kind"
 
 
 LoaderSection = Annotated[
     Union[Annotated[LoaderConfig, Tag(BUILTIN)], Annotated[PluginLoaderConfig, Tag(PLUGIN)]],
-    _builtin_or_plugin("kind", BUILTIN_FILE_TYPES, ""),
+    _builtin_or_plugin(LoaderConfig, "kind"),
 ]
 
 
@@ -313,17 +305,13 @@ class RerankConfig(RerankBase):
 class PluginRerankConfig(_Plugin, RerankBase):
     """A reranker from a plug-in: `kind` names it (docs/extending.md)."""
 
+    registry, name_field = RERANKERS, "kind"
     kind: str
-
-    @field_validator("kind")
-    @classmethod
-    def _resolvable(cls, name: str) -> str:
-        return _plugin_name(RERANKERS, name)
 
 
 RerankSection = Annotated[
     Union[Annotated[RerankConfig, Tag(BUILTIN)], Annotated[PluginRerankConfig, Tag(PLUGIN)]],
-    _builtin_or_plugin("kind", ("none", "cross-encoder", "endpoint", "llm"), "none"),
+    _builtin_or_plugin(RerankConfig, "kind"),
 ]
 
 
@@ -363,17 +351,13 @@ class LLMConfig(LLMBase):
 class PluginLLMConfig(_Plugin, LLMBase):
     """A chat model from a plug-in: `provider` names it (docs/extending.md)."""
 
+    registry, name_field = CHAT_MODELS, "provider"
     provider: str
-
-    @field_validator("provider")
-    @classmethod
-    def _resolvable(cls, name: str) -> str:
-        return _plugin_name(CHAT_MODELS, name)
 
 
 LLMSection = Annotated[
     Union[Annotated[LLMConfig, Tag(BUILTIN)], Annotated[PluginLLMConfig, Tag(PLUGIN)]],
-    _builtin_or_plugin("provider", ("none", "openai", "llamacpp"), "none"),
+    _builtin_or_plugin(LLMConfig, "provider"),
 ]
 
 
