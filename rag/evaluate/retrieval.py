@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from rag.config import RagConfig
+from rag.core.access import Access
+from rag.core.progress import Progress
 from rag.evaluate.datasets import BeirDataset
 from rag.evaluate.metrics import mean_metrics, retrieval_metrics
 from rag.evaluate.runs import RunWriter
 from rag.index.store import Index
-from rag.ingest.pipeline import Ingestor, Progress
-from rag.retrieve.access import Access
+from rag.ingest.pipeline import Ingestor
 from rag.retrieve.search import HybridSearcher
 
 DEPTH = 100  # documents kept per query
