@@ -8,8 +8,10 @@ the manifest records which generation is current, so a crash mid-save never leav
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,16 @@ import numpy as np
 from rag.config import BM25Config
 
 BM25S_PARAMS_FILE = "params.index.json"  # written by bm25s.BM25.save
+
+
+def _bm25s() -> ModuleType:
+    """bm25s, imported lazily. It sets its own logger to DEBUG at import, so any root handler (`rag serve`'s
+    logging, an application's basicConfig, a library's `logging.warning`) would print "DEBUG:bm25s" lines:
+    hand the level back to the application."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return bm25s
 
 
 class BM25Index:
@@ -38,9 +50,7 @@ class BM25Index:
         return self._stemmer_instance
 
     def _tokenize(self, texts: list[str], as_ids: bool = True) -> object:
-        import bm25s
-
-        return bm25s.tokenize(
+        return _bm25s().tokenize(
             texts,
             stopwords=self.config.stopwords or [],
             stemmer=self._stemmer(),
@@ -49,15 +59,13 @@ class BM25Index:
         )
 
     def build(self, chunk_ids: list[str], texts: list[str]) -> None:
-        import bm25s
-
         self.chunk_ids = list(chunk_ids)
         self._retriever = None
         tokenized = self._tokenize(texts) if texts else None
         # Texts with no indexable word (a lone symbol such as "ð", stopwords only) leave the
         # vocabulary empty, which bm25s cannot index: such an index simply matches no query.
         if tokenized is not None and tokenized.vocab:  # type: ignore[attr-defined]
-            retriever = bm25s.BM25(k1=self.config.k1, b=self.config.b, method="lucene")
+            retriever = _bm25s().BM25(k1=self.config.k1, b=self.config.b, method="lucene")
             retriever.index(tokenized, show_progress=False)
             self._retriever = retriever
 
@@ -73,12 +81,10 @@ class BM25Index:
 
     @classmethod
     def load(cls, directory: Path, config: BM25Config) -> "BM25Index":
-        import bm25s
-
         index = cls(config)
         index.chunk_ids = json.loads((directory / "chunk_ids.json").read_text())
         if (directory / BM25S_PARAMS_FILE).is_file():  # absent when the chunks held no indexable word
-            index._retriever = bm25s.BM25.load(str(directory), mmap=True, show_progress=False)
+            index._retriever = _bm25s().BM25.load(str(directory), mmap=True, show_progress=False)
         return index
 
     def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
