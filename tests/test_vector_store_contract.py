@@ -79,9 +79,3 @@ def test_ingest_and_search_through_a_chroma_server(chroma_server: str, tmp_path:
     assert first.new == 2 and second.unchanged == 2 and second.texts_embedded == 0
     assert hits[0].source_display.endswith("travel.txt") and "dense" in hits[0].scores
 
-
-def test_query_for_more_than_the_store_holds_returns_everything(store: ChromaVectorStore) -> None:
-    vectors = _vectors(3, seed=11)
-    store.upsert(["a", "b", "c"], vectors, [{"source": "/docs/x.md"}] * 3)
-    hits = store.query(vectors[0], k=50)
-    assert sorted(chunk_id for chunk_id, _ in hits) == ["a", "b", "c"] and hits[0][0] == "a"
