@@ -279,7 +279,7 @@ def test_filters_that_cannot_match_get_422_or_a_plain_answer(server: Server, key
 
 
 def test_chat_completions_count_their_tokens(server: Server, keys: dict[str, str]) -> None:
-    from rag.serve.usage import count_tokens
+    from rag.core.tokens import count_tokens
 
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "How many vacation days do new employees get?"}]
     reply = call(server, keys["staff"], "/v1/chat/completions", {"model": "rag", "messages": messages}).json()

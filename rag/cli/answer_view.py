@@ -10,12 +10,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.live import Live
 from rich.markdown import Markdown
 
 from rag.types import Answer, Citation
+
+if TYPE_CHECKING:
+    from rag.pipeline import StreamEvent
 
 QUOTE_CHARS = 160  # longer cited spans are shortened in the sources list
 _LINE_BREAK = re.compile(r"(?<!\n)\n(?!\n)")  # a single newline: one answer sentence per line, kept as a line
@@ -26,22 +30,24 @@ def as_markdown(text: str) -> Markdown:
     return Markdown(_LINE_BREAK.sub("  \n", text))
 
 
-def print_answer(events: Iterable[object], console: Console | None = None) -> Answer | None:
+def print_answer(events: Iterable[StreamEvent], console: Console | None = None) -> Answer:
     """Show streamed answer text as it is checked, then the sources; return the final Answer."""
     console = console or Console()
     text, answer = "", None
     if console.is_terminal:
         with Live(as_markdown(""), console=console, auto_refresh=False) as live:
             for event in events:
-                if event.kind == "delta":  # type: ignore[attr-defined]
-                    text += event.text  # type: ignore[attr-defined]
+                if event.kind == "delta":
+                    text += event.text
                     live.update(as_markdown(text), refresh=True)
-                elif event.kind == "done":  # type: ignore[attr-defined]
-                    answer = event.answer  # type: ignore[attr-defined]
+                elif event.kind == "done":
+                    answer = event.answer
     else:
-        answer = next((e.answer for e in events if e.kind == "done"), None)  # type: ignore[attr-defined]
-        console.print(rendered_plain(answer.answer if answer is not None else ""), markup=False, highlight=False, soft_wrap=True)
-    if answer is not None and answer.citations:
+        answer = next((e.answer for e in events if e.kind == "done"), None)
+        if answer is not None:
+            console.print(rendered_plain(answer.answer), markup=False, highlight=False, soft_wrap=True)
+    assert answer is not None, "the answer stream ends with a done event"
+    if answer.citations:
         print_sources_of(answer.citations, console)
     return answer
 

@@ -12,13 +12,18 @@ import sys
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from rag.cli.options import ConfigOption, IndexOption, JsonOption, SetOption, emit
 from rag.errors import RagError, UsageError
 from rag.ingest.detect import FILE_TYPES
+
+if TYPE_CHECKING:
+    from rag.config import RagConfig
+    from rag.pipeline import RagPipeline
+    from rag.retrieve.filters import Filters
 
 EXIT_FILES_FAILED = 1
 EXIT_CONFIG = 2
@@ -55,7 +60,7 @@ def main(
     _state["debug"] = debug
 
 
-def _config(config_path: Path | None, overrides: list[str] | None) -> "object":
+def _config(config_path: Path | None, overrides: list[str] | None) -> RagConfig:
     from rag.config import load_config, resolve_config_path
 
     return load_config(resolve_config_path(config_path), overrides or [])
@@ -111,7 +116,7 @@ def ingest(
         )
     started = time.time()
     try:
-        with Index.open(index, settings, writable=True) as opened, RichProgress(stderr_console()) as progress:  # type: ignore[arg-type]
+        with Index.open(index, settings, writable=True) as opened, RichProgress(stderr_console()) as progress:
             report = Ingestor(opened, progress, tags=tag, groups=chosen).ingest(paths)
     except KeyboardInterrupt:
         print_interrupted_ingest(index, started)
@@ -137,7 +142,7 @@ def remove(
     from rag.ingest.pipeline import Ingestor
 
     settings = _config(config, set_)
-    with Index.open(index, settings, writable=True) as opened:  # type: ignore[arg-type]
+    with Index.open(index, settings, writable=True) as opened:
         report = Ingestor(opened).remove(paths)
     emit(report.to_json(), as_json, lambda: print_ingest_report(report, index))
     raise typer.Exit(report.exit_code)
@@ -186,13 +191,13 @@ TagFilter = Annotated[
 ]
 
 
-def _filters(source: list[str] | None, file_type: "list[FileType] | None", tag: list[str] | None, pipeline: "object") -> "object":
+def _filters(source: list[str] | None, file_type: "list[FileType] | None", tag: list[str] | None, pipeline: RagPipeline) -> Filters:
     """The search filters, checked against the index: unknown tags and filters that keep no source are usage errors."""
     from rag.retrieve.filter_check import require_matches
     from rag.retrieve.filters import Filters
 
     filters = Filters(tuple(source or ()), tuple(t.value for t in file_type or ()), tuple(tag or ()))
-    require_matches(filters, pipeline.index.manifest)  # type: ignore[attr-defined]
+    require_matches(filters, pipeline.index.manifest)
     return filters
 
 
@@ -219,13 +224,13 @@ def ask(
     from rag.pipeline import RagPipeline, answer_to_json
 
     settings = _config(config, set_)
-    with RagPipeline.open(index, settings) as pipeline:  # type: ignore[arg-type]
+    with RagPipeline.open(index, settings) as pipeline:
         filters = _filters(source, file_type, tag, pipeline)
         if as_json:
-            answer = pipeline.ask(question, filters=filters)  # type: ignore[arg-type]
+            answer = pipeline.ask(question, filters=filters)
             print(json.dumps(answer_to_json(answer), indent=2, default=str))
             return
-        answer = print_answer(pipeline.stream(question, filters=filters))  # type: ignore[arg-type]
+        answer = print_answer(pipeline.stream(question, filters=filters))
         if explain:
             print_trace(answer)
 
@@ -246,7 +251,7 @@ def chat(
     settings = _config(config, set_)
     history: list[dict[str, str]] = []
     interactive = sys.stdin.isatty()
-    with RagPipeline.open(index, settings) as pipeline:  # type: ignore[arg-type]
+    with RagPipeline.open(index, settings) as pipeline:
         filters = _filters(source, file_type, tag, pipeline)
         while True:
             try:
@@ -257,7 +262,7 @@ def chat(
                 break
             if not question:
                 continue
-            answer = print_answer(pipeline.stream(question, history=history, filters=filters))  # type: ignore[arg-type]
+            answer = print_answer(pipeline.stream(question, history=history, filters=filters))
             history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
 
 
@@ -284,7 +289,7 @@ def show_config(
     as rag.yaml to start your own config.
     """
     settings = _config(config, set_)
-    data = settings.public_dict()  # type: ignore[attr-defined]
+    data = settings.public_dict()
     if as_json:
         print(json.dumps(data, indent=2))
     else:

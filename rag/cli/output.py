@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
+import os
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -11,12 +12,15 @@ from rich.table import Table
 
 from rag.ingest.report import IngestReport
 
+if TYPE_CHECKING:
+    from rag.types import Answer
+
 
 def stderr_console() -> Console:
     return Console(stderr=True)
 
 
-def print_ingest_report(report: IngestReport, index: Path) -> None:
+def print_ingest_report(report: IngestReport, index: str | os.PathLike[str]) -> None:
     console = Console()
     if report.repaired:
         console.print(
@@ -49,24 +53,24 @@ def print_ingest_report(report: IngestReport, index: Path) -> None:
             console.print(table)
 
 
-def print_interrupted_ingest(index: Path, started: float) -> None:
-    """After Ctrl-C: what this run committed (read back from the manifest) and how to resume."""
-    from rag.index.manifest import Manifest
-    from rag.index.store import MANIFEST_FILE
+def print_interrupted_ingest(index: str | os.PathLike[str], started: float) -> None:
+    """After Ctrl-C: what this run committed (read back from the index) and how to resume."""
+    from rag.index.backends import open_backend
 
+    backend = open_backend(index)
     committed = []
-    if (index / MANIFEST_FILE).is_file():
-        manifest = Manifest(index / MANIFEST_FILE)
+    if backend.exists():
+        catalog = backend.open_catalog()
         try:
-            committed = [record for record in manifest.sources() if record.ingested_at >= started]
+            committed = [record for record in catalog.sources() if record.ingested_at >= started]
         finally:
-            manifest.close()
+            catalog.close()
     console = stderr_console()
     files = f"{len(committed)} file" + ("" if len(committed) == 1 else "s")
     chunks = sum(record.chunks for record in committed)
     console.print(
-        f"[bold yellow]Interrupted.[/] {files} ({chunks} chunks) were committed to {escape(str(index))} before the stop and are searchable; "
-        "files not yet committed were left out.",
+        f"[bold yellow]Interrupted.[/] {files} ({chunks} chunks) were committed to {escape(backend.location)} before the stop "
+        "and are searchable; files not yet committed were left out.",
         highlight=False,
     )
     console.print(
@@ -76,7 +80,7 @@ def print_interrupted_ingest(index: Path, started: float) -> None:
     )
 
 
-def print_sources(rows: list[dict[str, object]]) -> None:
+def print_sources(rows: list[dict[str, Any]]) -> None:
     console = Console()
     if not rows:
         console.print("The index is empty. Add documents with `rag ingest PATH`.")
@@ -86,16 +90,16 @@ def print_sources(rows: list[dict[str, object]]) -> None:
     for column in ("path", "type", "pages", "chunks", *(("groups",) if with_groups else ()), "ingested at"):
         table.add_column(column, justify="right" if column in ("pages", "chunks") else "left")
     for row in rows:
-        stamp = dt.datetime.fromtimestamp(float(row["ingested_at"])).strftime("%Y-%m-%d %H:%M")  # type: ignore[arg-type]
+        stamp = dt.datetime.fromtimestamp(float(row["ingested_at"])).strftime("%Y-%m-%d %H:%M")
         pages = str(row["pages"]) if row["pages"] else "-"
-        groups = (", ".join(row.get("groups") or []) or "everyone",) if with_groups else ()  # type: ignore[call-overload]
+        groups = (", ".join(row.get("groups") or []) or "everyone",) if with_groups else ()
         table.add_row(str(row["path"]), str(row["type"]), pages, str(row["chunks"]), *groups, stamp)
     console.print(table)
-    console.print(f"{len(rows)} sources, {sum(int(r['chunks']) for r in rows)} chunks")  # type: ignore[call-overload]
+    console.print(f"{len(rows)} sources, {sum(int(r['chunks']) for r in rows)} chunks")
 
 
-def print_trace(answer: "object") -> None:
-    trace = answer.trace  # type: ignore[attr-defined]
+def print_trace(answer: Answer) -> None:
+    trace: dict[str, Any] = answer.trace  # JSON-shaped until the trace is typed
     console = Console()
     console.print("\n[bold]Retrieval trace[/]")
     rewrite = trace.get("rewrite", {})
@@ -133,10 +137,10 @@ def _fmt(value: "float | None") -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def print_retrieval_summary(summary: dict[str, object]) -> None:
+def print_retrieval_summary(summary: dict[str, Any]) -> None:
     console = Console()
-    configs: dict[str, dict[str, object]] = summary["configs"]  # type: ignore[assignment]
-    names = sorted({m for c in configs.values() for m in c["metrics"]})  # type: ignore[union-attr]
+    configs: dict[str, dict[str, Any]] = summary["configs"]
+    names = sorted({m for c in configs.values() for m in c["metrics"]})
     table = Table(title=f"{summary['dataset']} ({summary['queries']} queries)", header_style="bold")
     table.add_column("config")
     for name in names:
@@ -145,7 +149,7 @@ def print_retrieval_summary(summary: dict[str, object]) -> None:
     table.add_column("search s", justify="right")
     for config_name, result in configs.items():
         metrics = result["metrics"]
-        table.add_row(config_name, *(f"{metrics[n]:.4f}" for n in names), f"{result['index_seconds']:.1f}", f"{result['search_seconds']:.1f}")  # type: ignore[index]
+        table.add_row(config_name, *(f"{metrics[n]:.4f}" for n in names), f"{result['index_seconds']:.1f}", f"{result['search_seconds']:.1f}")
     console.print(table)
     if summary.get("run_dir"):
         console.print(f"run written to {summary['run_dir']}")

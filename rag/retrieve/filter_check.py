@@ -15,10 +15,11 @@ from __future__ import annotations
 import difflib
 from collections import Counter
 
+from rag.core.access import Access
 from rag.errors import UsageError
-from rag.index.manifest import Manifest, SourceRecord
+from rag.index.contracts import Catalog, SourceRecord
 from rag.ingest.detect import EXTENSION_TYPES, FILE_TYPES
-from rag.retrieve.access import SNAPSHOTS, Access
+from rag.retrieve.access import SNAPSHOTS
 from rag.retrieve.filters import Filters, resolve
 
 
@@ -26,7 +27,7 @@ class FilterError(UsageError):
     """A filter value that matches nothing this reader may read, or a filter set that keeps no source."""
 
 
-def check_filters(filters: Filters, manifest: Manifest, access: Access) -> int | None:
+def check_filters(filters: Filters, manifest: Catalog, access: Access) -> int | None:
     """Raise FilterError for unknown values; return how many chunks the filters keep for `access` (None: no filters)."""
     if not filters.active:
         return None
@@ -50,7 +51,7 @@ def check_filters(filters: Filters, manifest: Manifest, access: Access) -> int |
     return len(kept if visible is None else kept & visible)
 
 
-def require_matches(filters: Filters, manifest: Manifest) -> None:
+def require_matches(filters: Filters, manifest: Catalog) -> None:
     """For the local CLI (reads everything): unknown values and filters that keep nothing are both usage errors."""
     if check_filters(filters, manifest, Access.unrestricted()) == 0:
         held = Counter(record.file_type for record in manifest.sources())
@@ -72,7 +73,7 @@ def describe(filters: Filters) -> str:
     return "; ".join(f"{names[field]}: {', '.join(values)}" for field, values in filters.describe().items())
 
 
-def _readable_tags(records: list[SourceRecord], manifest: Manifest, visible: frozenset[str] | None) -> set[str]:
+def _readable_tags(records: list[SourceRecord], manifest: Catalog, visible: frozenset[str] | None) -> set[str]:
     tags: set[str] = set()
     for record in records:
         new = set(record.tag_list) - tags

@@ -9,16 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from rag.core.tokens import token_counts
 from rag.types import Answer
 
 
-def count_tokens(text: str) -> int:
-    from rag.ingest.chunking import splitting_tokenizer
-
-    return len(splitting_tokenizer().encode(text, add_special_tokens=False).ids) if text else 0  # type: ignore[attr-defined]
-
-
 def chat_usage(messages: Iterable[str], answer: Answer) -> dict[str, int]:
-    prompt = sum(count_tokens(text) for text in messages) + sum(count_tokens(p.text) for p in answer.passages)
-    completion = count_tokens(answer.answer)
+    prompt = sum(token_counts([text for text in messages if text] + [p.text for p in answer.passages]))
+    completion = sum(token_counts([answer.answer]))
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
