@@ -111,7 +111,8 @@ def test_filters_that_cannot_match_are_usage_errors_that_say_why(workdir: Path) 
     """Each used to answer "the documents do not contain an answer" with exit code 0."""
     question = ["ask", "How many vacation days do new employees get?", "--index", ".rag/demo"]
     unknown_type = run_rag(*question, "--type", "spreadsheet", cwd=workdir)
-    assert unknown_type.returncode == 2 and "'spreadsheet' is not one of 'pdf', 'docx', 'html', 'markdown'" in unknown_type.stderr
+    assert unknown_type.returncode == 2 and "unknown file type 'spreadsheet'" in unknown_type.stderr
+    assert "file types: pdf, docx, html, markdown, text, jsonl, external" in unknown_type.stderr
     misspelt_tag = run_rag(*question, "--tag", "hrr", cwd=workdir)
     assert misspelt_tag.returncode == 2
     assert "unknown tag 'hrr': no source in this index has it" in misspelt_tag.stderr and "rag ingest PATH --tag NAME" in misspelt_tag.stderr

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -18,7 +17,7 @@ import typer
 
 from rag.cli.options import ConfigOption, IndexOption, JsonOption, SetOption, emit
 from rag.errors import RagError, UsageError
-from rag.ingest.detect import FILE_TYPES
+from rag.core.file_types import FILE_TYPES
 
 if TYPE_CHECKING:
     from rag.config import RagConfig
@@ -180,10 +179,9 @@ SourceFilter = Annotated[
     Optional[list[str]],
     typer.Option("--source", help="Only search sources matching this glob, e.g. 'data/*.pdf' or data/hr (repeatable)."),
 ]
-FileType = Enum("FileType", {name: name for name in FILE_TYPES}, type=str)  # --type's choices, listed by --help
 TypeFilter = Annotated[
-    Optional[list[FileType]],
-    typer.Option("--type", help="Only search these file types (repeatable)."),
+    Optional[list[str]],
+    typer.Option("--type", help=f"Only search these file types (repeatable): {', '.join(FILE_TYPES)}, or a plug-in loader's type."),
 ]
 TagFilter = Annotated[
     Optional[list[str]],
@@ -191,12 +189,12 @@ TagFilter = Annotated[
 ]
 
 
-def _filters(source: list[str] | None, file_type: "list[FileType] | None", tag: list[str] | None, pipeline: RagPipeline) -> Filters:
-    """The search filters, checked against the index: unknown tags and filters that keep no source are usage errors."""
+def _filters(source: list[str] | None, file_type: list[str] | None, tag: list[str] | None, pipeline: RagPipeline) -> Filters:
+    """The search filters, checked against the index: unknown values and filters that keep no source are usage errors."""
     from rag.retrieve.filter_check import require_matches
     from rag.retrieve.filters import Filters
 
-    filters = Filters(tuple(source or ()), tuple(t.value for t in file_type or ()), tuple(tag or ()))
+    filters = Filters(tuple(source or ()), tuple(file_type or ()), tuple(tag or ()))
     require_matches(filters, pipeline.index.manifest)
     return filters
 

@@ -1,8 +1,8 @@
 """Filters that cannot match are said plainly, never answered as "the documents do not contain an answer".
 
 Two cases:
-- a value nothing can match (a file type no loader produces, a tag no readable source carries) is a usage
-  error (`FilterError`: the CLI exits with 2, the API answers 422) that lists the valid values;
+- a value nothing can match (a file type that is neither built in nor carried by a readable source, a tag no
+  readable source carries) is a usage error (`FilterError`: the CLI exits with 2, the API answers 422) that lists the valid values;
 - valid values whose combination keeps no readable source (`--type docx --source 'data/*.pdf'`) search
   nothing: `check_filters` says so, and the answer says it in words.
 
@@ -16,9 +16,9 @@ import difflib
 from collections import Counter
 
 from rag.core.access import Access
+from rag.core.file_types import EXTENSION_TYPES, FILE_TYPES
 from rag.errors import UsageError
 from rag.index.contracts import Catalog, SourceRecord
-from rag.ingest.detect import EXTENSION_TYPES, FILE_TYPES
 from rag.retrieve.access import SNAPSHOTS
 from rag.retrieve.filters import Filters, resolve
 
@@ -31,11 +31,13 @@ def check_filters(filters: Filters, manifest: Catalog, access: Access) -> int | 
     """Raise FilterError for unknown values; return how many chunks the filters keep for `access` (None: no filters)."""
     if not filters.active:
         return None
-    for value in filters.file_types:
-        if value not in FILE_TYPES:
-            raise FilterError(f"unknown file type {value!r}", _choices("file types", FILE_TYPES, value, _type_alias(value)))
     records = manifest.sources()
     visible = None if access.everything else SNAPSHOTS.current(manifest).visible(access)
+    if set(filters.file_types) - set(FILE_TYPES):  # a plug-in loader's type is known once a readable source has it
+        known = [*FILE_TYPES, *sorted({r.file_type for r in _readable(records, manifest, visible)} - set(FILE_TYPES))]
+        for value in filters.file_types:
+            if value not in known:
+                raise FilterError(f"unknown file type {value!r}", _choices("file types", known, value, _type_alias(value)))
     if filters.tags:
         readable_tags = _readable_tags(records, manifest, visible)
         for tag in filters.tags:
@@ -71,6 +73,10 @@ def nothing_matches(filters: Filters, access: Access) -> str:
 def describe(filters: Filters) -> str:
     names = {"file_types": "file type", "tags": "tag", "sources": "source"}
     return "; ".join(f"{names[field]}: {', '.join(values)}" for field, values in filters.describe().items())
+
+
+def _readable(records: list[SourceRecord], manifest: Catalog, visible: frozenset[str] | None) -> list[SourceRecord]:
+    return records if visible is None else [r for r in records if manifest.chunk_ids_of(r.path) & visible]
 
 
 def _readable_tags(records: list[SourceRecord], manifest: Catalog, visible: frozenset[str] | None) -> set[str]:

@@ -6,10 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.ingest.detect import FILE_TYPES
-
-
-FileType = Literal[FILE_TYPES]  # type: ignore[valid-type]
+from rag.core.file_types import FILE_TYPES
 
 
 class FiltersIn(BaseModel):
@@ -18,7 +15,10 @@ class FiltersIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     sources: list[str] = Field(default_factory=list, max_length=50, description="Path globs as given at ingest, e.g. data/*.pdf.")
-    file_types: list[FileType] = Field(default_factory=list, max_length=10, description="Sources of these file types.")
+    file_types: list[str] = Field(
+        default_factory=list, max_length=10,
+        description=f"Sources of these file types: {', '.join(FILE_TYPES)}, or a plug-in loader's type. An unknown type is a 422 that lists the types.",
+    )
     tags: list[str] = Field(
         default_factory=list, max_length=50,
         description="Sources with any of these tags. A tag no document you may read carries is a 422 that lists the tags you may use.",
