@@ -56,6 +56,11 @@ class EmbeddingConfig(_Section):
         description="Local model: int8 = int8 matmuls, built once from the bundled model into model_cache_dir "
         "(about half the CPU per text); fp32 = the bundled file as shipped (int8 storage, fp32 compute).",
     )
+    int8_recipe: str | None = Field(
+        None,
+        description="Local int8 model: how it is built (see docs/embeddings.md); unset = the current recipe. "
+        "An index records the recipe it was built with and its queries keep using it.",
+    )
     model_cache_dir: Path | None = Field(
         None, description="Local model: where the int8 build is kept; unset = $XDG_CACHE_HOME/rag/models (~/.cache/rag/models)."
     )
@@ -70,6 +75,19 @@ class EmbeddingConfig(_Section):
     timeout_s: float = Field(60.0, gt=0, description="Endpoint request timeout in seconds.")
     max_retries: int = Field(3, ge=0, description="Endpoint retries on transient errors.")
 
+    @model_validator(mode="after")
+    def _known_recipe(self) -> "EmbeddingConfig":
+        from rag.index.embedders.minilm_int8 import RECIPES
+
+        if self.int8_recipe is not None and self.int8_recipe not in RECIPES:
+            raise ValueError(f"unknown int8_recipe {self.int8_recipe!r}: use one of {', '.join(RECIPES)}")
+        return self
+
+    def effective_int8_recipe(self) -> str:
+        from rag.index.embedders.minilm_int8 import RECIPE
+
+        return self.int8_recipe or RECIPE
+
     def effective_batch_size(self) -> int:
         return self.batch_size or (8 if self.provider == "local" else 64)
 
@@ -78,9 +96,7 @@ class EmbeddingConfig(_Section):
         if self.provider == "local" and self.precision == "fp32":
             return f"local:all-MiniLM-L6-v2-int8:{self.max_tokens}"  # the bundled file's id since before int8 compute
         if self.provider == "local":
-            from rag.index.embedders.minilm_int8 import RECIPE
-
-            return f"local:all-MiniLM-L6-v2-{RECIPE}:{self.max_tokens}"
+            return f"local:all-MiniLM-L6-v2-{self.effective_int8_recipe()}:{self.max_tokens}"
         return f"openai:{self.base_url or 'default'}:{self.model}"
 
 

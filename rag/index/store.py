@@ -96,10 +96,21 @@ class Index:
         recorded = self._recorded_section("embedding", EmbeddingConfig)
         if recorded is None:
             return self.config.embedding
-        as_fp32 = recorded.model_copy(update={"precision": "fp32"})
-        if self.manifest.get_meta("embedding_model") == as_fp32.model_id() != recorded.model_id():
-            recorded = as_fp32  # built before `precision` existed: its vectors came from the bundled fp32-compute file
+        recorded = self._model_that_built_the_vectors(recorded)
         return recorded.model_copy(update={"api_key": self.config.embedding.api_key})  # secrets are recorded masked
+
+    def _model_that_built_the_vectors(self, recorded: "object") -> "object":
+        """The recorded config, made to name the local model whose id the index recorded (configs written before
+        `precision` or `int8_recipe` existed leave them out: the current default would be the wrong model)."""
+        from rag.index.embedders.minilm_int8 import RECIPES
+
+        built_with = self.manifest.get_meta("embedding_model")
+        variants = [{"precision": "fp32"}] + [{"precision": "int8", "int8_recipe": recipe} for recipe in RECIPES]
+        for update in variants:
+            candidate = recorded.model_copy(update=update)  # type: ignore[attr-defined]
+            if candidate.model_id() == built_with != recorded.model_id():  # type: ignore[attr-defined]
+                return candidate
+        return recorded
 
     @cached_property
     def vectors(self) -> "object":

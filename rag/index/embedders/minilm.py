@@ -79,7 +79,7 @@ class MiniLMOnnxEmbedder:
             return model_path()
         from rag.index.embedders.minilm_int8 import model_cache_dir, quantized_model_path
 
-        return quantized_model_path(model_cache_dir(self.config.model_cache_dir))
+        return quantized_model_path(model_cache_dir(self.config.model_cache_dir), self.config.effective_int8_recipe())
 
     def embed(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
