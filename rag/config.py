@@ -56,6 +56,11 @@ class EmbeddingConfig(_Section):
         description="Local model: int8 = int8 matmuls, built once from the bundled model into model_cache_dir "
         "(about half the CPU per text); fp32 = the bundled file as shipped (int8 storage, fp32 compute).",
     )
+    runtime: Literal["onnxruntime", "openvino"] = Field(
+        "onnxruntime",
+        description="Local model: onnxruntime (precision and int8_recipe apply) or openvino (the `openvino` extra: "
+        "runs the bundled file, bfloat16 where the CPU has it; faster, see docs/embeddings.md).",
+    )
     int8_recipe: str | None = Field(
         None,
         description="Local int8 model: how it is built (see docs/embeddings.md); unset = the current recipe. "
@@ -93,6 +98,8 @@ class EmbeddingConfig(_Section):
 
     def model_id(self) -> str:
         """A stable identity for cache keys and fingerprints: provider, model and where it is served."""
+        if self.provider == "local" and self.runtime == "openvino":
+            return f"local:all-MiniLM-L6-v2-openvino:{self.max_tokens}"
         if self.provider == "local" and self.precision == "fp32":
             return f"local:all-MiniLM-L6-v2-int8:{self.max_tokens}"  # the bundled file's id since before int8 compute
         if self.provider == "local":
