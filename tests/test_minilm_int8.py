@@ -68,7 +68,7 @@ def test_the_build_is_reused_and_leaves_no_scratch(cache_dir: Path) -> None:
 
 @pytest.mark.slow
 def test_concurrent_first_uses_build_one_model(tmp_path: Path) -> None:
-    code = "import sys; from pathlib import Path; from rag.index.embedders.minilm_int8 import RECIPE, RECIPES, quantized_model_path; print(quantized_model_path(Path(sys.argv[1])))"
+    code = "import sys; from pathlib import Path; from rag.index.embedders.minilm_int8 import quantized_model_path; print(quantized_model_path(Path(sys.argv[1])))"
     workers = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [worker.communicate(timeout=300) for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], outputs

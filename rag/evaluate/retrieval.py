@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from rag.config import RagConfig
+from rag.core.access import Access
+from rag.core.progress import Progress
 from rag.evaluate.datasets import BeirDataset
 from rag.evaluate.metrics import mean_metrics, retrieval_metrics
 from rag.evaluate.runs import RunWriter
 from rag.index.store import Index
-from rag.ingest.pipeline import Ingestor, Progress
-from rag.retrieve.access import Access
+from rag.ingest.pipeline import Ingestor
 from rag.retrieve.search import HybridSearcher
 
 DEPTH = 100  # documents kept per query
@@ -66,7 +67,7 @@ def evaluate_retrieval(
         if writer:
             for query_id, metrics in per_query.items():
                 top = sorted(run.get(query_id, {}).items(), key=lambda kv: -kv[1])[:10]
-                writer.write_row({"config": name, "query_id": query_id, "query": dataset.queries[query_id], "metrics": metrics,
+                writer.write_row(query_id, {"config": name, "query": dataset.queries[query_id], "metrics": metrics,
                                   "retrieved": [doc for doc, _ in top], "relevant": sorted(dataset.qrels[query_id])})
         summary["configs"][name] = {
             "metrics": mean_metrics(per_query),

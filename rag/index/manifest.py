@@ -1,7 +1,7 @@
-"""The ingestion manifest (SQLite): sources, their documents and chunks, and the write journal.
+"""The ingestion manifest (SQLite): the folder backend's `Catalog` of sources, documents, chunks and the write journal.
 
 It is the index's source of truth. The vector store and BM25 are derived from it and repaired
-to match it after an interrupted run (see `rag.index.store.Index.repair`).
+to match it after an interrupted run (see `rag.index.writer.IndexWriter.repair`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
+from rag.index.contracts import SourceRecord
 from rag.types import Chunk, Document, Page, Section
+
+__all__ = ["Manifest", "SourceRecord", "now"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -61,36 +63,12 @@ CREATE TABLE IF NOT EXISTS pending (  -- write journal: vector-store changes not
 """
 
 
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
-    path: str
-    display_path: str
-    file_type: str
-    content_hash: str
-    fingerprint: str
-    size: int
-    mtime: float
-    pages: int
-    documents: int
-    chunks: int
-    ingested_at: float
-    tags: str = "[]"
-    groups: str = "[]"
-
-    @property
-    def tag_list(self) -> list[str]:
-        return list(json.loads(self.tags))
-
-    @property
-    def group_list(self) -> list[str]:
-        return list(json.loads(self.groups))
-
-
 class Manifest:
     """Thin typed access to the manifest database; every write is one transaction."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.location = str(path)
         # One connection is used by one thread at a time, but not always the thread that opened it
         # (the server lends pipelines to worker threads), hence check_same_thread=False.
         self.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
@@ -239,6 +217,16 @@ class Manifest:
         with self.db:
             self.db.execute("DELETE FROM sources WHERE path = ?", (path,))
             self.db.execute("DELETE FROM pending WHERE source = ?", (path,))
+            self.bump_generation()
+
+    def abort_source_write(self, path: str) -> None:
+        """Nothing to undo here: the journal entry stays, so the next writer's repair restores agreement."""
+
+    def reset_chunks(self) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM chunks")
+            self.db.execute("DELETE FROM pending")
+            self.db.execute("UPDATE sources SET fingerprint = '', chunks = 0")
             self.bump_generation()
 
     def pending(self) -> dict[str, list[str]]:

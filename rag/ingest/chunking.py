@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rag.config import ChunkingConfig
+from rag.core.tokens import splitting_tokenizer
 from rag.types import Chunk, Document
+
+if TYPE_CHECKING:
+    from semantic_text_splitter import MarkdownSplitter, TextSplitter
+
+__all__ = ["Chunker", "splitting_tokenizer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +36,9 @@ class Chunker:
     def __init__(self, config: ChunkingConfig, fingerprint: str) -> None:
         self.config = config
         self.fingerprint = fingerprint
-        self._splitters: dict[tuple[bool, int], object] = {}
+        self._splitters: dict[tuple[bool, int], TextSplitter | MarkdownSplitter] = {}
 
-    def _splitter(self, markdown: bool, capacity: int) -> object:
+    def _splitter(self, markdown: bool, capacity: int) -> TextSplitter | MarkdownSplitter:
         key = (markdown, capacity)
         if key not in self._splitters:
             from semantic_text_splitter import MarkdownSplitter, TextSplitter
@@ -77,14 +84,14 @@ class Chunker:
                 splitter = self._splitter(markdown, size - heading_tokens - 1)
                 spans = [
                     (segment.start + body_start + offset, segment.start + body_start + offset + len(chunk))
-                    for offset, chunk in splitter.chunk_indices(body)  # type: ignore[attr-defined]
+                    for offset, chunk in splitter.chunk_indices(body)
                 ]
                 if spans:
                     spans[0] = (segment.start, spans[0][1])
                     return spans
         return [
             (segment.start + offset, segment.start + offset + len(chunk))
-            for offset, chunk in self._splitter(markdown, size).chunk_indices(piece)  # type: ignore[attr-defined]
+            for offset, chunk in self._splitter(markdown, size).chunk_indices(piece)
         ]
 
     def _segments(self, document: Document) -> list[_Segment]:
@@ -109,23 +116,8 @@ class Chunker:
         return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
 
 
-_TOKENIZER_CACHE: dict[str, object] = {}
-
-
-def splitting_tokenizer() -> object:
-    """The embedding model's tokenizer with truncation and padding off, for counting tokens."""
-    if "splitting" not in _TOKENIZER_CACHE:
-        from rag.index.embedders.minilm import load_tokenizer
-
-        tokenizer = load_tokenizer()
-        tokenizer.no_truncation()
-        tokenizer.no_padding()
-        _TOKENIZER_CACHE["splitting"] = tokenizer
-    return _TOKENIZER_CACHE["splitting"]
-
-
 def _token_count(text: str) -> int:
-    return len(splitting_tokenizer().encode(text, add_special_tokens=False).ids)  # type: ignore[attr-defined]
+    return len(splitting_tokenizer().encode(text, add_special_tokens=False).ids)
 
 
 def _attach_bare_headings(segments: list[_Segment], text: str) -> list[_Segment]:

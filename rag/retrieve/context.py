@@ -7,10 +7,11 @@ the stored document text, so `document_text[start:end] == passage.text` holds by
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.config import ContextConfig
-from rag.index.manifest import Manifest
+from rag.index.contracts import Catalog
 from rag.types import Chunk, Document, Passage, ScoredChunk
 
 ADJACENT_GAP = 2  # chunks separated by at most a blank line are merged
@@ -25,10 +26,10 @@ class _Group:
 
 
 class ContextAssembler:
-    def __init__(self, manifest: Manifest, config: ContextConfig, count_tokens: "object") -> None:
+    def __init__(self, manifest: Catalog, config: ContextConfig, count_tokens: Callable[[str], int]) -> None:
         self.manifest = manifest
         self.config = config
-        self.count_tokens = count_tokens  # callable: str -> int
+        self.count_tokens = count_tokens
         self._documents: dict[tuple[str, str], Document] = {}
 
     def assemble(self, ranked: list[ScoredChunk], visible: "frozenset[str] | None" = None) -> tuple[list[Passage], dict[str, object]]:
@@ -50,12 +51,12 @@ class ContextAssembler:
             if document is None:
                 continue
             start, end = group.start, group.end
-            tokens = self.count_tokens(document.text[start:end])  # type: ignore[operator]
+            tokens = self.count_tokens(document.text[start:end])
             if used + tokens > self.config.max_tokens:
                 if passages:
                     continue  # a smaller passage further down may still fit
                 end = self._truncate(document.text, start, end, self.config.max_tokens)
-                tokens = self.count_tokens(document.text[start:end])  # type: ignore[operator]
+                tokens = self.count_tokens(document.text[start:end])
             used += tokens
             first = group.chunks[0]
             passages.append(
@@ -127,7 +128,7 @@ class ContextAssembler:
         low, high = start, end
         while high - low > 16:
             middle = (low + high) // 2
-            if self.count_tokens(text[start:middle]) <= budget:  # type: ignore[operator]
+            if self.count_tokens(text[start:middle]) <= budget:
                 low = middle
             else:
                 high = middle

