@@ -66,7 +66,6 @@ class PostgresBackend:
     def lock_writer(self) -> WriterLock:
         from rag.index.postgres.connections import connect, ensure_schema
 
-        ensure_schema(self.url)
         conn = connect(self.url)
         row = conn.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK,)).fetchone()
         if not row or not row[0]:
@@ -75,7 +74,13 @@ class PostgresBackend:
                 f"another process is writing to the index {self.location}",
                 "wait for that ingest or removal to finish (on whichever machine runs it), then run this again",
             )
-        return WriterLock(conn)
+        lock = WriterLock(conn)
+        try:
+            ensure_schema(self.url)
+        except BaseException:
+            lock.release()
+            raise
+        return lock
 
     def open_catalog(self) -> Catalog:
         from rag.index.postgres.catalog import PostgresCatalog
@@ -107,5 +112,5 @@ class PostgresBackend:
     def uploads_dir(self) -> Path:
         from rag.index.postgres.stores import uploads_dir
 
-        return uploads_dir(self.location)
+        return uploads_dir(self.url)
 

@@ -81,7 +81,15 @@ def connect(url: str, **kwargs: Any) -> "psycopg.Connection[Any]":
 
 
 def ensure_schema(url: str) -> None:
-    """Create the index's tables if missing (idempotent, serialised across processes by an advisory lock)."""
+    """Create the index's tables if missing (idempotent, serialised across processes by an advisory lock).
+
+    An index already at this version is left alone: `CREATE INDEX IF NOT EXISTS` would wait for every open
+    write transaction."""
+    with connect(url) as conn:
+        if conn.execute("SELECT to_regclass('rag_meta') IS NOT NULL").fetchone()[0]:
+            found = conn.execute("SELECT value FROM rag_meta WHERE key = 'schema_version'").fetchone()
+            if found is not None and found[0] == SCHEMA_VERSION:
+                return
     with connect(url) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
         conn.execute(SCHEMA)

@@ -128,8 +128,8 @@ class ReplicaBM25:
             return index
 
 
-def uploads_dir(location: str) -> Path:
+def uploads_dir(url: str) -> Path:
     """Files sent to a server of this index are kept on the replica that received them (see docs/postgres.md)."""
-    import hashlib
+    from rag.index.backends import work_folder
 
-    return Path(".rag") / "uploads" / hashlib.blake2b(location.encode(), digest_size=6).hexdigest()
+    return work_folder(url) / "uploads"
