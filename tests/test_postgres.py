@@ -16,7 +16,7 @@ from rag.config import RagConfig
 from rag.index.postgres.connections import close_pool
 from rag.index.store import Index
 from rag.testing import IndexBackendContract, VectorStoreContract
-from rag.testing.index_backend import PLUGIN_EMBEDDER, contract_config, paragraphs, source
+from rag.testing.index_backend import PLUGIN_EMBEDDER, assert_consistent, contract_config, paragraphs, source
 
 
 class TestPostgresIndex(IndexBackendContract):
@@ -132,3 +132,25 @@ def test_passwords_never_appear_in_output(postgres_server: str, postgres_url: st
         with psycopg.connect(postgres_server, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
             admin.execute("DROP ROLE rag_reader")
+
+
+def test_index_copy_moves_an_index_both_ways_without_embedding(postgres_url: str, tmp_path: Path) -> None:
+    config = contract_config()
+    folder = tmp_path / "folder-index"
+    IndexBackendContract().write(
+        folder, config, source(config, "open", paragraphs("open")), source(config, "hr", paragraphs("hr"), groups=("hr",))
+    )
+    there = rag_cli("index", "copy", str(folder), postgres_url, "--json")
+    assert there.returncode == 0, there.stderr
+    back = rag_cli("index", "copy", postgres_url, str(tmp_path / "back"), "--json")
+    assert back.returncode == 0, back.stderr
+    assert '"texts_embedded": 0' in there.stdout and '"texts_embedded": 0' in back.stdout
+    with Index.open(folder, config) as original, Index.open(postgres_url, config) as copied, Index.open(tmp_path / "back", config) as returned:
+        for index in (copied, returned):
+            assert assert_consistent(index) == original.manifest.all_chunk_ids()
+            assert dict(index.manifest.chunk_groups()) == dict(original.manifest.chunk_groups())
+            assert [r.path for r in index.manifest.sources()] == [r.path for r in original.manifest.sources()]
+            ids = sorted(original.manifest.all_chunk_ids())
+            copied_vectors, original_vectors = (dict(zip(*i.vectors.get_vectors(ids))) for i in (index, original))
+            assert all(copied_vectors[c] == pytest.approx(original_vectors[c], abs=1e-6) for c in ids)
+            assert index.manifest.document("/contract/hr", "hr") == original.manifest.document("/contract/hr", "hr")

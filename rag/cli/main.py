@@ -237,6 +237,10 @@ from rag.cli.keys_cmd import keys_app  # noqa: E402
 from rag.cli.serve_cmd import serve  # noqa: E402
 
 app.add_typer(keys_app, name="keys")
+
+from rag.cli.index_cmd import index_app  # noqa: E402
+
+app.add_typer(index_app, name="index")
 app.command("serve")(serve)
 
 
