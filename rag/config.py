@@ -266,7 +266,12 @@ class RetrievalConfig(_Section):
     bm25_top_k: int = Field(100, ge=0, le=1000, description="Candidates from BM25 (0 disables BM25).")
     fusion: Literal["convex", "rrf"] = Field("convex", description="convex: weighted sum of normalised scores; rrf: reciprocal rank fusion.")
     dense_weight: float = Field(0.5, ge=0, le=1, description="convex: weight of the dense score (BM25 gets 1 - this).")
-    normalization: Literal["minmax", "zscore"] = Field("minmax", description="convex: per-query score normalisation.")
+    normalization: Literal["theoretical", "minmax", "zscore"] = Field(
+        "theoretical",
+        description="convex: per-query score normalisation. theoretical: score / the list's best score, from the "
+        "scorer's floor 0 (a flat, uninformative list stays flat); minmax: onto [0, 1] over the list's own range; "
+        "zscore: mean 0, spread 1.",
+    )
     rrf_k: int = Field(60, ge=1, description="rrf: the k constant.")
     top_k: int = Field(8, ge=1, le=200, description="Chunks passed on to reranking / context assembly.")
 

@@ -78,3 +78,4 @@ def test_ingest_and_search_through_a_chroma_server(chroma_server: str, tmp_path:
         hits = HybridSearcher(index, config.retrieval).search(["what is the nightly hotel cap?"], access=Access.unrestricted()).chunks
     assert first.new == 2 and second.unchanged == 2 and second.texts_embedded == 0
     assert hits[0].source_display.endswith("travel.txt") and "dense" in hits[0].scores
+

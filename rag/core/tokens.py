@@ -23,5 +23,13 @@ def splitting_tokenizer() -> "Tokenizer":
 
 
 def count_tokens(text: str) -> int:
-    """Tokens of `text` with the model's two special tokens ([CLS], [SEP]), as the context budget counts them."""
-    return len(splitting_tokenizer().encode(text).ids)
+    """Tokens of `text` without the model's special tokens, as chunk sizes and the context budget count them
+    (the same count is stored per chunk at ingest, so a passage is not re-encoded per question)."""
+    return len(splitting_tokenizer().encode(text, add_special_tokens=False).ids)
+
+
+def token_counts(texts: list[str]) -> list[int]:
+    """`count_tokens` of each text, in one batched tokenizer call."""
+    if not texts:
+        return []
+    return [len(encoding.ids) for encoding in splitting_tokenizer().encode_batch(texts, add_special_tokens=False)]

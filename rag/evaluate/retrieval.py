@@ -93,13 +93,15 @@ def _search_all(index_dir: Path, config: RagConfig, dataset: BeirDataset, progre
     sink.phase(label, len(dataset.queries))
     run: dict[str, dict[str, float]] = {}
     started = time.perf_counter()
+    root = dataset.corpus.resolve().parent
     with Index.open(index_dir, config) as index:
         searcher = HybridSearcher(index, retrieval)
         for query_id, text in dataset.queries.items():
             ranked: dict[str, float] = {}
             for position, scored in enumerate(searcher.search([text], limit=CHUNK_CANDIDATES, access=Access.unrestricted()).chunks):
-                if scored.chunk.doc_id not in ranked and len(ranked) < DEPTH:
-                    ranked[scored.chunk.doc_id] = float(CHUNK_CANDIDATES - position)
+                document = Path(scored.chunk.source).relative_to(root).as_posix() if dataset.by_source else scored.chunk.doc_id
+                if document not in ranked and len(ranked) < DEPTH:
+                    ranked[document] = float(CHUNK_CANDIDATES - position)
             run[query_id] = ranked
             sink.advance(label)
     return run, time.perf_counter() - started

@@ -16,7 +16,7 @@ is the only code that writes to it. The contract suites in `rag.testing` check i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -202,6 +202,10 @@ class Catalog(Protocol):
         ...
 
     def clear_pending(self) -> None: ...
+
+    def fill_token_counts(self, count: Callable[[list[str]], list[int]]) -> int:
+        """Store the token counts of chunks written before counts were kept; returns how many (a writer's migration)."""
+        ...
 
     def reset_chunks(self) -> None:
         """Forget every chunk (the embedding model changed); sources stay, marked to be read again."""

@@ -59,11 +59,11 @@ class ChromaVectorStore:
         return int(self._collection.count())
 
     def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
-        count = self.count()
-        if k <= 0 or count == 0:
+        if k <= 0:
             return []
+        # Chroma returns what it has when k exceeds the collection (nothing when it is empty): no count() per query
         result = self._collection.query(
-            query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=min(k, count), where=where, include=["distances"]
+            query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=k, where=where, include=["distances"]
         )
         return [(chunk_id, 1.0 - float(distance)) for chunk_id, distance in zip(result["ids"][0], result["distances"][0])]
 

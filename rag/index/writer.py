@@ -30,6 +30,7 @@ from types import TracebackType
 import numpy as np
 
 from rag.core.progress import Progress
+from rag.core.tokens import token_counts
 from rag.index.contracts import SourceRecord, VectorStore
 from rag.index.store import Index
 from rag.types import Chunk, Document
@@ -128,6 +129,7 @@ class IndexWriter:
     def finish(self) -> None:
         """Commit what is staged, refresh BM25, and mark the index consistent."""
         self.flush()
+        self.catalog.fill_token_counts(token_counts)  # chunks of an index made before counts were stored
         self.index.backend.lexical_store().refresh(self.catalog, self.index.config.bm25)
         self.catalog.set_meta("dirty", "0")
 

@@ -29,7 +29,7 @@ class ContextAssembler:
     def __init__(self, manifest: Catalog, config: ContextConfig, count_tokens: Callable[[str], int]) -> None:
         self.manifest = manifest
         self.config = config
-        self.count_tokens = count_tokens
+        self.count_tokens = count_tokens  # callable: str -> int, without special tokens (as counted at ingest)
         self._documents: dict[tuple[str, str], Document] = {}
 
     def assemble(self, ranked: list[ScoredChunk], visible: "frozenset[str] | None" = None) -> tuple[list[Passage], dict[str, object]]:
@@ -51,7 +51,7 @@ class ContextAssembler:
             if document is None:
                 continue
             start, end = group.start, group.end
-            tokens = self.count_tokens(document.text[start:end])
+            tokens = self._tokens(group, document.text)
             if used + tokens > self.config.max_tokens:
                 if passages:
                     continue  # a smaller passage further down may still fit
@@ -77,6 +77,22 @@ class ContextAssembler:
         trace["passages"] = len(passages)
         trace["context_tokens"] = used
         return passages, trace
+
+    def _tokens(self, group: _Group, text: str) -> int:
+        """Tokens of a passage from the counts stored at ingest: chunks start and end at word boundaries, so
+        the passage's count is the sum of its chunks' counts less the text they share (encoded here: about
+        `chunking.overlap` tokens instead of the whole passage) plus any non-blank gap between them."""
+        if any(chunk.tokens is None for chunk in group.chunks):  # an index from before counts were stored
+            return self.count_tokens(text[group.start : group.end])
+        total, end = 0, group.start
+        for chunk in group.chunks:  # sorted by start
+            if chunk.start >= end:
+                gap = text[end : chunk.start]
+                total += chunk.tokens + (self.count_tokens(gap) if gap.strip() else 0)
+            elif chunk.end > end:
+                total += chunk.tokens - self.count_tokens(text[chunk.start : end])
+            end = max(end, chunk.end)
+        return total
 
     def forget_documents(self) -> None:
         """Drop cached document texts (a writer may have replaced them)."""

@@ -79,6 +79,13 @@ class VectorStoreContract:
         store.drop()
         assert store.count() == 0 and store.ids() == set()
 
+    def test_k_above_the_store_size_returns_everything(self, store: VectorStore) -> None:
+        """Searchers ask for k without counting first (no count() per query)."""
+        vectors = random_vectors(3, seed=11)
+        store.upsert(["a", "b", "c"], vectors, [metadata(i) for i in range(3)])
+        hits = store.query(vectors[0], k=50)
+        assert sorted(chunk_id for chunk_id, _ in hits) == ["a", "b", "c"] and hits[0][0] == "a"
+
     def test_k_zero_finds_nothing(self, store: VectorStore) -> None:
         store.upsert(["a"], random_vectors(1), [metadata(0)])
         assert store.query(random_vectors(1)[0], k=0) == []
