@@ -46,6 +46,12 @@ class WriterLock:
 
     def release(self) -> None:
         if self.conn is not None:
+            import psycopg
+
+            try:  # unlock before closing: the server ends a closed session asynchronously
+                self.conn.execute("SELECT pg_advisory_unlock(%s)", (WRITER_LOCK,))
+            except psycopg.Error:
+                pass  # the session is gone, and its lock with it
             self.conn.close()
             self.conn = None
 

@@ -6,15 +6,12 @@ the folder manifest does), the pgvector store upserts and deletes in it, `commit
 `abort_source_write` rolls it back. A writer killed in between leaves nothing: the server rolls back a
 transaction whose connection died, so there is nothing to repair. Every commit readers must notice increments
 `generation` in the same transaction.
-
-Note for the chunk token counts the folder manifest is getting (a `tokens` column): add it to `rag_chunks` here
-too, with a schema version bump in `connections.py`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from rag.index.contracts import SourceRecord
@@ -22,7 +19,7 @@ from rag.index.manifest import SOURCE_COLUMNS, source_row, stored_document, stru
 from rag.index.postgres import connections
 from rag.types import Chunk, Document
 
-_CHUNK_COLUMNS = "chunk_id, source, doc_id, ordinal, start_at, end_at, text, page, heading"
+_CHUNK_COLUMNS = "chunk_id, source, doc_id, ordinal, start_at, end_at, text, page, heading, tokens"
 _BUMP = (
     "INSERT INTO rag_meta VALUES (%s, '1') "
     "ON CONFLICT (key) DO UPDATE SET value = (CAST(rag_meta.value AS BIGINT) + 1)::TEXT"
@@ -97,7 +94,7 @@ class PostgresCatalog:
 
     def chunks_by_id(self, chunk_ids: list[str]) -> list[Chunk]:
         rows = self._rows(f"SELECT {_CHUNK_COLUMNS} FROM rag_chunks WHERE chunk_id = ANY(%s)", (list(chunk_ids),))
-        found = {row[0]: Chunk(*row[:8], heading_path=tuple(json.loads(row[8]))) for row in rows}
+        found = {row[0]: Chunk(*row[:8], heading_path=tuple(json.loads(row[8])), tokens=row[9]) for row in rows}
         return [found[c] for c in chunk_ids if c in found]
 
     def neighbour_ids(self, source: str, doc_id: str, ordinals: list[int]) -> list[str]:
@@ -144,9 +141,9 @@ class PostgresCatalog:
                     [(record.path, d.doc_id, d.title, d.text, structure_json(d), json.dumps(sorted(d.groups))) for d in documents],
                 )
                 cursor.executemany(
-                    f"INSERT INTO rag_chunks ({_CHUNK_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    f"INSERT INTO rag_chunks ({_CHUNK_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     [
-                        (c.chunk_id, record.path, c.doc_id, c.ordinal, c.start, c.end, c.text, c.page, json.dumps(c.heading_path))
+                        (c.chunk_id, record.path, c.doc_id, c.ordinal, c.start, c.end, c.text, c.page, json.dumps(c.heading_path), c.tokens)
                         for c in chunks
                     ],
                 )
@@ -169,6 +166,19 @@ class PostgresCatalog:
             self.conn.execute("DELETE FROM rag_sources WHERE path = %s", (path,))
             self.conn.execute("DELETE FROM rag_pending WHERE source = %s", (path,))
             self.conn.execute(_BUMP, ("generation",))
+
+    def fill_token_counts(self, count: Callable[[list[str]], list[int]], batch: int = 2048) -> int:
+        """Chunks copied in without token counts get them (no generation bump: what readers see is unchanged)."""
+        filled = 0
+        while True:
+            rows = self._rows("SELECT chunk_id, text FROM rag_chunks WHERE tokens IS NULL LIMIT %s", (batch,))
+            if not rows:
+                return filled
+            with self._transaction(), self.conn.cursor() as cursor:
+                cursor.executemany(
+                    "UPDATE rag_chunks SET tokens = %s WHERE chunk_id = %s", list(zip(count([r[1] for r in rows]), [r[0] for r in rows]))
+                )
+            filled += len(rows)
 
     def reset_chunks(self) -> None:
         with self._transaction():

@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS rag_documents (
 CREATE TABLE IF NOT EXISTS rag_chunks (
     chunk_id TEXT PRIMARY KEY, source TEXT NOT NULL REFERENCES rag_sources(path) ON DELETE CASCADE,
     doc_id TEXT NOT NULL, ordinal INTEGER NOT NULL, start_at INTEGER NOT NULL, end_at INTEGER NOT NULL,
-    page INTEGER, heading TEXT NOT NULL, text TEXT NOT NULL
+    page INTEGER, heading TEXT NOT NULL, text TEXT NOT NULL, tokens INTEGER
 );
 CREATE INDEX IF NOT EXISTS rag_chunks_by_source ON rag_chunks(source, doc_id, ordinal);
 CREATE TABLE IF NOT EXISTS rag_pending (source TEXT PRIMARY KEY, added TEXT NOT NULL);
