@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(None, [])
     server_url = args.url or _local_server()
-    print(f"{'dataset':<10} {'folder':>8} {'postgres':>8} {'diff':>8}  copy s  search s (folder / postgres)")
+    print(f"{'dataset':<10} {'folder':>8} {'postgres':>8} {'diff':>8}  copy s  search s (folder / postgres)", flush=True)
     for number, name in enumerate(args.datasets):
         dataset = load_beir(SHARED / name)
         folder, _ = ensure_index(dataset, config, args.cache_dir)
@@ -46,10 +46,10 @@ def main() -> None:
         for location in (folder, url):
             run, took = _search_all(location, config, dataset, None, name)
             per_query = retrieval_metrics(run, dataset.qrels)
-            scores.append(statistics.fmean(m["ndcg_cut_10"] for m in per_query.values()))
+            scores.append(statistics.fmean(m["nDCG@10"] for m in per_query.values()))
             seconds.append(took)
         print(f"{name:<10} {scores[0]:>8.4f} {scores[1]:>8.4f} {scores[1] - scores[0]:>+8.4f}  {copy_seconds:6.1f}  "
-              f"{seconds[0]:.1f} / {seconds[1]:.1f}")
+              f"{seconds[0]:.1f} / {seconds[1]:.1f}", flush=True)
 
 
 def _local_server() -> str:
