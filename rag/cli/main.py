@@ -42,7 +42,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-DEFAULT_INDEX = Path(".rag/index")
+DEFAULT_INDEX = ".rag/index"
 
 _state = {"debug": False}
 
@@ -120,7 +120,7 @@ def ingest(
     except KeyboardInterrupt:
         print_interrupted_ingest(index, started)
         raise Interrupted() from None
-    emit(report.to_json(), as_json, lambda: print_ingest_report(report, index))
+    emit(report.to_json(), as_json, lambda: print_ingest_report(report, opened.location))
     raise typer.Exit(report.exit_code)
 
 
@@ -143,7 +143,7 @@ def remove(
     settings = _config(config, set_)
     with Index.open(index, settings, writable=True) as opened:
         report = Ingestor(opened).remove(paths)
-    emit(report.to_json(), as_json, lambda: print_ingest_report(report, index))
+    emit(report.to_json(), as_json, lambda: print_ingest_report(report, opened.location))
     raise typer.Exit(report.exit_code)
 
 
@@ -272,6 +272,10 @@ from rag.cli.keys_cmd import keys_app  # noqa: E402
 from rag.cli.serve_cmd import serve  # noqa: E402
 
 app.add_typer(keys_app, name="keys")
+
+from rag.cli.index_cmd import index_app  # noqa: E402
+
+app.add_typer(index_app, name="index")
 app.command("serve")(serve)
 
 
