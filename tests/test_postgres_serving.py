@@ -166,7 +166,8 @@ def test_a_database_outage_gets_503_then_recovers_by_itself(own_postgres: tuple[
         before = replica.call(keys["staff"], "/v1/ask", {"question": QUESTION}).json()
         sources = replica.call(keys["admin"], "/v1/sources").json()
         stop()
-        for path, body in (("/v1/ask", {"question": QUESTION}), ("/v1/retrieve", {"query": QUESTION}), ("/v1/sources", None)):
+        upload = {"documents": [{"id": "z1", "title": "Zebra", "text": "The office zebra crossing is repainted every March."}]}
+        for path, body in (("/v1/ask", {"question": QUESTION}), ("/v1/retrieve", {"query": QUESTION}), ("/v1/sources", None), ("/v1/ingest", upload)):
             started = time.monotonic()
             down = replica.call(keys["admin"], path, body)
             assert down.status_code == 503, (path, down.text)

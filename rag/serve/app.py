@@ -384,6 +384,8 @@ def _write(
     try:
         try:
             opened = Index.open(index_dir, config, writable=True)
+        except Unavailable:
+            raise  # the index's storage is down: 503, not a conflict
         except RagError as exc:
             raise ApiError(409, _rag_message(exc), "conflict") from None
         with opened:
