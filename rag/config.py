@@ -454,7 +454,14 @@ class RagConfig(BaseSettings):
             parts["jsonl"] = self.ingest.jsonl.model_dump(exclude={"groups_field"})  # groups change who reads, not chunks
         if file_type in self.ingest.loaders:  # another loader reads this type: its files are read again
             parts["loader"] = self.ingest.loaders[file_type].model_dump(mode="json")
+        elif file_type in LOADER_REVISIONS:  # the built-in loader's text changed: its files are read again
+            parts["loader_revision"] = LOADER_REVISIONS[file_type]
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# Bumped when a loader's text changes, so files of that type are read again on the next ingest
+# (pdf 2: running page headers and footers are left out).
+LOADER_REVISIONS = {"pdf": 2}
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

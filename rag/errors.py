@@ -15,3 +15,8 @@ class RagError(Exception):
 
 class LoadError(Exception):
     """A single file could not be read; ingestion reports it and carries on with the rest."""
+
+
+class UsageError(RagError):
+    """The request itself is wrong (a path that does not exist, a filter value nothing can match): the CLI exits
+    with 2, the HTTP API answers 422, and nothing was done."""

@@ -88,6 +88,21 @@ def tiny_retrieval_run(root: Path) -> Path:
     return Path(json.loads(done.stdout)["run_dir"])
 
 
+def seed_from_demo(demo_workdir: Path, root: Path, index: str = ".rag/demo") -> None:
+    """Put data/ and the session demo index's embedding cache in `root`: ingesting data/ there embeds nothing.
+
+    For module fixtures that need their own index of the sample corpus (they change it, or ingest it under
+    another config): the index itself cannot be copied, its sources are keyed by absolute path.
+    """
+    import shutil
+
+    from rag.index.store import EMBEDDING_CACHE_FILE
+
+    shutil.copytree(demo_workdir / "data", root / "data")
+    (root / index).mkdir(parents=True)
+    shutil.copy(demo_workdir / ".rag/demo" / EMBEDDING_CACHE_FILE, root / index / EMBEDDING_CACHE_FILE)
+
+
 def recorded_answer_run() -> Path:
     """The newest recorded answer run in eval/runs (rows of runs recorded before the shared key are keyed `id`)."""
     runs = sorted((p for p in (Path(__file__).resolve().parents[1] / "eval" / "runs").iterdir() if (p / "run.json").is_file()), reverse=True)

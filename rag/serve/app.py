@@ -29,13 +29,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.config import RagConfig
 from rag.core.access import Access, parse_groups
-from rag.errors import RagError
+from rag.errors import RagError, UsageError
 from rag.index.backends import open_backend
 from rag.index.contracts import ApiKey
 from rag.pipeline import RagPipeline, answer_to_json
+from rag.retrieve.filter_check import nothing_matches
 from rag.retrieve.filters import Filters
 from rag.serve.pool import PipelinePool, PoolBusy
 from rag.serve.schemas import AskIn, ChatIn, ErrorOut, FiltersIn, IngestIn, RemoveIn, RetrieveIn, RetrieveOut
+from rag.serve.usage import chat_usage
 
 if TYPE_CHECKING:
     from rag.ingest.pipeline import Ingestor
@@ -58,7 +60,7 @@ def error_body(status: int, message: str, kind: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "code": status}}
 
 
-ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 413: {"model": ErrorOut}, 503: {"model": ErrorOut}}
+ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 413: {"model": ErrorOut}, 422: {"model": ErrorOut}, 503: {"model": ErrorOut}}
 
 
 def create_app(index_dir: str | os.PathLike[str], config: RagConfig) -> FastAPI:
@@ -141,24 +143,28 @@ def create_app(index_dir: str | os.PathLike[str], config: RagConfig) -> FastAPI:
 
     @app.post("/v1/ask", tags=["questions"], responses=ERRORS)
     async def ask(body: AskIn, key: ApiKey = Depends(caller)) -> dict[str, Any]:
-        """Answer with checked citations: the same JSON as `rag ask --json`."""
+        """Answer with checked citations: the JSON of `rag ask --json`, whose `trace` is sent only with `include_trace`."""
         check_text(body.question, "the question")
         check_top_k(body.top_k)
         history = [turn.model_dump() for turn in body.history]
         answer = await run_with_pipeline(
             lambda p: p.ask(body.question, history, _filters(body.filters), key.access, body.top_k)
         )
-        return answer_to_json(answer)
+        shaped = answer_to_json(answer)
+        for field, wanted in (("passages", body.include_passages), ("trace", body.include_trace)):
+            if not wanted:
+                del shaped[field]
+        return shaped
 
     @app.post("/v1/retrieve", tags=["questions"], responses=ERRORS)
     async def retrieve(body: RetrieveIn, key: ApiKey = Depends(caller)) -> RetrieveOut:
         """Ranked chunks with their scores and character spans in the extracted document text."""
         check_text(body.query, "the query")
         check_top_k(body.top_k)
-        retrieved = await run_with_pipeline(
-            lambda p: p.retrieve(body.query, None, _filters(body.filters), key.access, body.top_k)
-        )
-        return RetrieveOut(query=body.query, results=[_ranked(rank, s) for rank, s in enumerate(retrieved.ranked, start=1)])
+        filters = _filters(body.filters)
+        retrieved = await run_with_pipeline(lambda p: p.retrieve(body.query, None, filters, key.access, body.top_k))
+        notice = nothing_matches(filters, key.access) if retrieved.trace.get("filters_match_nothing") else None
+        return RetrieveOut(query=body.query, results=[_ranked(rank, s) for rank, s in enumerate(retrieved.ranked, start=1)], notice=notice)
 
     @app.post("/v1/chat/completions", tags=["openai"], responses=ERRORS)
     async def chat_completions(body: ChatIn, key: ApiKey = Depends(caller)) -> Any:
@@ -169,19 +175,20 @@ def create_app(index_dir: str | os.PathLike[str], config: RagConfig) -> FastAPI:
         created = int(time.time())
         if not body.stream:
             answer = await run_with_pipeline(lambda p: p.ask(question, history, Filters(), key.access))
+            usage = await anyio.to_thread.run_sync(chat_usage, [m.text() for m in body.messages], answer)
             return {
                 "id": reply_id,
                 "object": "chat.completion",
                 "created": created,
                 "model": body.model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.answer}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                "usage": usage,
                 CITATIONS_FIELD: _extension(answer),
             }
         # Taken before the response starts, so a full pool is a plain HTTP 503 that clients retry on.
         lease = StreamLease(pool, await anyio.to_thread.run_sync(_acquire, pool, limits.queue_timeout_s))
         return StreamingResponse(
-            _chat_events(lease, question, history, key.access, reply_id, created, body.model),
+            _chat_events(lease, question, history, key.access, reply_id, created, body.model, _usage_counter(body)),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             background=BackgroundTask(lease.release),  # gives the pipeline back if the stream never started
@@ -260,6 +267,14 @@ def _ranked(rank: int, scored: Any) -> dict[str, Any]:
     }
 
 
+def _usage_counter(body: ChatIn) -> Any:
+    """The streamed reply's token counter, or None when the client did not ask for usage."""
+    if body.stream_options is None or not body.stream_options.include_usage:
+        return None
+    messages = [m.text() for m in body.messages]
+    return lambda answer: chat_usage(messages, answer)
+
+
 def _extension(answer: Any) -> dict[str, Any]:
     """The `rag` field: whether the documents answered, the checked citations and the passages shown to the answerer."""
     shaped = answer_to_json(answer)
@@ -303,8 +318,12 @@ async def _chat_events(
     reply_id: str,
     created: int,
     model: str,
+    usage: Any = None,
 ) -> AsyncIterator[str]:
     """SSE chunks: the role, each checked sentence, then a final chunk carrying the citations, then [DONE].
+
+    `usage(answer)`, when the client asked for it (stream_options.include_usage), adds OpenAI's last chunk:
+    no choices, the token counts.
 
     Errors after the first byte can only be SSE error events; a client that disconnects early still gives
     the pipeline back.
@@ -321,6 +340,10 @@ async def _chat_events(
                 yield _chunk(reply_id, created, model, {"content": event.text}, None)
             elif event.kind == "done":
                 yield _chunk(reply_id, created, model, {}, "stop", **{CITATIONS_FIELD: _extension(event.answer)})
+                if usage is not None:
+                    counted = await anyio.to_thread.run_sync(usage, event.answer)
+                    last = {"id": reply_id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [], "usage": counted}
+                    yield f"data: {json.dumps(last)}\n\n"
         yield "data: [DONE]\n\n"
     except RagError as exc:
         yield f"data: {json.dumps(error_body(503, _rag_message(exc), 'unavailable'))}\n\n"
@@ -449,6 +472,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = "no such endpoint (see /openapi.json)" if exc.status_code == 404 else str(exc.detail)
         return JSONResponse(error_body(exc.status_code, message, "invalid_request_error"), status_code=exc.status_code)
+
+    @app.exception_handler(UsageError)
+    async def usage_error(_: Request, exc: UsageError) -> JSONResponse:  # e.g. a filter tag no readable document has
+        return JSONResponse(error_body(422, _rag_message(exc), "invalid_request_error"), status_code=422)
 
     @app.exception_handler(RagError)
     async def rag_error(_: Request, exc: RagError) -> JSONResponse:

@@ -6,14 +6,23 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rag.core.file_types import FILE_TYPES
+
 
 class FiltersIn(BaseModel):
-    """Narrow the search; they can never widen what the key may read."""
+    """Narrow the search; they can never widen what the key may read. Filters that keep no document you may read
+    search nothing and say so: `/v1/ask` answers that in words (`answered: false`), `/v1/retrieve` in `notice`."""
 
     model_config = ConfigDict(extra="forbid")
     sources: list[str] = Field(default_factory=list, max_length=50, description="Path globs as given at ingest, e.g. data/*.pdf.")
-    file_types: list[str] = Field(default_factory=list, max_length=10, description="pdf, docx, html, markdown, text, jsonl.")
-    tags: list[str] = Field(default_factory=list, max_length=50, description="Sources with any of these tags.")
+    file_types: list[str] = Field(
+        default_factory=list, max_length=10,
+        description=f"Sources of these file types: {', '.join(FILE_TYPES)}, or a plug-in loader's type. An unknown type is a 422 that lists the types.",
+    )
+    tags: list[str] = Field(
+        default_factory=list, max_length=50,
+        description="Sources with any of these tags. A tag no document you may read carries is a 422 that lists the tags you may use.",
+    )
 
 
 class Turn(BaseModel):
@@ -28,6 +37,10 @@ class AskIn(BaseModel):
     history: list[Turn] = Field(default_factory=list, max_length=50, description="Earlier turns, oldest first, for follow-ups.")
     filters: FiltersIn = Field(default_factory=FiltersIn)
     top_k: int | None = Field(None, ge=1, description="Chunks given to the answerer (default retrieval.top_k; limit serve.max_top_k).")
+    include_passages: bool = Field(True, description="Include `passages`: the numbered context the answerer read, with their text.")
+    include_trace: bool = Field(
+        False, description="Include `trace`: queries searched, every candidate's scores and ranks, timings (several KB; `rag ask --json` has it)."
+    )
 
 
 class RetrieveIn(BaseModel):
@@ -54,6 +67,7 @@ class RankedChunk(BaseModel):
 class RetrieveOut(BaseModel):
     query: str
     results: list[RankedChunk]
+    notice: str | None = Field(None, description="Set when the filters keep no document you may read: nothing was searched.")
 
 
 class ContentPart(BaseModel):
@@ -73,6 +87,11 @@ class ChatMessage(BaseModel):
         return self.content or ""
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    include_usage: bool = Field(False, description="Send a last chunk with `usage` (and no choices) before [DONE], as OpenAI does.")
+
+
 class ChatIn(BaseModel):
     """OpenAI chat completions. The last user message is the question; earlier turns are its history.
     Sampling fields (temperature, ...) are accepted and ignored: the server's config decides."""
@@ -81,6 +100,8 @@ class ChatIn(BaseModel):
     model: str = "rag"
     messages: list[ChatMessage] = Field(min_length=1, max_length=100)
     stream: bool = False
+    stream_options: StreamOptions | None = None
+
 
 
 class DocumentIn(BaseModel):
