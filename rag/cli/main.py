@@ -33,7 +33,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-DEFAULT_INDEX = Path(".rag/index")
+DEFAULT_INDEX = ".rag/index"
 
 _state = {"debug": False}
 
@@ -98,7 +98,7 @@ def ingest(
     chosen = [] if public else (list(reader_groups(groups)) if groups is not None else None)
     with Index.open(index, settings, writable=True) as opened, RichProgress(stderr_console()) as progress:
         report = Ingestor(opened, progress, tags=tag, groups=chosen).ingest(paths)
-    emit(report.to_json(), as_json, lambda: print_ingest_report(report, index))
+    emit(report.to_json(), as_json, lambda: print_ingest_report(report, opened.location))
     raise typer.Exit(report.exit_code)
 
 
@@ -121,7 +121,7 @@ def remove(
     settings = _config(config, set_)
     with Index.open(index, settings, writable=True) as opened:
         report = Ingestor(opened).remove(paths)
-    emit(report.to_json(), as_json, lambda: print_ingest_report(report, index))
+    emit(report.to_json(), as_json, lambda: print_ingest_report(report, opened.location))
     raise typer.Exit(report.exit_code)
 
 
@@ -237,6 +237,10 @@ from rag.cli.keys_cmd import keys_app  # noqa: E402
 from rag.cli.serve_cmd import serve  # noqa: E402
 
 app.add_typer(keys_app, name="keys")
+
+from rag.cli.index_cmd import index_app  # noqa: E402
+
+app.add_typer(index_app, name="index")
 app.command("serve")(serve)
 
 
