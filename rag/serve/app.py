@@ -20,6 +20,7 @@ from rag.index.backends import open_backend
 from rag.serve.context import ServerState
 from rag.serve.errors import install_error_handlers
 from rag.serve.middleware import install_middleware
+from rag.serve.openapi import with_limits
 from rag.serve.pool import PipelinePool
 from rag.serve.routers import admin, openai, questions, service
 from rag.serve.writes import repair_if_interrupted
@@ -49,4 +50,5 @@ def create_app(index_dir: str | os.PathLike[str], config: RagConfig) -> FastAPI:
     install_error_handlers(app)
     for group in (service, openai, questions, admin):
         app.include_router(group.router)
+    app.openapi = with_limits(app, config.serve)  # type: ignore[method-assign]  # FastAPI's documented way to change the document
     return app

@@ -46,6 +46,9 @@ def error_response(status: int, message: str, kind: str, headers: dict[str, str]
 
 # the error statuses every authenticated endpoint may answer (the OpenAPI `responses` of its route)
 ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorOut} for status in (401, 403, 413, 422, 503)}
+# ... and those with a JSON body (400: not JSON) or that answer with a pipeline (504: over serve.request_timeout_s)
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": ErrorOut, "description": "The body is not valid JSON."}}
+TIMEOUT_ERRORS: dict[int | str, dict[str, Any]] = {504: {"model": ErrorOut, "description": "Over serve.request_timeout_s."}}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -69,7 +72,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = "no such endpoint (see /openapi.json)" if exc.status_code == 404 else str(exc.detail)
-        return error_response(exc.status_code, message, "invalid_request_error")
+        return error_response(exc.status_code, message, "invalid_request_error", exc.headers)  # e.g. 405's Allow
 
     @app.exception_handler(UsageError)
     async def usage_error(_: Request, exc: UsageError) -> JSONResponse:  # e.g. a filter tag no readable document has

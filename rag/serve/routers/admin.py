@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends
 from rag.core.access import parse_groups
 from rag.index.contracts import ApiKey
 from rag.serve.context import ServerState, admin, server
-from rag.serve.errors import ERRORS, ApiError
+from rag.serve.errors import BODY_ERRORS, ERRORS, ApiError
 from rag.serve.schemas import ErrorOut, IngestIn, RemoveIn
 from rag.serve.writes import ingest_paths, list_sources, write
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from rag.ingest.report import IngestReport
 
 router = APIRouter(tags=["admin"], responses=ERRORS)
-WRITE_ERRORS: dict[int | str, dict[str, Any]] = {409: {"model": ErrorOut}}
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {409: {"model": ErrorOut, "description": "Another write is running."}, **BODY_ERRORS}
 
 
 @router.post("/v1/ingest", responses=WRITE_ERRORS)
@@ -41,10 +41,12 @@ async def ingest(body: IngestIn, key: ApiKey = Depends(admin), state: ServerStat
 
 @router.post("/v1/remove", responses=WRITE_ERRORS)
 async def remove(body: RemoveIn, key: ApiKey = Depends(admin), state: ServerState = Depends(server)) -> dict[str, Any]:
-    """Remove sources by the path /v1/sources lists (admin keys)."""
-    return await anyio.to_thread.run_sync(
-        write, state.writer, state.index_dir, state.config, lambda ingestor: ingestor.remove(body.paths), None, None
-    )
+    """Remove sources by the path /v1/sources lists, or folders with `recursive` (admin keys)."""
+
+    def action(ingestor: Ingestor) -> IngestReport:
+        return ingestor.remove(body.paths, folders=body.recursive)
+
+    return await anyio.to_thread.run_sync(write, state.writer, state.index_dir, state.config, action, None, None)
 
 
 @router.get("/v1/sources")

@@ -21,7 +21,7 @@ from rag.index.contracts import ApiKey
 from rag.pipeline import RagPipeline, answer_to_json
 from rag.retrieve.filters import Filters
 from rag.serve.context import ServerState, acquire, caller, check_text, run_with_pipeline, server
-from rag.serve.errors import ERRORS, ApiError, error_body, rag_message
+from rag.serve.errors import BODY_ERRORS, ERRORS, TIMEOUT_ERRORS, ApiError, error_body, rag_message
 from rag.serve.pool import PipelinePool
 from rag.serve.schemas import ChatIn
 from rag.serve.usage import chat_usage
@@ -39,7 +39,24 @@ async def models(key: ApiKey = Depends(caller)) -> dict[str, Any]:
     return {"object": "list", "data": [{"id": "rag", "object": "model", "created": 0, "owned_by": "rag"}]}
 
 
-@router.post("/v1/chat/completions")
+STREAMED = {
+    200: {
+        "description": "A chat completion (JSON), or with `stream: true` server-sent events: `data: <chunk JSON>` lines, "
+        "then `data: [DONE]`; an error after the stream began is one `data: {\"error\": ...}` event.",
+        "content": {
+            "text/event-stream": {
+                "schema": {  # one event
+                    "type": "object",
+                    "required": ["data"],
+                    "properties": {"data": {"type": "string", "description": "A chat.completion.chunk as JSON, an error as JSON, or [DONE]."}},
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/v1/chat/completions", responses={**STREAMED, **BODY_ERRORS, **TIMEOUT_ERRORS})
 async def chat_completions(body: ChatIn, key: ApiKey = Depends(caller), state: ServerState = Depends(server)) -> Any:
     """OpenAI-compatible chat; `stream: true` sends server-sent events. Citations ride in the `rag` field."""
     question, history = _conversation(body)

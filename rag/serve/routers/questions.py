@@ -11,10 +11,10 @@ from rag.pipeline import answer_to_json
 from rag.retrieve.filter_check import nothing_matches
 from rag.retrieve.filters import Filters
 from rag.serve.context import ServerState, caller, check_text, check_top_k, run_with_pipeline, server
-from rag.serve.errors import ERRORS
+from rag.serve.errors import BODY_ERRORS, ERRORS, TIMEOUT_ERRORS
 from rag.serve.schemas import AskIn, FiltersIn, RetrieveIn, RetrieveOut
 
-router = APIRouter(tags=["questions"], responses=ERRORS)
+router = APIRouter(tags=["questions"], responses={**ERRORS, **BODY_ERRORS, **TIMEOUT_ERRORS})
 
 
 @router.post("/v1/ask")
