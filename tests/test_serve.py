@@ -137,6 +137,33 @@ def test_admin_endpoints_refuse_other_keys_with_403(server: Server, keys: dict[s
     assert {s["display_path"]: s["groups"] for s in sources}["data/hr/salary_bands.md"] == ["hr"]
 
 
+def test_removal_over_http_is_exact_and_refusals_remove_nothing(server: Server, keys: dict[str, str]) -> None:
+    before = call(server, keys["admin"], "/v1/sources").json()
+    for body in ({"paths": [""]}, {"paths": ["  "]}, {"paths": ["data/hr/salary_bands.md", ""], "recursive": True},
+                 {"paths": ["/"], "recursive": True}, {"paths": ["data"], "recursive": True}, {"paths": ["data/hr"], "recursive": 1}):
+        refused = call(server, keys["admin"], "/v1/remove", body)
+        assert refused.status_code == 422 and refused.json()["error"]["type"] == "invalid_request_error", (body, refused.text)
+    folder = call(server, keys["admin"], "/v1/remove", {"paths": ["data/hr", "data/nothing.md"]})
+    assert folder.status_code == 200 and folder.json()["removed"] == 0
+    assert [f["reason"] for f in folder.json()["failed"]] == [
+        "is a folder holding 2 sources: name them one by one, or remove the folder recursively", "not in the index (see `rag sources`)"]
+    assert call(server, keys["admin"], "/v1/sources").json() == before
+
+
+def test_the_schema_documents_what_the_server_does(server: Server, keys: dict[str, str]) -> None:
+    spec = httpx.get(server.url + "/openapi.json").json()
+    chat = spec["paths"]["/v1/chat/completions"]["post"]["responses"]
+    assert {"application/json", "text/event-stream"} <= set(chat["200"]["content"])
+    assert all("400" in spec["paths"][path]["post"]["responses"] for path in ("/v1/ask", "/v1/retrieve", "/v1/chat/completions", "/v1/ingest", "/v1/remove"))
+    assert set(spec["components"]["schemas"]["ContentMessage"]["required"]) == {"role", "content"}
+    tool = call(server, keys["staff"], "/v1/chat/completions", {"messages": [{"role": "tool"}, {"role": "user", "content": "hi"}]})
+    assert tool.status_code == 422 and "content" in tool.json()["error"]["message"]
+    wrong = httpx.delete(server.url + "/v1/ask", headers={"Authorization": f"Bearer {keys['staff']}"})
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST" and wrong.json()["error"]["code"] == 405
+    not_json = httpx.post(server.url + "/v1/ask", content=b"{not json", headers={"Authorization": f"Bearer {keys['staff']}"})
+    assert not_json.status_code == 400 and not_json.json()["error"]["message"].startswith("the request body is not valid JSON")
+
+
 # --- permissions -----------------------------------------------------------------------------
 
 
