@@ -140,8 +140,8 @@ def remove(
 ) -> None:
     """Remove documents from every part of the index (vectors, BM25, manifest).
 
-    Says how many sources each folder takes before removing them. Removing every source needs --all; an empty
-    path is refused (exit 2, nothing removed); a path that names no source is reported and gives exit 1.
+    Says how many sources each folder takes before removing them. Folders that would empty the index need
+    --all; an empty path is refused (exit 2, nothing removed); a path that names no source is reported (exit 1).
 
     Example: rag remove data/handbook.pdf --index .rag/demo; rag remove data/hr/ --index .rag/demo
     """
