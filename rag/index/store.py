@@ -48,11 +48,31 @@ class Index:
         self.bm25_generation: str | None = None  # the lexical version `bm25()` returned last
 
     @classmethod
-    def open(cls, location: str | os.PathLike[str], config: RagConfig, writable: bool = False) -> "Index":
+    def open(cls, location: str | os.PathLike[str], config: RagConfig, writable: bool = False, repair: bool = True) -> "Index":
+        """`repair`: a reader that finds an abandoned write (a killed writer) repairs it when no writer is at work."""
         backend = open_backend(location)
         if not writable and not backend.exists():
             raise RagError(f"no index at {backend.location}", f"create one with `rag ingest PATH --index {backend.location}`")
-        return cls(backend, config, writable)
+        index = cls(backend, config, writable)
+        if repair and not writable and index.needs_repair():
+            index._repair_abandoned_write()
+        return index
+
+    def _repair_abandoned_write(self) -> None:
+        """A writer killed before its BM25 refresh (SIGKILL, power loss) left the index dirty: when no writer holds
+        the lock now, repair it here, so BM25 holds every committed chunk; while one does, its `finish` will."""
+        from rag.index.writer import IndexWriter
+
+        try:
+            writable = Index(self.backend, self.config, writable=True)
+        except (RagError, OSError):
+            return  # a writer is at work, or the index is on read-only storage
+        try:
+            if writable.needs_repair():
+                IndexWriter(writable).repair()
+        finally:
+            writable.close()
+        self.sync()
 
     def __enter__(self) -> "Index":
         return self
