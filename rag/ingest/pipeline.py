@@ -13,6 +13,7 @@ import json
 import os
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,18 +152,24 @@ class Ingestor:
         self.progress.phase("Reading files", len(plan))
         self.progress.phase(EMBEDDING_PHASE, 0)
         last_commit = time.monotonic()
+
+        def commit() -> None:
+            nonlocal last_commit
+            report.count(writer.flush())
+            last_commit = time.monotonic()
+
         with FileReader(self.config.ingest) as reader:
             for planned in plan:
-                write = self._prepare(planned, report, reader)
+                write = self._prepare(planned, report, reader, commit)
                 self.progress.advance("Reading files")
                 if write is not None:
                     report.count(writer.stage(write))
                 if time.monotonic() - last_commit >= COMMIT_EVERY_S:
-                    report.count(writer.flush())
-                    last_commit = time.monotonic()
-        report.count(writer.flush())
+                    commit()
+        commit()
 
-    def _prepare(self, planned: _Planned, report: IngestReport, reader: FileReader) -> SourceWrite | None:
+    def _prepare(self, planned: _Planned, report: IngestReport, reader: FileReader, commit: Callable[[], None]) -> SourceWrite | None:
+        """Read one file into a `SourceWrite`; a slow file first lets `commit` keep the files read before it."""
         found = planned.found
         source = found.path.as_posix()
         try:
@@ -179,7 +186,7 @@ class Ingestor:
                 chunking=self.config.chunking,
                 fingerprint=self._fingerprint(file_type),
             )
-            result = reader.read(task)
+            result = reader.read(task, while_slow=commit, slow_after_s=COMMIT_EVERY_S / 2)
             _check_unchanged(planned)
         except UnsupportedType as exc:
             report.skipped.append(FileProblem(found.display, str(exc)))

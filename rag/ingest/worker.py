@@ -1,7 +1,7 @@
 """Read and chunk one file at a time in a worker process, so a file that hangs or balloons cannot stop the run.
 
-`FileReader.read(task)` sends a `ReadTask` to a persistent child process (started once per ingest from a
-`forkserver`, so a fresh process costs a fork, not an interpreter start) and waits for the result. The child is
+`FileReader.read(task)` sends a `ReadTask` to a persistent child process (spawned once per ingest: a fresh
+interpreter, as no fork of a process running embedding threads is safe; about half a second) and waits. The child is
 stopped (SIGKILL) and replaced when the file overruns `ingest.limits.timeout_s`, when its resident memory passes
 `ingest.limits.max_memory_mb` (polled here; the child also caps its own address space at that much above what it
 started with, so a sudden allocation fails there as a MemoryError), or when it dies (a crash in a C parser). Each
@@ -19,6 +19,7 @@ import pickle
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -34,8 +35,6 @@ __all__ = ["FileReader", "ReadResult", "ReadTask", "os_reason", "read_file"]
 
 _POLL_S = 0.05  # how often the parent looks at the child's time and memory
 _MB = 1024 * 1024
-# imported once into the fork server, so a replacement child starts with the parsers already loaded
-_PRELOAD = ["rag.ingest.worker", "rag.ingest.loaders.docx", "rag.ingest.loaders.html", "rag.ingest.loaders.pdf", "rag.ingest.chunking"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +122,17 @@ class FileReader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def read(self, task: ReadTask) -> ReadResult:
-        """The file's documents and chunks, or a `LoadError` / `UnsupportedType` with the reason."""
+    def read(self, task: ReadTask, while_slow: Callable[[], object] | None = None, slow_after_s: float = 1.0) -> ReadResult:
+        """The file's documents and chunks, or a `LoadError` / `UnsupportedType` with the reason.
+
+        `while_slow` is called once, here, when the child has worked on the file for `slow_after_s`: the ingest
+        commits the files read before it then, so a file that takes long (or hangs) holds back nothing else.
+        """
         if not self.limits.isolate or not _can_send(task):
             return read_in_process(task)
         conn = self._ensure_child()
         conn.send(task)
-        return self._wait(conn, task)
+        return self._wait(conn, while_slow, slow_after_s)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -151,8 +154,7 @@ class FileReader:
         if self._process is not None and self._process.is_alive() and self._conn is not None:
             return self._conn
         self._stop_child()
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(_PRELOAD)
+        context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe()
         process = context.Process(target=_child_main, args=(theirs, list(sys.path), self.limits.max_memory_mb), daemon=True)
         process.start()
@@ -168,14 +170,18 @@ class FileReader:
             self._conn.close()
         self._process, self._conn = None, None
 
-    def _wait(self, conn: Connection, task: ReadTask) -> ReadResult:
+    def _wait(self, conn: Connection, while_slow: Callable[[], object] | None, slow_after_s: float) -> ReadResult:
         import psutil
 
         assert self._process is not None and self._process.pid is not None
         watched = psutil.Process(self._process.pid)
-        deadline = time.monotonic() + self.limits.timeout_s
+        started = time.monotonic()
+        deadline = started + self.limits.timeout_s
         limit_bytes = self.limits.max_memory_mb * _MB
         while not conn.poll(_POLL_S):
+            if while_slow is not None and time.monotonic() - started >= slow_after_s:
+                while_slow()
+                while_slow = None
             if not self._process.is_alive():
                 code = self._process.exitcode
                 self._stop_child()
@@ -218,6 +224,7 @@ def _can_send(task: ReadTask) -> bool:
 def _child_main(conn: Connection, parent_path: list[str], max_memory_mb: int) -> None:
     """The child's loop: read tasks until told to stop (None) or the parent goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
+    _die_with_parent()
     sys.path[:] = parent_path  # plug-in loaders import as they do in the parent
     _cap_address_space(max_memory_mb)
     while True:
@@ -234,6 +241,20 @@ def _child_main(conn: Connection, parent_path: list[str], max_memory_mb: int) ->
         except LoadError as exc:
             reply = ("error", ("load", str(exc)))
         conn.send(reply)
+
+
+def _die_with_parent() -> None:
+    """A child busy in a hanging parser never reads the pipe that would tell it the ingest is gone (SIGKILL):
+    the kernel kills it when its parent dies."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the time limit still stops a hanging read while the ingest lives
+    if os.getppid() == 1:  # the parent died before the call above
+        os._exit(1)
 
 
 def _cap_address_space(max_memory_mb: int) -> None:
