@@ -10,6 +10,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import threading
+import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -140,9 +143,32 @@ def flate_bomb_pdf(unpacked_bytes: int) -> bytes:
 def broken_jsonl() -> str:
     lines = [
         json.dumps({"_id": "good", "text": "Platypuses lay eggs and hunt with electroreception."}),
+        json.dumps({"_id": "surrogate", "text": "Echidnas \ud800 are spiny anteaters."}),  # a lone surrogate
         '{"_id": "cut", "text": "unterminated',
         "[1, 2, 3]",
         json.dumps({"_id": "binary", "text": 42}),
         "not json at all",
     ]
     return "\n".join(lines) + "\n"
+
+
+def run_measured(command: list[str], env: dict[str, str], cwd: Path, during: threading.Event | None = None) -> tuple[subprocess.CompletedProcess[str], int, float]:
+    """Run `command`; return its result, the peak resident memory of its whole process tree (sampled every 20 ms,
+    summed over the processes) and the wall time."""
+    import psutil
+
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+    root = psutil.Process(process.pid)
+    peak = 0
+    while process.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    stdout, stderr = process.communicate()
+    if during is not None:
+        during.set()
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr), peak, time.perf_counter() - started

@@ -27,7 +27,7 @@ from rag.retrieve.access import Access
 from rag.retrieve.search import HybridSearcher
 from rag.types import Document, LoadedSource
 from tests.helpers import assert_index_consistent
-from tests.hostile_files import ORDINARY_TEXT, make_hostile_folder
+from tests.hostile_files import ORDINARY_TEXT, make_hostile_folder, run_measured
 
 REPO = Path(__file__).resolve().parents[1]
 GB = 1024**3
@@ -62,28 +62,6 @@ MISBEHAVING_LOADERS = {
     "hang": {"kind": "tests.test_hostile:HangingLoader", "extensions": [".hang"]},
     "balloon": {"kind": "tests.test_hostile:BalloonLoader", "extensions": [".balloon"]},
 }
-
-
-def _run_measured(command: list[str], env: dict[str, str], during: threading.Event | None = None) -> tuple[subprocess.CompletedProcess[str], int, float]:
-    """Run `command`; return its result, the peak resident memory of its whole process tree (sampled every 20 ms,
-    summed over the processes) and the wall time."""
-    import psutil
-
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
-    root = psutil.Process(process.pid)
-    peak = 0
-    while process.poll() is None:
-        try:
-            tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.02)
-    stdout, stderr = process.communicate()
-    if during is not None:
-        during.set()
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr), peak, time.perf_counter() - started
 
 
 def _without_file_permissions() -> list[str]:
@@ -128,7 +106,7 @@ def test_hostile_folder_fails_each_file_with_its_reason_within_bounds(tmp_path: 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     command = [*prefix, str(Path(sys.executable).parent / "rag"), "ingest", str(folder), "--index", str(index_dir), "--json"]
     try:
-        result, peak, seconds = _run_measured(command, env, during=stop)
+        result, peak, seconds = run_measured(command, env, REPO, during=stop)
     finally:
         stop.set()
         writer.join()
@@ -142,13 +120,15 @@ def test_hostile_folder_fails_each_file_with_its_reason_within_bounds(tmp_path: 
             assert fragment in reasons.get(name, ""), (name, reasons.get(name))
         else:
             assert name not in reasons or name == "broken.jsonl", (name, reasons[name])
-    assert report["new"] == 5  # the four ordinary Markdown files and the good record of broken.jsonl
+    assert report["new"] == 5  # the four ordinary Markdown files and the good records of broken.jsonl
+    assert "4 record(s) skipped" in reasons["broken.jsonl"]
     assert peak < 1 * GB, f"peak RSS of the ingest's process tree {peak / 2**20:.0f} MB"
     assert seconds < 60, f"the run took {seconds:.1f} s"
 
     hits = _search(index_dir, "quokkas Rottnest Island marsupials")
     assert {Path(h).name for h in hits} >= {"ordinary.md", "a file with spaces.md", "naïve 文档 שלום.md", "new\nline.md"}
     assert any(Path(h).name == "broken.jsonl" for h in _search(index_dir, "platypuses electroreception"))
+    assert any(Path(h).name == "broken.jsonl" for h in _search(index_dir, "echidnas spiny anteaters", dense=False))
 
 
 class _RemoveWhenReadingStarts(Progress):

@@ -63,11 +63,13 @@ _chunkers: dict[str, Any] = {}  # per process: a Chunker per fingerprint (its to
 
 def read_file(task: ReadTask) -> ReadResult:
     """Load one file, check the text and chunk limits, chunk it. Runs in the child (or in-process)."""
-    from rag.ingest.chunking import Chunker
+    from rag.ingest.chunking import Chunker, without_lone_surrogates
 
     limits = task.ingest.limits
     loaded = task.factory(task.section, task.ingest).load(Path(task.path), task.doc_id)
     check_text(loaded.documents, limits)
+    for document in loaded.documents:  # stored as UTF-8: a lone surrogate (JSON "\ud800") could not be
+        document.text, document.title = without_lone_surrogates(document.text), without_lone_surrogates(document.title)
     chunker = _chunkers.get(task.fingerprint)
     if chunker is None:
         chunker = _chunkers[task.fingerprint] = Chunker(task.chunking, task.fingerprint)
