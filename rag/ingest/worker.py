@@ -117,6 +117,7 @@ class FileReader:
         self.limits = ingest.limits
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
+        self._busy = False  # a file was sent and its answer not yet received
 
     def __enter__(self) -> "FileReader":
         return self
@@ -134,9 +135,15 @@ class FileReader:
             return read_in_process(task)
         conn = self._ensure_child()
         conn.send(task)
-        return self._wait(conn, while_slow, slow_after_s)
+        self._busy = True
+        result = self._wait(conn, while_slow, slow_after_s)
+        self._busy = False
+        return result
 
     def close(self) -> None:
+        """Let an idle child exit; kill one still reading (the run was interrupted mid-file)."""
+        if self._busy:
+            self._stop_child()
         if self._conn is not None:
             try:
                 self._conn.send(None)  # asks the child to exit
@@ -165,6 +172,7 @@ class FileReader:
         return ours
 
     def _stop_child(self) -> None:
+        self._busy = False
         if self._process is not None and self._process.is_alive():
             self._process.kill()
             self._process.join()
