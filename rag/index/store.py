@@ -9,6 +9,7 @@ registered with `on_change` follow the catalog's generation. Writes go through `
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
 from functools import cached_property
@@ -24,6 +25,8 @@ from rag.index.folder import EMBEDDING_CACHE_FILE, LOCK_FILE, MANIFEST_FILE
 from rag.index.handles import VECTOR_HANDLES, SharedHandle
 
 __all__ = ["EMBEDDING_CACHE_FILE", "LOCK_FILE", "MANIFEST_FILE", "Index"]
+
+log = logging.getLogger(__name__)
 
 
 class Index:
@@ -65,11 +68,16 @@ class Index:
 
         try:
             writable = Index(self.backend, self.config, writable=True)
-        except (RagError, OSError):
-            return  # a writer is at work, or the index is on read-only storage
+        except RagError:
+            return  # a writer is at work: its own finish (or the next writer) repairs
+        except Exception as exc:  # read-only storage, a database role that may only read: search as it is
+            log.warning("index %s needs a repair this reader cannot make (%s: %s); the next ingest makes it", self.location, type(exc).__name__, exc)
+            return
         try:
             if writable.needs_repair():
                 IndexWriter(writable).repair()
+        except Exception as exc:  # the reader still works; BM25 may miss the last committed files until then
+            log.warning("repairing index %s on open failed (%s: %s); the next ingest repairs it", self.location, type(exc).__name__, exc)
         finally:
             writable.close()
         self.sync()
