@@ -8,6 +8,7 @@ problem that stopped the command (missing index, unreachable endpoint, index bus
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -114,6 +115,7 @@ def ingest(
             "check the path (relative to the current folder); nothing was ingested and no index was created or changed",
         )
     started = time.time()
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         with Index.open(index, settings, writable=True) as opened, RichProgress(stderr_console()) as progress:
             report = Ingestor(opened, progress, tags=tag, groups=chosen).ingest(paths)
@@ -122,6 +124,11 @@ def ingest(
         raise Interrupted() from None
     emit(report.to_json(), as_json, lambda: print_ingest_report(report, opened.location))
     raise typer.Exit(report.exit_code)
+
+
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (a service manager, `kill`) stops an ingest as Ctrl-C does: finished files are kept and listed."""
+    raise KeyboardInterrupt
 
 
 @app.command()
