@@ -32,7 +32,8 @@ from rag.core.access import Access, parse_groups
 from rag.errors import RagError, UsageError
 from rag.index.backends import open_backend
 from rag.index.contracts import ApiKey
-from rag.pipeline import RagPipeline, answer_to_json
+from rag.core.results import AnswerOut, RankedChunk
+from rag.pipeline import Query, RagPipeline
 from rag.retrieve.filter_check import nothing_matches
 from rag.retrieve.filters import Filters
 from rag.serve.pool import PipelinePool, PoolBusy
@@ -148,13 +149,9 @@ def create_app(index_dir: str | os.PathLike[str], config: RagConfig) -> FastAPI:
         check_top_k(body.top_k)
         history = [turn.model_dump() for turn in body.history]
         answer = await run_with_pipeline(
-            lambda p: p.ask(body.question, history, _filters(body.filters), key.access, body.top_k)
+            lambda p: p.ask(Query(body.question, history, _filters(body.filters), key.access, body.top_k))
         )
-        shaped = answer_to_json(answer)
-        for field, wanted in (("passages", body.include_passages), ("trace", body.include_trace)):
-            if not wanted:
-                del shaped[field]
-        return shaped
+        return AnswerOut.of(answer).to_json(passages=body.include_passages, trace=body.include_trace)
 
     @app.post("/v1/retrieve", tags=["questions"], responses=ERRORS)
     async def retrieve(body: RetrieveIn, key: ApiKey = Depends(caller)) -> RetrieveOut:
@@ -162,9 +159,9 @@ def create_app(index_dir: str | os.PathLike[str], config: RagConfig) -> FastAPI:
         check_text(body.query, "the query")
         check_top_k(body.top_k)
         filters = _filters(body.filters)
-        retrieved = await run_with_pipeline(lambda p: p.retrieve(body.query, None, filters, key.access, body.top_k))
-        notice = nothing_matches(filters, key.access) if retrieved.trace.get("filters_match_nothing") else None
-        return RetrieveOut(query=body.query, results=[_ranked(rank, s) for rank, s in enumerate(retrieved.ranked, start=1)], notice=notice)
+        retrieved = await run_with_pipeline(lambda p: p.retrieve(Query(body.query, None, filters, key.access, body.top_k)))
+        notice = nothing_matches(filters, key.access) if retrieved.trace.filters_match_nothing else None
+        return RetrieveOut(query=body.query, results=[RankedChunk.of(rank, s) for rank, s in enumerate(retrieved.ranked, start=1)], notice=notice)
 
     @app.post("/v1/chat/completions", tags=["openai"], responses=ERRORS)
     async def chat_completions(body: ChatIn, key: ApiKey = Depends(caller)) -> Any:
@@ -174,7 +171,7 @@ def create_app(index_dir: str | os.PathLike[str], config: RagConfig) -> FastAPI:
         reply_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         if not body.stream:
-            answer = await run_with_pipeline(lambda p: p.ask(question, history, Filters(), key.access))
+            answer = await run_with_pipeline(lambda p: p.ask(Query(question, history, Filters(), key.access)))
             usage = await anyio.to_thread.run_sync(chat_usage, [m.text() for m in body.messages], answer)
             return {
                 "id": reply_id,
@@ -250,23 +247,6 @@ def _conversation(body: ChatIn) -> tuple[str, list[dict[str, str]]]:
     return turns[-1].text(), [{"role": m.role, "content": m.text()} for m in turns[:-1]]
 
 
-def _ranked(rank: int, scored: Any) -> dict[str, Any]:
-    chunk = scored.chunk
-    return {
-        "rank": rank,
-        "chunk_id": chunk.chunk_id,
-        "source": scored.source_display,
-        "doc_id": chunk.doc_id,
-        "page": chunk.page,
-        "start": chunk.start,
-        "end": chunk.end,
-        "heading_path": list(chunk.heading_path),
-        "text": chunk.text,
-        "score": scored.score,
-        "scores": scored.scores,
-    }
-
-
 def _usage_counter(body: ChatIn) -> Any:
     """The streamed reply's token counter, or None when the client did not ask for usage."""
     if body.stream_options is None or not body.stream_options.include_usage:
@@ -277,8 +257,7 @@ def _usage_counter(body: ChatIn) -> Any:
 
 def _extension(answer: Any) -> dict[str, Any]:
     """The `rag` field: whether the documents answered, the checked citations and the passages shown to the answerer."""
-    shaped = answer_to_json(answer)
-    return {"answered": shaped["answered"], "citations": shaped["citations"], "passages": shaped["passages"]}
+    return AnswerOut.of(answer).model_dump(mode="json", include={"answered", "citations", "passages"})
 
 
 def _chunk(reply_id: str, created: int, model: str, delta: dict[str, Any], finish: str | None, **extra: Any) -> str:
@@ -330,7 +309,7 @@ async def _chat_events(
     """
     events = None
     try:
-        events = lease.pipeline.stream(question, history, Filters(), access)
+        events = lease.pipeline.stream(Query(question, history, Filters(), access))
         yield _chunk(reply_id, created, model, {"role": "assistant", "content": ""}, None)
         while True:
             event = await anyio.to_thread.run_sync(next, events, None)

@@ -7,6 +7,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag.core.file_types import FILE_TYPES
+from rag.core.results import AnswerOut, CitationOut, PassageOut, RankedChunk
+from rag.core.trace import Trace
+
+__all__ = ["AnswerOut", "CitationOut", "PassageOut", "RankedChunk", "Trace"]  # the shared result shapes, used by the API too
 
 
 class FiltersIn(BaseModel):
@@ -48,20 +52,6 @@ class RetrieveIn(BaseModel):
     query: str = Field(min_length=1)
     top_k: int = Field(8, ge=1, description="Ranked chunks to return (limit serve.max_top_k).")
     filters: FiltersIn = Field(default_factory=FiltersIn)
-
-
-class RankedChunk(BaseModel):
-    rank: int
-    chunk_id: str
-    source: str
-    doc_id: str
-    page: int | None
-    start: int = Field(description="Character offset of the chunk in the document's extracted text.")
-    end: int
-    heading_path: list[str]
-    text: str
-    score: float = Field(description="The fused score that ranked it.")
-    scores: dict[str, float] = Field(description="Score per stage: dense (cosine), bm25, fused, rerank.")
 
 
 class RetrieveOut(BaseModel):
