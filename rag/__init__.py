@@ -4,7 +4,7 @@ The public Python API, importable from here (see docs/python-api.md):
 
     import rag
 
-    rag.ingest(".rag/mine", paths=["docs/"])                  # files and folders, or documents=[rag.Document(...)]
+    rag.add(".rag/mine", paths=["docs/"])                     # files and folders, or documents=[rag.Document(...)]
     with rag.open(".rag/mine") as pipeline:                   # defaults from rag.load_config()
         answer = pipeline.ask("How many vacation days do new employees get?")
         # await pipeline.aask(...), async for event in pipeline.astream(...)
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from rag.version import __version__
 
 if TYPE_CHECKING:
-    from rag.api import ingest, open
+    from rag.api import add, open
     from rag.config import RagConfig, load_config
     from rag.core.access import Access
     from rag.core.results import AnswerOut
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "open": "rag.api", "ingest": "rag.api",
+    "open": "rag.api", "add": "rag.api",  # not "ingest": that is the rag.ingest package
     "RagConfig": "rag.config", "load_config": "rag.config",
     "Access": "rag.core.access", "AnswerOut": "rag.core.results", "Trace": "rag.core.trace",
     "RagError": "rag.errors", "IngestReport": "rag.ingest.report",

@@ -1,8 +1,10 @@
-"""The one-line Python API: open an index to ask it questions, ingest files or documents into it.
+"""The one-line Python API: open an index to ask it questions, add (ingest) files or documents to it.
+
+`add`, not `ingest`: `rag.ingest` is the ingest package.
 
     import rag
 
-    rag.ingest(".rag/mine", paths=["handbook.pdf"])
+    rag.add(".rag/mine", paths=["handbook.pdf"])
     with rag.open(".rag/mine") as pipeline:
         print(pipeline.ask("How many vacation days do new employees get?").answer)
 
@@ -42,7 +44,7 @@ def open(  # noqa: A001 - `rag.open(...)` reads as the one obvious way in, like 
     return RagPipeline.open(location, _config(config, overrides))
 
 
-def ingest(
+def add(
     location: str | os.PathLike[str] = DEFAULT_INDEX,
     *,
     paths: Iterable[str | os.PathLike[str]] = (),

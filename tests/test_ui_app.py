@@ -18,7 +18,7 @@ from rag.config import load_config
 from rag.index.manifest import Manifest
 from rag.index.store import MANIFEST_FILE
 from rag.pipeline import RagPipeline, answer_to_json
-from rag.ui_support import INDEX_ENV, RUNS_ENV, SETTINGS_ENV, index_stats
+from ui_support import INDEX_ENV, RUNS_ENV, SETTINGS_ENV, index_stats
 from tests.conftest import REPO
 from tests.fake_openai import FakeOpenAI
 

@@ -16,7 +16,8 @@ import streamlit as st
 from rag.config import RagConfig
 from rag.errors import RagError
 from rag.retrieve.query import Query
-from rag.ui_support import (
+from shared_pipelines import SHARED
+from ui_support import (
     ChatTurn,
     SpanRef,
     candidate_rows,
@@ -50,7 +51,7 @@ export default function (component) {
     root.className = "rag-answer";
     parentElement.appendChild(root);
   }
-  root.innerHTML = data;  // built by rag.ui_support.answer_html: text escaped, markers are links
+  root.innerHTML = data;  // built by ui_support.answer_html: text escaped, markers are links
   root.querySelectorAll("a.rag-cite").forEach((link) => {
     link.onclick = (event) => {
       event.preventDefault();
@@ -95,22 +96,24 @@ class ErrorTurn:
 # --- asking --------------------------------------------------------------------------------------
 def ask(question: str, index_dir: Path, config: RagConfig, filters: Filters, turns: list[Any], pending: list[str]) -> None:
     """Stream the answer into the page, then keep the turn (or the error) in the session, take the question off
-    `pending` and redraw. Interrupted before that (another question was asked), the question stays pending."""
-    from rag.pipeline import RagPipeline
-
+    `pending` and redraw. Interrupted before that (another question was asked), the question stays pending.
+    The pipeline is the shared one for this index and settings (ui/shared_pipelines.py), not opened per question."""
     with st.chat_message("user"):
         st.text(question)
     with st.chat_message("assistant"):
         turn: ChatTurn | ErrorTurn
         try:
-            with RagPipeline.open(index_dir, config) as pipeline:
+            with SHARED.lease(index_dir, config) as pipeline:
                 history = history_messages([t for t in turns if isinstance(t, ChatTurn)])
                 events = pipeline.stream(Query(question, history, filters))
-                with st.spinner("Searching the documents…"):
-                    first = next(events)  # retrieval, then the first checked sentence
-                final: list[Any] = []
-                st.write_stream(_texts(itertools.chain([first], events), final))
-                turn = chat_turn(final[0], pipeline.index.manifest)
+                try:
+                    with st.spinner("Searching the documents…"):
+                        first = next(events)  # retrieval, then the first checked sentence
+                    final: list[Any] = []
+                    st.write_stream(_texts(itertools.chain([first], events), final))
+                    turn = chat_turn(final[0], pipeline.index.manifest)
+                finally:
+                    events.close()  # stopped mid-answer (a new question reran the page): end it before the lease
         except RagError as exc:
             hint = exc.hint + (" (here: the Settings in the sidebar)" if SIDEBAR_KEYS.search(exc.hint) else "")
             turn = ErrorTurn(question, exc.message, hint)

@@ -1,7 +1,7 @@
 """The chat UI's logic, kept free of Streamlit so it can be unit-tested: answer and source HTML, settings as
 config overrides, chat turns with their trace rows, uploads, index and run discovery.
 
-The Streamlit app (ui/app.py) only lays these out. Every piece of document or answer text that ends up in
+It lives with the UI (the library never imports it); the Streamlit pages beside it only lay these out. Every piece of document or answer text that ends up in
 HTML is escaped here: documents may contain markup, and answers may come from an LLM.
 """
 
@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rag.cli.ui_cmd import INDEX_ENV, RUNS_ENV, SETTINGS_ENV
 from rag.core.progress import Progress
 from rag.core.trace import Trace
 from rag.errors import RagError
@@ -27,9 +28,6 @@ from rag.ingest.detect import EXTENSION_TYPES
 from rag.retrieve.filters import Filters
 from rag.types import Answer
 
-INDEX_ENV = "RAG_UI_INDEX"  # the index folder `rag ui --index` opens first
-SETTINGS_ENV = "RAG_UI_SET"  # JSON list of `section.key=value` overrides given to `rag ui --set`
-RUNS_ENV = "RAG_UI_RUNS"  # folder of evaluation run folders for the evaluation page
 UPLOADS_FOLDER = "uploads"  # uploaded files are kept here, inside the index folder, so re-ingest can see them
 SOURCE_WINDOW_CHARS = 40_000  # longer documents are shown as a window around the cited span
 # what the uploader offers: every extension the loaders know (the one table in rag.ingest.detect)
