@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -171,7 +171,7 @@ class RagPipeline:
         assert answer is not None
         return answer
 
-    def stream(self, query: Query | str, /, **options: Unpack[QueryOptions]) -> Iterator[StreamEvent]:
+    def stream(self, query: Query | str, /, **options: Unpack[QueryOptions]) -> Generator[StreamEvent, None, None]:
         """Yield checked answer text sentence by sentence, then the final Answer."""
         query = Query.of(query, options)
         question = query.question

@@ -7,10 +7,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag.core.file_types import FILE_TYPES
-from rag.core.results import AnswerOut, CitationOut, PassageOut, RankedChunk
-from rag.core.trace import Trace
-
-__all__ = ["AnswerOut", "CitationOut", "PassageOut", "RankedChunk", "Trace"]  # the shared result shapes, used by the API too
+# The result shapes are shared with `rag ask --json` and the UI, so they are defined once, below the server:
+# AnswerOut (with its typed Trace) is the body of /v1/ask, RankedChunk a hit of /v1/retrieve.
+from rag.core.results import AnswerOut, RankedChunk  # noqa: F401 - AnswerOut is re-exported for the API's readers
 
 
 class FiltersIn(BaseModel):
