@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.config import RagConfig
 from rag.core.access import Access, parse_groups
-from rag.errors import RagError, UsageError
+from rag.errors import RagError, Unavailable, UsageError
 from rag.index.backends import open_backend
 from rag.index.contracts import ApiKey
 from rag.core.results import AnswerOut, RankedChunk
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rag.serve")
 
+RETRY_AFTER_S = 5  # what a 503 for an unreachable index storage asks clients to wait
 CITATIONS_FIELD = "rag"  # the extension field of chat completion responses (see the README)
 
 
@@ -90,6 +91,7 @@ def create_app(index_dir: str | os.PathLike[str], config: RagConfig) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_kb * 1024)
     app.add_middleware(RequestLog)
     _install_error_handlers(app)
+    app.add_exception_handler(Unavailable, _unavailable)
     bearer = HTTPBearer(auto_error=False, description="An API key from `rag keys create`.")
 
     def caller(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> ApiKey:
@@ -132,9 +134,14 @@ def create_app(index_dir: str | os.PathLike[str], config: RagConfig) -> FastAPI:
         if top_k is not None and top_k > limits.max_top_k:
             raise ApiError(422, f"top_k={top_k} is above the limit of {limits.max_top_k} (serve.max_top_k)")
 
-    @app.get("/healthz", tags=["service"])
-    async def healthz() -> dict[str, str]:
-        """Liveness: the server is up. Needs no key and says nothing about the documents."""
+    @app.get("/healthz", tags=["service"], responses={503: {"model": ErrorOut}})
+    async def healthz() -> Any:
+        """Readiness: 200 while the index's storage answers (e.g. its PostgreSQL server), else 503 with the reason.
+        Needs no key and says nothing about the documents."""
+        try:
+            await anyio.to_thread.run_sync(open_backend(index_dir).exists)
+        except Unavailable as exc:
+            return await _unavailable(None, exc)
         return {"status": "ok"}
 
     @app.get("/v1/models", tags=["openai"], responses=ERRORS)
@@ -356,6 +363,8 @@ def _write(
     try:
         try:
             opened = Index.open(index_dir, config, writable=True)
+        except Unavailable:
+            raise  # the index's storage is down: 503, not a conflict
         except RagError as exc:
             raise ApiError(409, _rag_message(exc), "conflict") from None
         with opened:
@@ -422,6 +431,12 @@ def _repair_if_interrupted(index_dir: str | os.PathLike[str], config: RagConfig)
         log.warning("repaired an interrupted write: %s", asdict(report))
     except RagError as exc:
         log.warning("index not repaired at start: %s", exc.message)
+
+
+async def _unavailable(_: Request | None, exc: Exception) -> JSONResponse:
+    """503 with Retry-After: the index's storage is down for now (nothing was changed; the same request may work later)."""
+    message = _rag_message(exc) if isinstance(exc, RagError) else str(exc)
+    return JSONResponse(error_body(503, message, "unavailable"), status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def _rag_message(exc: RagError) -> str:
