@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rag.core.trace import Trace
+
 
 @dataclass(frozen=True, slots=True)
 class Section:
@@ -116,5 +118,5 @@ class Answer:
     answer: str
     citations: list[Citation]
     passages: list[Passage]
-    trace: dict[str, object]
+    trace: Trace  # typed; its JSON is trace.to_json()
     answered: bool = True  # False when the documents do not contain the answer

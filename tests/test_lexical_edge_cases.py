@@ -55,7 +55,7 @@ def test_an_index_without_lexical_vocabulary_ingests_removes_and_answers_densely
             result = HybridSearcher(index, config.retrieval).search(["ð"], access=Access.unrestricted())
             assert result.chunks and result.chunks[0].chunk.text == "ð"
             assert all("bm25" not in s.scores for s in result.chunks)
-            assert result.trace["per_query"][0]["bm25"] == []
+            assert result.trace.per_query[0].bm25 == []
         _write_jsonl(tmp_path / "corpus/odd.jsonl", [{"_id": "o0", "text": "ð"}])
         with Index.open(tmp_path / "index", config, writable=True) as index:
             assert not Ingestor(index).ingest([str(tmp_path / "corpus")]).failed  # a rewrite rebuilds BM25 again
@@ -76,7 +76,7 @@ def test_a_reader_whose_visible_chunks_have_no_words_gets_dense_results(tmp_path
             for query in ("ð", "salary bands"):
                 result = searcher.search([query], access=Access.of_groups(("odd",)))
                 assert {s.chunk.doc_id for s in result.chunks} <= {"w", "x"} and result.chunks
-                assert result.trace["per_query"][0]["bm25"] == []
+                assert result.trace.per_query[0].bm25 == []
             everyone = searcher.search(["salary bands"], access=Access.unrestricted())
             assert everyone.chunks[0].chunk.doc_id == "s" and "bm25" in everyone.chunks[0].scores
 

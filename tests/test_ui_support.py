@@ -1,4 +1,4 @@
-"""The chat UI's Streamlit-free logic (rag.ui_support): escaping, citation links, the source window, settings as
+"""The chat UI's Streamlit-free logic (ui/ui_support.py): escaping, citation links, the source window, settings as
 config overrides, uploads, turns built from real answers."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from rag.errors import RagError
 from rag.index.manifest import Manifest
 from rag.index.store import MANIFEST_FILE
 from rag.pipeline import RagPipeline, answer_to_json
-from rag.ui_support import (
+from ui_support import (
     CallbackProgress,
     Settings,
     SourceView,
@@ -195,7 +195,7 @@ def test_list_runs_and_comparison_rows(tmp_path: Path) -> None:
 
 
 def test_comparison_defaults_pair_runs_of_the_same_kind_and_dataset() -> None:
-    from rag.ui_support import comparison_defaults
+    from ui_support import comparison_defaults
 
     metas = {
         "r5": {"kind": "meta", "dataset": {"name": "judge_labels"}, "configs": ["lexical", "offline"]},
@@ -218,7 +218,7 @@ def test_comparison_defaults_pair_runs_of_the_same_kind_and_dataset() -> None:
 
 
 def test_index_labels_fit_the_sidebar(tmp_path: Path) -> None:
-    from rag.ui_support import INDEX_LABEL_CHARS, index_label
+    from ui_support import INDEX_LABEL_CHARS, index_label
 
     assert index_label(tmp_path / ".rag/demo", cwd=tmp_path) == ".rag/demo"
     deep = tmp_path / "a-rather-long-folder-name/and-another-one/.rag/team-docs"

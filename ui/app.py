@@ -2,7 +2,7 @@
 $RAG_UI_INDEX, else $RAG_INDEX, else .rag/index).
 
 Two pages: Chat (ui/views/chat.py) and Evaluation (ui/views/evaluation.py). The logic lives in
-rag.ui_support and the library; these files only lay it out.
+ui_support.py (Streamlit-free, unit-tested) and the library; these files only lay it out.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.config import GenerationConfig
+from rag.core.trace import GeneratorInfo
 from rag.index.contracts import Embedder
 from rag.text_units import Span, content_terms, sentences
 from rag.types import Passage
@@ -70,18 +71,18 @@ class ExtractiveAnswerer:
         scored.sort(key=lambda s: -s.score)
         return scored
 
-    def answer(self, question: str, passages: list[Passage]) -> tuple[str, dict[str, object]]:
+    def answer(self, question: str, passages: list[Passage]) -> tuple[str, GeneratorInfo]:
         """The answer text with [n] markers (one quoted sentence per line), and a trace."""
         scored = self.score_sentences(question, passages)
-        trace: dict[str, object] = {
-            "answerer": "extractive",
-            "top_sentences": [
+        trace = GeneratorInfo(
+            answerer="extractive",
+            top_sentences=[
                 {"passage": s.passage, "text": s.span.text[:200], "lexical": round(s.lexical, 3), "dense": round(s.dense, 3)}
                 for s in scored[:5]
             ],
-        }
+        )
         if not scored or scored[0].score < self.config.min_support:
-            trace["evidence"] = "weak"
+            trace.evidence = "weak"
             return NOT_FOUND, trace
         chosen = [scored[0]]
         for candidate in scored[1:]:
@@ -91,7 +92,7 @@ class ExtractiveAnswerer:
                 _overlaps(candidate.span, c.span) for c in chosen
             ):
                 chosen.append(candidate)
-        trace["evidence"] = "strong"
+        trace.evidence = "strong"
         return "\n".join(f"{' '.join(s.span.text.split())} [{s.passage}]" for s in chosen), trace
 
 
