@@ -17,6 +17,7 @@ import math
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import compress
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -142,8 +143,12 @@ class BM25Index:
     def chunk_ids(self) -> list[str]:
         """The indexed chunk ids, sorted."""
         if self._chunk_ids is None:
-            self._chunk_ids = sorted(c for s, alive in zip(self.segments, self.live) for c, keep in zip(s.chunk_ids, alive) if keep)
+            self._chunk_ids = sorted(self.live_ids())
         return self._chunk_ids
+
+    def live_ids(self) -> set[str]:
+        """The indexed chunk ids, unordered (cheaper than `chunk_ids`)."""
+        return set().union(*(compress(s.chunk_ids, alive.tolist()) for s, alive in zip(self.segments, self.live)))
 
     def build(self, chunk_ids: list[str], texts: list[str]) -> None:
         """Index exactly these chunks (one segment)."""
@@ -167,11 +172,24 @@ class BM25Index:
         if k <= 0 or (allowed is not None and not allowed):
             return []
         scores = self._scores(self.tokenizer.tokens(query))
-        found = [(s.chunk_ids[int(i)], float(values[i])) for s, values in zip(self.segments, scores) for i in np.flatnonzero(values > 0)]
+        flat = np.concatenate(scores) if scores else np.zeros(0, dtype=np.float32)
+        candidates = np.flatnonzero(flat > 0)
         if allowed is not None:
-            found = [hit for hit in found if hit[0] in allowed]
+            candidates = candidates[np.fromiter((self._id_at(int(i)) in allowed for i in candidates), dtype=bool, count=candidates.size)]
+        if candidates.size > k:  # keep the k best and every candidate tied with the k-th, then order by id
+            kth = np.partition(flat[candidates], candidates.size - k)[candidates.size - k]
+            candidates = candidates[flat[candidates] >= kth]
+        found = [(self._id_at(int(i)), float(flat[i])) for i in candidates]
         found.sort(key=lambda hit: (-hit[1], hit[0]))
         return found[:k]
+
+    def _id_at(self, position: int) -> str:
+        """The chunk id at a position of the segments laid end to end."""
+        for segment in self.segments:
+            if position < len(segment.chunk_ids):
+                return segment.chunk_ids[position]
+            position -= len(segment.chunk_ids)
+        raise IndexError(position)
 
     def _scores(self, tokens: list[str]) -> list[np.ndarray]:
         """Per segment, float32 scores accumulated token by token exactly as bm25s does (a token repeated in the
@@ -253,7 +271,7 @@ def catch_up(index: BM25Index | None, catalog: "Catalog", config: BM25Config) ->
     if index is None or index.config.model_dump_json() != config.model_dump_json():
         return _full(catalog, config)
     current = catalog.all_chunk_ids()
-    indexed = set(index.chunk_ids)
+    indexed = index.live_ids()
     added = sorted(current - indexed)
     removed = indexed - current
     if not added and not removed:
