@@ -1,9 +1,9 @@
 """Large-index maintenance benchmark (issue 19): how long keeping an index current takes as it grows.
 
 `build` writes a synthetic corpus per size (text files of pseudo-words drawn from a Zipf distribution, seeded,
-50 paragraphs each, about 50 chunks a file) and ingests it with the stand-in embedder
-`rag.testing.fakes:HashEmbedder` (a hashed bag of words: the bundled model would need hours for 100,000 chunks
-on 2 cores, and embedding time is not what this measures: the changed file's chunks are the only ones embedded).
+50 paragraphs each, about 50 chunks a file) and ingests it with `StandInEmbedder` below (a random vector per text,
+registered as a plug-in by dotted path: the bundled model would need about 25 minutes for 100,000 chunks here,
+and embedding is not what this measures; a changed file's 50 chunks are the only ones embedded).
 Run it untimed (cpu-shared). `measure` then times, per size, each as its own `rag ingest` process:
   - unchanged re-ingest, one changed file, one removed file (the file is put back afterwards, untimed);
   wall time minus the start of a `rag` process that does nothing (`rag config --help`), and the in-process
@@ -13,6 +13,13 @@ Run it untimed (cpu-shared). `measure` then times, per size, each as its own `ra
 
     python eval/bench_maintenance.py build --sizes 10000 100000 [--workdir /tmp/rag-maintenance]
     python eval/bench_maintenance.py measure [--workdir /tmp/rag-maintenance] [--out eval/results/maintenance.json]
+
+`scifact` times the unchanged re-ingest of SciFact (5,183 documents, one JSON Lines file) for each checkout given
+(`--checkouts /work/baseline .`: before and after, in one run), after a build (untimed: `--repeat 0` builds only) whose embeddings come from
+tests/fake_openai.py's endpoint (an unchanged re-ingest embeds nothing, so the model does not matter there):
+
+    python eval/bench_maintenance.py scifact --checkouts /work/baseline . --repeat 0   # build, untimed
+    python eval/bench_maintenance.py scifact --checkouts /work/baseline . [--repeat 5]
 """
 
 from __future__ import annotations
@@ -32,11 +39,26 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "eval"))
-from bench_ingest import cpu_kind  # noqa: E402
+from bench_ingest import cpu_kind  # noqa: E402  (light: stdlib only at import)
 
 PARAGRAPHS_PER_FILE = 50
 WORDS_PER_PARAGRAPH = 60
-STAND_IN = {"RAG_EMBEDDING__PROVIDER": "rag.testing.fakes:HashEmbedder", "HF_HUB_OFFLINE": "1"}
+STAND_IN = {"RAG_EMBEDDING__PROVIDER": "bench_maintenance:StandInEmbedder", "PYTHONPATH": str(REPO / "eval"), "HF_HUB_OFFLINE": "1"}
+DIMENSIONS = 64
+
+
+class StandInEmbedder:
+    """A fixed pseudo-random unit vector per text, seeded by its hash: no meaning, no model to load, so the
+    timings show the index's own work (`embedding.provider: bench_maintenance:StandInEmbedder`, eval/ on the path)."""
+
+    def __init__(self, config: object = None) -> None:
+        self.model_id = f"stand-in-random-{DIMENSIONS}"
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        import hashlib
+
+        vectors = np.stack([np.random.default_rng(int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little")).standard_normal(DIMENSIONS) for t in texts]) if texts else np.zeros((0, DIMENSIONS))
+        return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
 
 def pseudo_words(rng: np.random.Generator, count: int) -> list[str]:
@@ -187,15 +209,47 @@ def print_table(results: dict[str, object]) -> None:
             print(f"| {step} | " + " | ".join(f"{1000 * sizes[n]['breakdown'][step]:.1f} ms" for n in names) + " |")  # type: ignore[index]
 
 
+def scifact(checkouts: list[Path], workdir: Path, repeat: int) -> None:
+    """Best-of-`repeat` unchanged re-ingest of SciFact per checkout (its own .venv), against the fake endpoint."""
+    sys.path.insert(0, str(REPO))
+    from tests.fake_openai import FakeOpenAI
+
+    corpus = REPO.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
+    print("| checkout | unchanged re-ingest, wall (in-process) |\n|---|---|")
+    with FakeOpenAI() as server:
+        endpoint = {"RAG_EMBEDDING__PROVIDER": "openai", "RAG_EMBEDDING__BASE_URL": server.base_url, "RAG_EMBEDDING__API_KEY": "k",
+                    "RAG_EMBEDDING__MODEL": "fake-embed", "HF_HUB_OFFLINE": "1"}
+        for checkout in checkouts:
+            checkout = checkout.resolve()
+            index = workdir / f"scifact-{checkout.name}"
+            command = [str(checkout / ".venv" / "bin" / "python"), "-m", "rag", "ingest", str(corpus), "--index", str(index), "--json"]
+            env = {**os.environ, **endpoint}
+            if not (index / "manifest.sqlite").is_file():  # untimed: build with `--repeat 0` under cpu-shared first
+                subprocess.run(command, cwd=checkout, env=env, check=True, capture_output=True)
+            runs = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                done = subprocess.run(command, cwd=checkout, env=env, check=True, capture_output=True, text=True)
+                runs.append((time.perf_counter() - started, json.loads(done.stdout)["seconds"]))
+            if not runs:
+                continue
+            wall, inside = min(runs)
+            print(f"| {checkout} | {wall:.2f} s ({inside:.2f} s) |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=["build", "measure"])
+    parser.add_argument("step", choices=["build", "measure", "scifact"])
+    parser.add_argument("--checkouts", type=Path, nargs="+", default=[REPO], help="scifact: checkouts to compare (each with .venv)")
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/rag-maintenance"))
     parser.add_argument("--out", type=Path, default=REPO / "eval" / "results" / "maintenance.json")
     args = parser.parse_args()
     if args.step == "build":
         build(args.workdir, args.sizes)
+    elif args.step == "scifact":
+        scifact(args.checkouts, args.workdir, args.repeat)
     else:
         os.environ.update(STAND_IN)
         print_table(measure(args.workdir, args.out))
