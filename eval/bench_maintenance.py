@@ -225,7 +225,9 @@ def scifact(checkouts: list[Path], workdir: Path, repeat: int) -> None:
             command = [str(checkout / ".venv" / "bin" / "python"), "-m", "rag", "ingest", str(corpus), "--index", str(index), "--json"]
             env = {**os.environ, **endpoint}
             if not (index / "manifest.sqlite").is_file():  # untimed: build with `--repeat 0` under cpu-shared first
-                subprocess.run(command, cwd=checkout, env=env, check=True, capture_output=True)
+                built = subprocess.run(command, cwd=checkout, env=env, capture_output=True, text=True)
+                if built.returncode != 0:
+                    raise SystemExit(f"ingest failed in {checkout}:\n{built.stderr[-2000:]}")
             runs = []
             for _ in range(repeat):
                 started = time.perf_counter()
