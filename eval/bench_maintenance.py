@@ -217,7 +217,7 @@ def scifact(checkouts: list[Path], workdir: Path, repeat: int) -> None:
     corpus = REPO.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
     print("| checkout | unchanged re-ingest, wall (in-process) |\n|---|---|")
     with FakeOpenAI() as server:
-        endpoint = {"RAG_EMBEDDING__PROVIDER": "openai", "RAG_EMBEDDING__BASE_URL": server.base_url, "RAG_EMBEDDING__API_KEY": "k",
+        endpoint = {"RAG_EMBEDDING__PROVIDER": "openai", "RAG_EMBEDDING__BASE_URL": server.base_url, "RAG_EMBEDDING__API_KEY": "test-key",  # what tests/fake_openai.py accepts
                     "RAG_EMBEDDING__MODEL": "fake-embed", "HF_HUB_OFFLINE": "1"}
         for checkout in checkouts:
             checkout = checkout.resolve()
