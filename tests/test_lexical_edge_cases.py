@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rag.config import BM25Config
-from rag.index.bm25 import BM25Index
+from rag.index.bm25 import BM25Index, Segment, State, assemble
 from rag.index.store import Index
 from rag.ingest.pipeline import Ingestor
 from rag.retrieve.access import Access
@@ -28,8 +28,9 @@ def test_bm25_over_text_without_words_matches_nothing_and_survives_save_and_load
     index = BM25Index(BM25Config())
     index.build(["a", "b", "c"], NO_WORDS)
     assert index.search("ð the", 10) == [] and index.search("anything", 10, allowed={"a"}) == []
-    index.save(tmp_path / "gen")
-    loaded = BM25Index.load(tmp_path / "gen", BM25Config())
+    index.save(tmp_path, ["segment"], tmp_path / "version.json", catalog_generation=1)
+    state = State.read(tmp_path / "version.json")
+    loaded = assemble(BM25Config(), [Segment.load(tmp_path / name) for name in state.names], state.dead)
     assert loaded.chunk_ids == ["a", "b", "c"] and loaded.search("ð", 10) == []
 
 
