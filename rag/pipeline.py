@@ -191,6 +191,7 @@ class RagPipeline:
         checker = CitationChecker(retrieved.passages, self.index.manifest, min_support=0.5)
         stream = CitationStream(checker)
         started = time.perf_counter()
+        short = None
         if not retrieved.passages:
             deltas: Iterator[str] = iter([NOT_FOUND])
             trace["generator"] = {"answerer": "none", "reason": "no passages retrieved"}
@@ -199,11 +200,9 @@ class RagPipeline:
             trace["generator"] = {"answerer": "llm", "model": self.chat.name}  # type: ignore[union-attr]
         else:
             answerer = ExtractiveAnswerer(self.config.generation, self.sentence_embedder, self._heading_path)
-            text, generator_trace = answerer.answer(
-                retrieved.question, retrieved.passages
-            )
-            deltas = iter([text])
-            trace["generator"] = generator_trace
+            extracted = answerer.answer(retrieved.question, retrieved.passages, CitationChecker(retrieved.passages, self.index.manifest))
+            deltas, short = iter([extracted.text]), extracted.short
+            trace["generator"] = extracted.trace
         for delta in deltas:
             for checked in stream.feed(delta):
                 if checked.text:
@@ -215,7 +214,8 @@ class RagPipeline:
         trace["generation_ms"] = round((time.perf_counter() - started) * 1000, 1)
         text = stream.text.strip()
         answered = bool(text) and NOT_FOUND.rstrip(".") not in text
-        yield StreamEvent("done", answer=Answer(question, text or NOT_FOUND, stream.citations, retrieved.passages, trace, answered))
+        short = short if answered and short is not None and text.startswith(short.text) else None
+        yield StreamEvent("done", answer=Answer(question, text or NOT_FOUND, stream.citations, retrieved.passages, trace, answered, short))
 
     def _heading_path(self, passage: Passage, offset: int) -> tuple[str, ...]:
         document = self.assembler.document(passage.source_key, passage.doc_id)
@@ -238,6 +238,7 @@ def answer_to_json(answer: Answer) -> dict[str, Any]:
     return {
         "question": answer.question,
         "answer": answer.answer,
+        "short_answer": asdict(answer.short_answer) if answer.short_answer else None,
         "answered": answer.answered,
         "citations": [
             {"marker": c.marker, "source": c.source, "page": c.page, "start": c.start, "end": c.end, "text": c.text}
