@@ -44,8 +44,8 @@ def squad_normalise(text: str) -> str:
 
 
 def contains_reference(answer: str, references: list[str]) -> bool:
-    padded = f" {squad_normalise(answer)} "
-    return any(f" {squad_normalise(r)} " in padded for r in references if squad_normalise(r))
+    normalised = squad_normalise(answer)
+    return any(squad_normalise(r) in normalised for r in references if squad_normalise(r))
 
 
 def is_yes_no(references: list[str]) -> bool:
@@ -201,20 +201,23 @@ def calibrate(names: list[str], devsets: Path, indexes: Path, overrides: list[st
     config = load_config(None, [*overrides, "generation.min_support=0"])
     answerable: list[float] = []
     unanswerable: list[float] = []
+    details: list[dict[str, Any]] = []
     for name in names:
         answers_path, corpus, index_name = set_paths(name, devsets)
         ensure_index(indexes / index_name, corpus, config)
         with RagPipeline.open(indexes / index_name, config) as pipeline:
             for item in load_answer_set(answers_path).items:
-                score = pipeline.ask(item.question).trace.get("generator", {}).get("best_score")
+                generator = pipeline.ask(item.question).trace.get("generator", {})
+                score = generator.get("best_score")
                 (answerable if item.answerable else unanswerable).append(-1.0 if score is None else score)
+                details.append({"set": name, "id": item.id, "answerable": item.answerable, "score": score, "coverage": generator.get("context_coverage")})
     curve = refusal_curve(answerable, unanswerable, [round(0.20 + 0.01 * i, 2) for i in range(51)])
     chosen = choose_threshold(curve, target)
     print(f"| min_support | false refusals ({len(answerable)} answerable) | false answers ({len(unanswerable)} unanswerable) |\n|---|---|---|")
     for point in curve[::2]:
         print(f"| {point.threshold:.2f} | {point.false_refusals:.1%} | {point.false_answers:.1%} |")
     print(f"chosen (false refusals <= {target:.0%}): min_support={chosen.threshold:.2f}")
-    return {"sets": names, "answerable": answerable, "unanswerable": unanswerable, "chosen": chosen.threshold,
+    return {"sets": names, "answerable": answerable, "unanswerable": unanswerable, "chosen": chosen.threshold, "questions": details,
             "curve": [[p.threshold, p.false_refusals, p.false_answers] for p in curve]}
 
 

@@ -55,7 +55,9 @@ _QUANTITY_NOUN = re.compile(
     r"\b(?:rate|cost|price|cap|limit|fee|salary|budget|percentage|amount|allowance|number of|total|age|port|"
     r"population|temperature|distance|score|reimbursement|discount|deposit|charge)s?\b"
 )
-_DEFINITION = re.compile(r"^(?:what|which)\b.*\b(?:mean|means|stand for|stands for)\b|^what (?:is|are|was|were) (?:a |an |the )?\S+\??$", re.I)
+_DEFINITION = re.compile(
+    r"^(?:what|which)\b.*\b(?:mean|means|stand for|stands for)\b|^what(?:'s| is| are| was| were) (?:a |an |the |our |my )?[\w\s-]+\??$", re.I
+)
 _DATE = re.compile(
     rf"\b(?:(?:{_MONTHS}|(?:{_MONTH_ABBR})\.?)\s+\d{{1,2}}(?:st|nd|rd|th)?(?:\s*[-\u2013]\s*\d{{1,2}})?(?:,?\s+\d{{4}})?"
     rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})(?:,?\s+\d{{4}})?"
@@ -71,18 +73,19 @@ _NUMBER = re.compile(
     rf"(?:[$\u20ac\u00a3]\s?\d[\d,]*(?:\.\d+)?(?:\s?(?:[kmb]n?|million|billion|thousand)\b)?|(?<![\w-])\d[\d,]*(?:\.\d+)?(?:st|nd|rd|th)?(?![\w-]*-\d)"
     rf"|\b(?:{_NUMBER_WORDS})\b(?:[- ](?:{_NUMBER_WORDS})\b)*)"
     r"(?:\s?(?:%|percent\b|per cent\b))?"
-    r"(?:[- ](?:[A-Za-z][\w./-]*)){0,3}"  # the unit: "14 characters", "30 minutes", "8Gi"
+    r"(?:(?:[- ](?:[a-z][\w./-]*|[A-Z]{1,3}[a-z]?\b)){0,3}|(?<=\d)[A-Z][a-z]?\b)"  # the unit: "14 characters", "50 GB", "8Gi"
 )
 _NAME = re.compile(
     r"\b[A-Z][\w'\u2019.-]*(?:\s+(?:(?:of|de|da|van|von|the|and|du|del|la|le|al|bin|y)\s+)?[A-Z][\w'\u2019.-]*)*"
 )
 _CODE = re.compile(r"(?:[\"\u201c][^\"\u201c\u201d]{1,60}[\"\u201d]|`[^`]{1,60}`|(?<![\w/~])[/~]?[\w-]+(?:[./:][\w-]+)+\b|\b[A-Z]{2,}[-_]?\d+\b)")
 _ROLE = re.compile(
-    r"\b(?:(?:[A-Za-z]+|the|a|an) ){0,2}(?:director|manager|head|officer|lead|president|vp|ceo|cfo|cto|coo|owner|chair|"
+    r"\b(?:(?:the|a|an|his|her|their|our|your|its|my) )?(?:(?!(?:the|a|an|his|her|their|our|your|its|my|is|was|are|were|be|met|to|by|of|for|with|and|or)\b)[A-Za-z-]+ ){0,2}(?:director|manager|head|officer|lead|president|vp|ceo|cfo|cto|coo|owner|chair|"
     r"committee|board|team|department|approver|administrator|admin|supervisor|founder|mother|father|wife|husband|"
     r"friend|brother|sister|son|daughter|teacher|doctor|author|police|king|queen)s?\b",
     re.I,
 )
+_CALENDAR_WORD = re.compile(rf"(?:{_MONTHS}|monday|tuesday|wednesday|thursday|friday|saturday|sunday)", re.I)
 _REASON = re.compile(r"\b(?:because(?: of)?|since|due to|as a result of|so that|in order to|owing to|thanks to)\b", re.I)
 _NEGATION = re.compile(r"\b(?:not|no|never|none|nobody|nothing|neither|nor|cannot|without)\b|n't\b", re.I)
 _CLAUSE_END = re.compile(r"[,;:()]|\s[\u2013\u2014-]\s|\.(?:\s|$)")
@@ -132,6 +135,8 @@ def span_candidates(sentence: str, kind: Expected) -> list[SpanCandidate]:
     found: list[SpanCandidate] = []
 
     def add(start: int, end: int, as_kind: Expected) -> None:
+        article = re.match(r"(?:the|a|an)\s+(?=\w)", sentence[start:end], re.I)
+        start += article.end() if article else 0
         text = sentence[start:end].rstrip(" ,;:.")
         if text.strip():
             found.append(SpanCandidate(start, start + len(text), text, as_kind))
@@ -154,13 +159,12 @@ def span_candidates(sentence: str, kind: Expected) -> list[SpanCandidate]:
         for m in _NAME.finditer(sentence):
             start, text = m.start(), m.group(0)
             first, _, rest = text.partition(" ")
-            opens_clause = not sentence[:start].strip(" \"'\u201c\u2018([\u2014\u2013-") or sentence[:start].rstrip().endswith((":", "\u201c", '"'))
-            if opens_clause and (first in _SENTENCE_STARTERS or not rest):
+            if _opens_clause(sentence, start) and (first in _SENTENCE_STARTERS or not rest):
                 if not rest:
                     continue  # "Working with ..." at the start of a sentence or quote: not a name
                 start, text = start + len(first) + 1, rest
-            if text.isupper() and len(text) > 4:
-                continue  # a dateline ("ALMAR, Afghanistan") or a shouted heading
+            if text.isupper() and len(text) > 4 or _CALENDAR_WORD.fullmatch(text):
+                continue  # a dateline ("ALMAR, Afghanistan"), a shouted heading, a month or a weekday
             add(start, start + len(text), kind)
         if kind == Expected.PLACE:
             for m in re.finditer(r"\b(?:in|at|on|near|inside|under|behind|into) ((?:the|a|an|his|her|their|my|our) [\w'-]+(?: [\w'-]+)?)", sentence, re.I):
@@ -172,6 +176,8 @@ def span_candidates(sentence: str, kind: Expected) -> list[SpanCandidate]:
     elif kind == Expected.ENTITY:
         for pattern in (_CODE, _NAME, _NUMBER):
             for m in pattern.finditer(sentence):
+                if pattern is _NAME and " " not in m.group(0) and _opens_clause(sentence, m.start()):
+                    continue  # "Grants vest over ...": a capitalised first word, not a name
                 add(m.start(), m.end(), kind)
     return sorted(found, key=lambda c: (c.start, -c.end))
 
@@ -223,9 +229,10 @@ def _trim_unit(sentence: str, start: int, end: int) -> int:
     return keep
 
 
-def _first_word_start(sentence: str) -> int:
-    match = re.search(r"\w", sentence)
-    return match.start() if match else 0
+def _opens_clause(sentence: str, start: int) -> bool:
+    before = sentence[:start]
+    return not before.strip(" \"'\u201c\u2018([\u2014\u2013-") or before.rstrip().endswith((":", "\u201c", '"'))
+
 
 
 def _is_figure(candidate: SpanCandidate) -> bool:
@@ -242,12 +249,12 @@ def _distance(candidate: SpanCandidate, anchors: list[int]) -> int:
 
 
 def _phrase_after_anchor(sentence: str, asked: set[str]) -> SpanCandidate | None:
-    """The words after the last question word the sentence repeats, up to a clause break (at most 8 words)."""
+    """The words after the first question word the sentence repeats, up to a clause break (at most 8 words)."""
     words = list(re.finditer(r"[\w'\u2019$%.-]+", sentence))
     matched = [i for i, w in enumerate(words) if set(content_terms(w.group(0))) & asked]
     if not matched:
         return None
-    for index in sorted(matched, reverse=True):
+    for index in matched:
         phrase: list[re.Match[str]] = []
         for word in words[index + 1 :]:
             gap = sentence[(phrase[-1] if phrase else words[index]).end() : word.start()]

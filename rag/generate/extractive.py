@@ -35,6 +35,8 @@ FOLLOWER_RATIO = 0.85  # further sentences must score at least this share of the
 LEXICAL_WEIGHT, DENSE_WEIGHT = 0.5, 0.5
 TYPE_BONUS, TYPE_PENALTY = 0.05, 0.15  # a sentence with / without a span of the kind a strict question expects
 CONTEXT_WEIGHT = 0.5  # heading and previous-sentence words count this much toward coverage
+MIN_LEXICAL = 0.2  # a figure, time or person from a sentence sharing almost no question words answers by accident
+YES_NO_MIN_LEXICAL = 0.5  # "Yes"/"No" only from a sentence that holds at least this share of the question's words
 _ATX_HEADING = re.compile(r"^#{1,6}\s")
 _STARTS_WITH_REFERENCE = re.compile(r"^(?:he|she|it|they|this|that|these|those|his|her|its|their|there|then|the company|the team)\b", re.I)
 
@@ -113,8 +115,9 @@ class ExtractiveAnswerer:
             ],
         }
         trace["best_score"] = round(scored[0].score, 4) if scored else None
-        if not scored or scored[0].score < self.config.min_support:
-            trace["evidence"] = "weak"
+        weak = _weak_evidence(kind, scored, self.config.min_support)
+        if weak:
+            trace["evidence"] = f"weak: {weak}"
             return ExtractiveAnswer(NOT_FOUND, trace, answered=False)
         best = scored[0]
         chosen = [best]
@@ -211,6 +214,19 @@ def _rarity(terms: set[str], sentence_terms: list[set[str]]) -> dict[str, float]
     frequency = Counter(t for own in sentence_terms for t in own & terms)
     count = len(sentence_terms)
     return {t: math.log(1 + (count - frequency[t] + 0.5) / (frequency[t] + 0.5)) for t in terms}
+
+
+def _weak_evidence(kind: Expected, scored: list[ScoredSentence], min_support: float) -> str:
+    """Why the best sentence cannot carry an answer ("" when it can)."""
+    if not scored:
+        return "no sentence to quote"
+    if scored[0].score < min_support:
+        return f"best score {scored[0].score:.3f} < generation.min_support {min_support}"
+    if kind.strict and scored[0].lexical < MIN_LEXICAL:
+        return f"the best sentence holds too few of the question's words (lexical {scored[0].lexical:.2f} < {MIN_LEXICAL})"
+    if kind == Expected.YES_NO and scored[0].lexical < YES_NO_MIN_LEXICAL:
+        return f"a yes/no answer needs a sentence with most of the question's words (lexical {scored[0].lexical:.2f})"
+    return ""
 
 
 def _type_score(kind: Expected, terms: set[str], text: str) -> float:
