@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rag.index.store import Index
 
 
@@ -84,3 +86,12 @@ def tiny_retrieval_run(root: Path) -> Path:
                    "--cache-dir", str(root / "cache"), "--out", str(root / "runs"), "--json", cwd=root)
     assert done.returncode == 0, done.stderr
     return Path(json.loads(done.stdout)["run_dir"])
+
+
+def recorded_answer_run() -> Path:
+    """The newest recorded answer run in eval/runs (rows of runs recorded before the shared key are keyed `id`)."""
+    runs = sorted((p for p in (Path(__file__).resolve().parents[1] / "eval" / "runs").iterdir() if (p / "run.json").is_file()), reverse=True)
+    found = [p for p in runs if json.loads((p / "run.json").read_text())["kind"] == "answers"]
+    if not found:
+        pytest.skip("no recorded answer run in eval/runs")
+    return found[0]

@@ -67,7 +67,7 @@ def offline_run(workspace: Path) -> tuple[dict, Path]:
 
 
 def rows_of(run_dir: Path) -> dict[str, dict]:
-    return {row["id"]: row for row in map(json.loads, (run_dir / "per_query.jsonl").read_text().splitlines())}
+    return {row["query_id"]: row for row in map(json.loads, (run_dir / "per_query.jsonl").read_text().splitlines())}
 
 
 def test_offline_run_writes_a_run_folder_with_metrics_in_range(offline_run: tuple[dict, Path]) -> None:
@@ -88,6 +88,19 @@ def test_offline_run_writes_a_run_folder_with_metrics_in_range(offline_run: tupl
     assert len(rows) == 6 and all({"question", "answer", "citations", "passages", "references", "metrics", "judge_failures"} <= set(r) for r in rows.values())
     for row in rows.values():
         assert all(v is None or 0.0 <= v <= 1.0 for v in row["metrics"].values())
+
+
+def test_a_fresh_run_is_keyed_by_query_id_for_report_and_compare(offline_run: tuple[dict, Path]) -> None:
+    from rag.evaluate.compare import compare_runs
+    from rag.evaluate.report import load_run
+
+    summary, run_dir = offline_run
+    assert [json.loads(line)["query_id"] for line in (run_dir / "per_query.jsonl").read_text().splitlines()] == [q["id"] for q in QUESTIONS]
+    per_query = load_run(run_dir).per_query("default")
+    for metric, stats in summary["configs"]["default"]["metrics"].items():
+        assert len(per_query.get(metric, {})) == stats["n"], metric
+    compared = compare_runs(run_dir, run_dir)
+    assert compared["queries"]["shared"] == len(QUESTIONS) and compared["metrics"]["refusal_correctness"]["n"] == 2
 
 
 def test_right_answers_and_refusals_score_one(offline_run: tuple[dict, Path]) -> None:

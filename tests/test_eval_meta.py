@@ -133,7 +133,7 @@ def test_run_folder(tmp_path: Path) -> None:
     assert folder.name.endswith("-meta")
     assert json.loads((folder / "run.json").read_text())["kind"] == "meta"
     rows = [json.loads(line) for line in (folder / "per_query.jsonl").read_text().splitlines()]
-    assert [r["id"] for r in rows] == list("abcdef")
+    assert [r["query_id"] for r in rows] == list("abcdef")
     assert rows[2]["predictions"]["stub"]["supported"] is False
     assert json.loads((folder / "summary.json").read_text())["judges"]["stub"]["accuracy"]["n"] == 6
     assert (folder / "configs" / "stub.json").is_file()

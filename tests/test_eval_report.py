@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from typer.testing import CliRunner
 from rag.cli.eval_reports import compare, report
 from rag.errors import RagError
 from rag.evaluate.compare import compare_runs, paired_permutation_p
+from rag.evaluate.report import load_run
+from tests.helpers import recorded_answer_run, run_rag
 from tests.helpers import TINY_QUERIES as QUERIES
 from tests.helpers import tiny_retrieval_run
 
@@ -192,3 +195,49 @@ def test_compare_warns_on_different_datasets_and_skips_missing_values(tmp_path: 
 
     same = answer_run(tmp_path / "c", scores, fingerprint="a" * 32)
     assert not any("different datasets" in w for w in compare_runs(a, same)["warnings"])
+
+
+# --- real answer runs: every reader matches queries by one key ---------------------------------------
+def test_a_recorded_answer_run_keeps_every_query_apart_in_report_and_compare(tmp_path: Path) -> None:
+    folder = recorded_answer_run()
+    questions = json.loads((folder / "run.json").read_text())["dataset"]["questions"]
+    assert questions >= 20  # a real run with many queries
+    run = load_run(folder)
+    (config,) = run.configs
+    per_query = run.per_query(config)
+    summary = json.loads((folder / "summary.json").read_text())["configs"][config]["metrics"]
+    for metric, stats in summary.items():  # the run's own per-question count, written when it was scored
+        assert len(per_query.get(metric, {})) == stats["n"], metric
+
+    result = invoke("compare", folder, folder, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["queries"] == {"shared": questions, "only_a": 0, "only_b": 0}
+    assert {m: v["n"] for m, v in data["metrics"].items()} == {m: s["n"] for m, s in summary.items()}
+    table = invoke("compare", folder, folder)
+    assert table.exit_code == 0, table.output
+    assert f"{questions} shared queries" in table.stdout
+
+    target = tmp_path / folder.name  # the report is written into the run folder: use a copy
+    shutil.copytree(folder, target)
+    assert invoke("report", target).exit_code == 0
+    page = (target / "report.html").read_text(encoding="utf-8")
+    worst = page.split(f'<table class="worst" data-config="{config}">')[1].split("</table>")[0]
+    assert len(set(re.findall(r"<td><b>([^<]+)</b>", worst))) == 10  # ten different queries, not one "None"
+
+
+def test_rows_without_a_query_id_are_an_error_and_one_query_compares_without_an_interval(tmp_path: Path) -> None:
+    one = answer_run(tmp_path / "one", {"q1": 0.5})
+    other = answer_run(tmp_path / "other", {"q1": 0.75})
+    result = invoke("compare", one, other)
+    assert result.exit_code == 0, result.output  # n=1: no bootstrap interval, shown as "-"
+    assert "+0.2500" in result.stdout and "1 shared queries" in result.stdout
+
+    broken = answer_run(tmp_path / "broken", {"q1": 0.5, "q2": 0.7})
+    rows = [json.loads(line) for line in (broken / "per_query.jsonl").read_text().splitlines()]
+    del rows[1]["query_id"]
+    (broken / "per_query.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(RagError, match="line 2 has no 'query_id'"):
+        load_run(broken)
+    done = run_rag("eval", "compare", str(broken), str(one), cwd=tmp_path)
+    assert done.returncode != 0 and "line 2 has no 'query_id'" in done.stderr and "Traceback" not in done.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import shutil
 import socket
 from pathlib import Path
 
@@ -280,3 +281,24 @@ def test_evaluation_page_compares_two_configs(app, tmp_path: Path) -> None:
     assert not at.exception, at.exception
     table = at.dataframe[-1].value.set_index("metric")
     assert table.loc["Recall@10", "delta B-A"] > 0 and table.loc["Recall@10", "B better / worse / tied"].startswith("1 / 0")
+
+
+def test_evaluation_page_keeps_the_queries_of_an_answer_run_apart(app, tmp_path: Path) -> None:
+    from tests.helpers import recorded_answer_run
+
+    recorded = recorded_answer_run()
+    questions = json.loads((recorded / "run.json").read_text())["dataset"]["questions"]
+    run = tmp_path / recorded.name
+    shutil.copytree(recorded, run)
+    at = app()
+    at.switch_page("views/evaluation.py").run()
+    at.text_input(key="runs_folder").set_value(str(tmp_path)).run()
+    assert not at.exception, at.exception
+    assert at.multiselect[0].value == [run] and len(at.image) >= 2
+    at.selectbox(key="compare_run_A").set_value(run).run()
+    at.selectbox(key="compare_run_B").set_value(run).run()
+    next(b for b in at.button if b.label == "Compare").click().run()
+    assert not at.exception, at.exception
+    assert any(f"{questions} shared queries" in c.value for c in at.caption)
+    table = at.dataframe[-1].value.set_index("metric")
+    assert table.loc["answer_correctness", "n"] >= 20 and table.loc["answer_correctness", "delta B-A"] == 0

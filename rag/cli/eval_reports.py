@@ -73,8 +73,9 @@ def _print_comparison(result: dict[str, Any]) -> None:
         style = ("green" if m["delta"] > 0 else "red") if significant else ""
         delta = f"[{style}]{m['delta']:+.4f}[/]" if style else f"{m['delta']:+.4f}"
         n = f"{m['n']}" + (f" ({m['skipped']} skipped)" if m["skipped"] else "")
+        ci = "-" if m["ci_low"] is None else f"[{m['ci_low']:+.4f}, {m['ci_high']:+.4f}]"  # no interval from one query
         table.add_row(escape(metric), n, f"{m['mean_a']:.4f}", f"{m['mean_b']:.4f}", delta,
-                      f"[{m['ci_low']:+.4f}, {m['ci_high']:+.4f}]", f"{m['p_value']:.4f}", f"{m['better']} / {m['worse']} / {m['tied']}")
+                      ci, f"{m['p_value']:.4f}", f"{m['better']} / {m['worse']} / {m['tied']}")
     console = Console()
     console.print(table)
     queries = result["queries"]

@@ -369,7 +369,7 @@ def evaluate_answers(
                             _overlay_ragas(scored, *scorer.score(item.question, item.references, answer, repeat))
                     per_question.append(runs)
                     if writer:
-                        row = {"config": name, "id": item.id, "question": item.question, "answerable": item.answerable,
+                        row = {"config": name, "question": item.question, "answerable": item.answerable,
                                "references": item.references, "sources": item.sources, "answer": answer["answer"],
                                "answered": answer["answered"], "citations": answer["citations"], "passages": answer["passages"],
                                "metrics": runs[0].metrics if repeats == 1 else _mean_metrics(runs),
@@ -377,7 +377,7 @@ def evaluate_answers(
                                "judgements": runs[0].details, "seconds": round(seconds, 3)}
                         if repeats > 1:
                             row["metrics_by_repeat"] = [r.metrics for r in runs]
-                        writer.write_row(row)
+                        writer.write_row(item.id, row)
                     sink.advance(label)
             summary["configs"][name] = {"metrics": summarise(per_question, repeats), "seconds": round(time.perf_counter() - started, 2)}
         summary["judge"] = judge.describe() if judge is not None else {"kind": judge_kind, "approximation": judge_kind != "llm"}

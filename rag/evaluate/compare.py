@@ -17,6 +17,7 @@ from typing import Any
 
 from rag.errors import RagError
 from rag.evaluate.report import Run, load_run
+from rag.evaluate.runs import QUERY_KEY
 from rag.evaluate.stats import bootstrap_ci
 
 EXACT_LIMIT = 16  # up to 2^16 sign patterns are enumerated exactly
@@ -95,8 +96,8 @@ def compare_runs(
         warnings.append(f"comparing a {a.kind} run with a {b.kind} run")
 
     values_a, values_b = a.per_query(name_a), b.per_query(name_b)
-    queries_a = {str(r.get("query_id")) for r in a.rows if r.get("config") == name_a}
-    queries_b = {str(r.get("query_id")) for r in b.rows if r.get("config") == name_b}
+    queries_a = {r[QUERY_KEY] for r in a.rows if r.get("config") == name_a}
+    queries_b = {r[QUERY_KEY] for r in b.rows if r.get("config") == name_b}
     shared = queries_a & queries_b
     if not shared:
         warnings.append("the two sides share no query ids: nothing to compare")

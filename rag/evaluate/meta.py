@@ -295,7 +295,7 @@ def evaluate_judges(labels: LabelSet, judges: dict[str, Any], out: Path | None =
             writer.write_config(name, judge.describe())
         for position, item in enumerate(labels.items):
             texts = {"ref": item.ref} if item.ref else {"claim": item.claim, "evidence": item.evidence}  # never copy a dataset's text
-            writer.write_row({"id": item.id, **texts, "label": item.label,
+            writer.write_row(item.id, {**texts, "label": item.label,
                               "predictions": {name: {"supported": p[position].supported, "score": p[position].score,
                                                      "failed": p[position].failed,
                                                      "reason": None if item.ref and not p[position].failed else p[position].reason}  # verdict reasons quote the evidence

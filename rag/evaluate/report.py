@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import RagError
+from rag.evaluate.runs import QUERY_KEY, read_rows
 
 # The metric the worst-queries section sorts by: the first of these a run has, else its first metric.
 PRIMARY_METRICS = ("nDCG@10", "faithfulness", "correctness", "answer_correctness")
@@ -81,7 +82,7 @@ class Run:
             for name, value in (row.get("metrics") or {}).items():
                 number = _number(value)
                 if number is not None:
-                    collected.setdefault(name, {}).setdefault(str(row.get("query_id")), []).append(number)
+                    collected.setdefault(name, {}).setdefault(row[QUERY_KEY], []).append(number)
         return {name: {qid: statistics.fmean(vals) for qid, vals in by_query.items()} for name, by_query in collected.items()}
 
     def rows_for(self, config: str) -> dict[str, dict[str, Any]]:
@@ -89,7 +90,7 @@ class Run:
         rows: dict[str, dict[str, Any]] = {}
         for row in self.rows:
             if row.get("config") == config:
-                rows.setdefault(str(row.get("query_id")), row)
+                rows.setdefault(row[QUERY_KEY], row)
         return rows
 
 
@@ -101,14 +102,7 @@ def load_run(folder: Path) -> Run:
     meta = _read_json(folder / "run.json", required=False) or {}
     summary = _read_json(folder / "summary.json", required=False) or {}
     rows_path = folder / "per_query.jsonl"
-    rows: list[dict[str, Any]] = []
-    if rows_path.exists():
-        for number, line in enumerate(rows_path.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise RagError(f"{rows_path} line {number} is not JSON: {exc.msg}", "the run may have been interrupted; re-run it") from exc
+    rows = read_rows(rows_path) if rows_path.exists() else []
     if not meta and not summary and not rows:
         raise RagError(f"{folder} holds no run (run.json, summary.json, per_query.jsonl)", "pass a folder written by `rag eval ... --out DIR`")
     configs: list[str] = []
@@ -371,7 +365,7 @@ def _worst_section(run: Run, names: list[str], limit: int) -> list[str]:
 def _worst_row(row: dict[str, Any], metric: str, value: float) -> str:
     question = row.get("question", row.get("query", ""))
     others = ", ".join(f"{k}={_fmt(v)}" for k, v in (row.get("metrics") or {}).items() if k != metric)
-    query_cell = f"<b>{_e(row.get('query_id'))}</b><br>{_e(question)}"
+    query_cell = f"<b>{_e(row.get(QUERY_KEY))}</b><br>{_e(question)}"
     if "answer" in row:
         query_cell += f"<details open><summary>answer</summary><div class='answer'>{_e(_short(row.get('answer'), ANSWER_CHARS))}</div></details>"
         if row.get("references"):

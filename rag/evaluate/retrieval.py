@@ -66,7 +66,7 @@ def evaluate_retrieval(
         if writer:
             for query_id, metrics in per_query.items():
                 top = sorted(run.get(query_id, {}).items(), key=lambda kv: -kv[1])[:10]
-                writer.write_row({"config": name, "query_id": query_id, "query": dataset.queries[query_id], "metrics": metrics,
+                writer.write_row(query_id, {"config": name, "query": dataset.queries[query_id], "metrics": metrics,
                                   "retrieved": [doc for doc, _ in top], "relevant": sorted(dataset.qrels[query_id])})
         summary["configs"][name] = {
             "metrics": mean_metrics(per_query),

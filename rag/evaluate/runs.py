@@ -3,8 +3,12 @@
     <out>/<UTC timestamp>-<kind>/
         run.json          kind, dataset name + fingerprint, code version, started/finished, config names
         configs/<name>.json   each config exactly as used
-        per_query.jsonl   one row per (config, query): metrics and what was retrieved
+        per_query.jsonl   one row per (config, query), keyed "query_id": metrics and what was retrieved
         summary.json      mean metrics per config
+
+Every kind of run (retrieval, answers, meta) keys its rows by `query_id`, so the readers (`rag eval report`,
+`rag eval compare`, the UI's evaluation page) match queries the same way. Runs recorded before this key was
+shared wrote answer and meta rows under `id`; `read_rows` reads those too.
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import rag
+from rag.errors import RagError
+
+QUERY_KEY = "query_id"
+LEGACY_QUERY_KEY = "id"  # answer and meta runs recorded before QUERY_KEY was shared
 
 
 def code_version() -> dict[str, str]:
@@ -48,8 +56,9 @@ class RunWriter:
     def write_config(self, name: str, config: dict[str, Any]) -> None:
         (self.folder / "configs" / f"{name}.json").write_text(json.dumps(config, indent=2) + "\n")
 
-    def write_row(self, row: dict[str, Any]) -> None:
-        self._rows.write(json.dumps(row) + "\n")
+    def write_row(self, query_id: str, row: dict[str, Any]) -> None:
+        """One per-query row; `query_id` is what the readers match queries by."""
+        self._rows.write(json.dumps({QUERY_KEY: str(query_id), **row}) + "\n")
 
     def finish(self, summary: dict[str, Any]) -> Path:
         self._rows.close()
@@ -57,3 +66,26 @@ class RunWriter:
         (self.folder / "run.json").write_text(json.dumps(self.meta, indent=2) + "\n")
         (self.folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return self.folder
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a per_query.jsonl, each with its `query_id` (read from `id` in older runs).
+
+    A row without either key is an error, not a silent "None" query that would merge every row into one.
+    """
+    rows: list[dict[str, Any]] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RagError(f"{path} line {number} is not JSON: {exc.msg}", "the run may have been interrupted; re-run it") from exc
+        if not isinstance(row, dict):
+            raise RagError(f"{path} line {number} is not a JSON object", "pass a folder written by `rag eval ... --out DIR`")
+        query_id = row.get(QUERY_KEY, row.get(LEGACY_QUERY_KEY))
+        if query_id is None:
+            raise RagError(f"{path} line {number} has no {QUERY_KEY!r}", "every per-query row needs the id of its query; re-run the evaluation")
+        row[QUERY_KEY] = str(query_id)
+        rows.append(row)
+    return rows

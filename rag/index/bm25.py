@@ -8,12 +8,24 @@ the manifest records which generation is current, so a crash mid-save never leav
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
 from rag.config import BM25Config
+
+
+def _bm25s() -> ModuleType:
+    """bm25s, imported lazily. It sets its own logger to DEBUG at import, so any root handler (`rag serve`'s
+    logging, an application's basicConfig, a library's `logging.warning`) would print "DEBUG:bm25s" lines:
+    hand the level back to the application."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return bm25s
 
 
 class BM25Index:
@@ -32,9 +44,7 @@ class BM25Index:
         return Stemmer.Stemmer(self.config.stemmer)
 
     def _tokenize(self, texts: list[str], as_ids: bool = True) -> object:
-        import bm25s
-
-        return bm25s.tokenize(
+        return _bm25s().tokenize(
             texts,
             stopwords=self.config.stopwords or [],
             stemmer=self._stemmer(),
@@ -43,10 +53,8 @@ class BM25Index:
         )
 
     def build(self, chunk_ids: list[str], texts: list[str]) -> None:
-        import bm25s
-
         self.chunk_ids = list(chunk_ids)
-        retriever = bm25s.BM25(k1=self.config.k1, b=self.config.b, method="lucene")
+        retriever = _bm25s().BM25(k1=self.config.k1, b=self.config.b, method="lucene")
         if texts:
             retriever.index(self._tokenize(texts), show_progress=False)
         self._retriever = retriever
@@ -63,12 +71,10 @@ class BM25Index:
 
     @classmethod
     def load(cls, directory: Path, config: BM25Config) -> "BM25Index":
-        import bm25s
-
         index = cls(config)
         index.chunk_ids = json.loads((directory / "chunk_ids.json").read_text())
         if index.chunk_ids:
-            index._retriever = bm25s.BM25.load(str(directory), mmap=True, show_progress=False)
+            index._retriever = _bm25s().BM25.load(str(directory), mmap=True, show_progress=False)
         return index
 
     def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
