@@ -76,6 +76,15 @@ def drop_answer_set(path: Path, count: int = 200) -> Path:
     return path
 
 
+def per_query_rows(path: Path) -> list[dict[str, Any]]:
+    """An answer run's rows, each with `id`: runs key rows `query_id` since main 0fdd4aa, `id` before (the baseline
+    b8ad658 measured by this same script)."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for row in rows:
+        row["id"] = str(row.get("query_id", row.get("id")))
+    return rows
+
+
 def ensure_index(index: Path, corpus: Path, config: Any) -> None:
     from rag.index.store import Index
     from rag.ingest.pipeline import Ingestor
@@ -117,7 +126,7 @@ def measure(name: str, devsets: Path, indexes: Path, overrides: list[str]) -> di
     answer_set = load_answer_set(answers_path)
     with tempfile.TemporaryDirectory() as out:
         summary = evaluate_answers(answer_set, {"default": config}, index, "offline", Path(out))
-        rows = [json.loads(line) for line in (Path(summary["run_dir"]) / "per_query.jsonl").read_text().splitlines()]
+        rows = per_query_rows(Path(summary["run_dir"]) / "per_query.jsonl")
     sources = SourceTexts(config)
     answerable = [r for r in rows if r["answerable"]]
     yes_no = [r for r in answerable if is_yes_no(r["references"])]
