@@ -109,18 +109,13 @@ def test_right_answers_and_refusals_score_one(offline_run: tuple[dict, Path]) ->
     stipend = rows["stipend"]
     assert "$400" in stipend["answer"] and stipend["metrics"]["answer_correctness"] == 1.0
     assert stipend["metrics"]["context_source_recall"] == 1.0 and stipend["metrics"]["refusal_correctness"] is None
+    dental = rows["dental"]
+    assert dental["answered"] is False and dental["metrics"]["refusal_correctness"] == 1.0
+    assert dental["metrics"]["context_recall"] is None and dental["metrics"]["faithfulness"] is None
     # extractive answers are quotes of the passages: the offline judge must find them supported and cited
     metrics = summary["configs"]["default"]["metrics"]
     assert metrics["faithfulness"]["mean"] >= 0.9 and metrics["citation_precision"]["mean"] >= 0.9
     assert metrics["answer_correctness"]["mean"] >= 0.75
-
-
-@pytest.mark.xfail(strict=True, reason="known regression of the calibrated refusal threshold (docs/answers.md, refusal curve): "
-                   "the dental-insurer question scores like an answerable paraphrase and is answered from the premium sentence")
-def test_unanswerable_question_is_refused_and_scored(offline_run: tuple[dict, Path]) -> None:
-    dental = rows_of(offline_run[1])["dental"]
-    assert dental["answered"] is False and dental["metrics"]["refusal_correctness"] == 1.0
-    assert dental["metrics"]["context_recall"] is None and dental["metrics"]["faithfulness"] is None
 
 
 def llm_configs(server: FakeOpenAI) -> dict:
