@@ -220,7 +220,8 @@ def calibrate(names: list[str], devsets: Path, indexes: Path, overrides: list[st
                 generator = pipeline.ask(item.question).trace.get("generator", {})
                 score = generator.get("best_score")
                 (answerable if item.answerable else unanswerable).append(-1.0 if score is None else score)
-                details.append({"set": name, "id": item.id, "answerable": item.answerable, "score": score, "coverage": generator.get("context_coverage")})
+                details.append({"set": name, "id": item.id, "answerable": item.answerable, "score": score, "coverage": generator.get("context_coverage"),
+                                "expected": generator.get("expected"), "features": generator.get("features")})
     curve = refusal_curve(answerable, unanswerable, [round(0.20 + 0.01 * i, 2) for i in range(51)])
     chosen = choose_threshold(curve, target)
     print(f"| min_support | false refusals ({len(answerable)} answerable) | false answers ({len(unanswerable)} unanswerable) |\n|---|---|---|")

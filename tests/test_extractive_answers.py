@@ -10,7 +10,9 @@ import pytest
 from rag.config import load_config
 from rag.generate.answer_types import Expected, best_span, expected_answer, span_candidates, yes_or_no
 from rag.generate.calibration import choose_threshold, refusal_curve
+from rag.generate.extractive import coverage_features
 from rag.retrieve.offline_condense import condense, condense_history
+from rag.types import Passage
 
 
 @pytest.mark.parametrize(
@@ -86,6 +88,24 @@ def test_refusal_calibration_on_a_tiny_fixture() -> None:
     assert choose_threshold(curve, 0.5).threshold == 0.5
     with pytest.raises(ValueError):
         choose_threshold(refusal_curve([0.1], [0.0], [0.5]), 0.0)
+
+
+def passage(number: int, text: str, heading: tuple[str, ...] = ()) -> Passage:
+    return Passage(number, "doc.md", "/doc.md", "d", 0, len(text), text, None, heading, 1.0)
+
+
+def test_coverage_features_tell_what_the_documents_never_mention() -> None:
+    passages = [passage(1, "Full-time employees receive 10 paid sick days per year.", ("Benefits",)),
+                passage(2, "Revenue in Q1 2024 was $9.8M, up 22 percent.")]
+    silent = coverage_features("Which insurance company provides our dental coverage?", passages, 1)
+    assert silent["unseen"] == 1.0 and silent["passage_coverage"] == 0.0
+    spoken = coverage_features("How many sick days do employees get?", passages, 1)
+    assert spoken["unseen"] == 0.0 and spoken["passage_coverage"] == 1.0
+    heading_counts = coverage_features("Are sick days a benefit?", passages, 1)
+    assert heading_counts["unseen"] == 0.0 and heading_counts["passage_coverage"] == 1.0
+    assert coverage_features("What was our revenue in 2022?", passages, 2)["missing_years"] == 1
+    assert coverage_features("What was our revenue in Q1 2024?", passages, 2)["missing_years"] == 0
+    assert coverage_features("What was our revenue in Q1 2024?", passages, 1)["missing_years"] == 1  # another passage's year does not count
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,9 @@ LEXICAL_WEIGHT, DENSE_WEIGHT = 0.5, 0.5
 TYPE_BONUS, TYPE_PENALTY = 0.05, 0.15  # a sentence with / without a span of the kind a strict question expects
 CONTEXT_WEIGHT = 0.5  # heading and previous-sentence words count this much toward coverage
 MIN_LEXICAL = 0.2  # a figure, time or person from a sentence sharing almost no question words answers by accident
+MAX_UNSEEN = 0.4  # the documents are silent when this share of the question's words occurs in no retrieved passage
 YES_NO_MIN_LEXICAL = 0.5  # "Yes"/"No" only from a sentence that holds at least this share of the question's words
+_YEAR = re.compile(r"\b(?:1[5-9]|20)\d\d\b")
 _ATX_HEADING = re.compile(r"^#{1,6}\s")
 _STARTS_WITH_REFERENCE = re.compile(r"^(?:he|she|it|they|this|that|these|those|his|her|its|their|there|then|the company|the team)\b", re.I)
 
@@ -115,7 +117,10 @@ class ExtractiveAnswerer:
             ],
         }
         trace["best_score"] = round(scored[0].score, 4) if scored else None
-        weak = _weak_evidence(kind, scored, self.config.min_support)
+        coverage = coverage_features(question, passages, scored[0].passage) if scored else {}
+        if scored:
+            trace["features"] = {**evidence_features(scored), **coverage}
+        weak = _weak_evidence(kind, scored, self.config.min_support, coverage)
         if weak:
             trace["evidence"] = f"weak: {weak}"
             return ExtractiveAnswer(NOT_FOUND, trace, answered=False)
@@ -216,17 +221,56 @@ def _rarity(terms: set[str], sentence_terms: list[set[str]]) -> dict[str, float]
     return {t: math.log(1 + (count - frequency[t] + 0.5) / (frequency[t] + 0.5)) for t in terms}
 
 
-def _weak_evidence(kind: Expected, scored: list[ScoredSentence], min_support: float) -> str:
+def _weak_evidence(kind: Expected, scored: list[ScoredSentence], min_support: float, coverage: dict[str, float]) -> str:
     """Why the best sentence cannot carry an answer ("" when it can)."""
     if not scored:
         return "no sentence to quote"
     if scored[0].score < min_support:
         return f"best score {scored[0].score:.3f} < generation.min_support {min_support}"
+    if coverage.get("missing_years"):
+        return "the question names a year its best passage never mentions"
+    if coverage.get("unseen", 0.0) >= MAX_UNSEEN:
+        return f"{coverage['unseen']:.0%} of the question's words appear in no retrieved passage (>= {MAX_UNSEEN:.0%})"
     if kind.strict and scored[0].lexical < MIN_LEXICAL:
         return f"the best sentence holds too few of the question's words (lexical {scored[0].lexical:.2f} < {MIN_LEXICAL})"
     if kind == Expected.YES_NO and scored[0].lexical < YES_NO_MIN_LEXICAL:
         return f"a yes/no answer needs a sentence with most of the question's words (lexical {scored[0].lexical:.2f})"
     return ""
+
+
+def evidence_features(scored: list[ScoredSentence]) -> dict[str, float]:
+    """What the refusal decision may look at besides the best score: whether lexical and dense evidence agree on
+    the best sentence (its rank under each alone) and how far it leads."""
+    best = scored[0]
+    return {
+        "score": round(best.score, 4),
+        "lexical": round(best.lexical, 4),
+        "dense": round(best.dense, 4),
+        "dense_rank": 1 + sum(s.dense > best.dense for s in scored),
+        "lexical_rank": 1 + sum(s.lexical > best.lexical for s in scored),
+        "top_dense": round(max(s.dense for s in scored), 4),
+        "top_lexical": round(max(s.lexical for s in scored), 4),
+        "margin": round(best.score - scored[1].score, 4) if len(scored) > 1 else 1.0,
+        "typed": best.typed,
+    }
+
+
+def coverage_features(question: str, passages: list[Passage], best_passage: int) -> dict[str, float]:
+    """Whether the documents speak of what the question names: the share of its content words found in the best
+    sentence's passage (with its heading path) and the share found in no retrieved passage at all."""
+    terms = set(content_terms(question))
+    texts = {p.number: " ".join([*p.heading_path, p.text]) for p in passages}
+    years = set(_YEAR.findall(question))
+    missing_years = len(years - set(_YEAR.findall(texts.get(best_passage, ""))))
+    if not terms:
+        return {"passage_coverage": 1.0, "unseen": 0.0, "missing_years": missing_years}
+    words = {number: set(content_terms(text)) for number, text in texts.items()}
+    anywhere = set().union(*words.values()) if words else set()
+    return {
+        "passage_coverage": round(len(terms & words.get(best_passage, set())) / len(terms), 4),
+        "unseen": round(len(terms - anywhere) / len(terms), 4),
+        "missing_years": missing_years,
+    }
 
 
 def _type_score(kind: Expected, terms: set[str], text: str) -> float:
