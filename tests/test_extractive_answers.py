@@ -98,7 +98,7 @@ def test_coverage_features_tell_what_the_documents_never_mention() -> None:
     passages = [passage(1, "Full-time employees receive 10 paid sick days per year.", ("Benefits",)),
                 passage(2, "Revenue in Q1 2024 was $9.8M, up 22 percent.")]
     silent = coverage_features("Which insurance company provides our dental coverage?", passages, 1)
-    assert silent["unseen"] == 1.0 and silent["passage_coverage"] == 0.0
+    assert silent["unseen"] == 1.0 and silent["unseen_words"] == 5 and silent["passage_coverage"] == 0.0
     spoken = coverage_features("How many sick days do employees get?", passages, 1)
     assert spoken["unseen"] == 0.0 and spoken["passage_coverage"] == 1.0
     heading_counts = coverage_features("Are sick days a benefit?", passages, 1)
