@@ -2,6 +2,11 @@
 
 Precedence (highest first): `--set section.key=value` on the command line, `RAG_SECTION__KEY`
 environment variables, the YAML file (`--config`, `$RAG_CONFIG`, or `./rag.yaml`), built-in defaults.
+
+Pluggable sections (embedding, vector_store, rerank, llm, ingest.loaders) are discriminated unions: a built-in
+name (`rerank.kind: endpoint`) selects the built-in model with its documented keys; any other name is a plug-in
+(a registered name, an entry point or a dotted path, see `rag.core.registry`) whose own settings go under
+`options`. Code that reads such a section accepts the shared base class (`RerankBase`, ...).
 """
 
 from __future__ import annotations
@@ -10,12 +15,14 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
+from rag.core.bundled import INT8_RECIPE
+from rag.core.registry import CHAT_MODELS, EMBEDDERS, LOADERS, RERANKERS, VECTOR_STORES, Registry
 from rag.errors import RagError
 
 DEFAULT_CONFIG_FILE = "rag.yaml"
@@ -23,6 +30,41 @@ DEFAULT_CONFIG_FILE = "rag.yaml"
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+BUILTIN, PLUGIN = "builtin", "plugin"  # the tags of each pluggable section's two variants
+
+
+def _builtin_or_plugin(builtin: type[BaseModel], field: str) -> Discriminator:
+    """Tag a section's raw value: a name the built-in model's Literal allows validates against that model,
+    anything else is a plug-in."""
+    builtins = get_args(builtin.model_fields[field].annotation)
+    default = builtin.model_fields[field].default
+
+    def tag(value: Any) -> str:
+        name = value.get(field, default) if isinstance(value, dict) else getattr(value, field, default)
+        return BUILTIN if name in builtins else PLUGIN
+
+    return Discriminator(tag)
+
+
+class _Plugin(_Section):
+    """What every plug-in variant adds: its own settings, handed to it unvalidated (it validates them), and a check
+    that its name resolves (without importing it: a dotted path is only checked for its shape)."""
+
+    registry: ClassVar[Registry[Any]]
+    name_field: ClassVar[str]
+    options: dict[str, Any] = Field(default_factory=dict, description="The plug-in's own settings (see its documentation).")
+
+    @model_validator(mode="after")
+    def _resolvable(self) -> "_Plugin":
+        name = getattr(self, self.name_field)
+        if not self.registry.knows(name):
+            raise ValueError(self.registry.unknown(name))
+        return self
+
+    def options_digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.options, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class ChunkingConfig(_Section):
@@ -45,11 +87,12 @@ class ChunkingConfig(_Section):
         return self
 
 
-class EmbeddingConfig(_Section):
-    """Which model turns text into vectors."""
+class EmbeddingBase(_Section):
+    """Which model turns text into vectors (the keys every embedder section has)."""
 
-    provider: Literal["local", "openai"] = Field(
-        "local", description="local: bundled all-MiniLM-L6-v2 (ONNX); openai: any /v1/embeddings endpoint."
+    provider: str = Field(
+        "local",
+        description="local: bundled all-MiniLM-L6-v2 (ONNX); openai: any /v1/embeddings endpoint; other names: a plug-in.",
     )
     precision: Literal["int8", "fp32"] = Field(
         "int8",
@@ -78,17 +121,59 @@ class EmbeddingConfig(_Section):
         if self.provider == "local" and self.precision == "fp32":
             return f"local:all-MiniLM-L6-v2-int8:{self.max_tokens}"  # the bundled file's id since before int8 compute
         if self.provider == "local":
-            from rag.index.embedders.minilm_int8 import RECIPE
-
-            return f"local:all-MiniLM-L6-v2-{RECIPE}:{self.max_tokens}"
+            return f"local:all-MiniLM-L6-v2-{INT8_RECIPE}:{self.max_tokens}"
         return f"openai:{self.base_url or 'default'}:{self.model}"
 
 
-class VectorStoreConfig(_Section):
-    """Where chunk vectors live: embedded Chroma under the index folder, or a Chroma server."""
+class EmbeddingConfig(EmbeddingBase):
+    """A built-in embedder."""
 
+    provider: Literal["local", "openai"] = Field(
+        "local", description="local: bundled all-MiniLM-L6-v2 (ONNX); openai: any /v1/embeddings endpoint; other names: a plug-in."
+    )
+
+
+class PluginEmbeddingConfig(_Plugin, EmbeddingBase):
+    """An embedder from a plug-in: `provider` names it (docs/extending.md)."""
+
+    registry, name_field = EMBEDDERS, "provider"
+    provider: str
+
+    def model_id(self) -> str:
+        return f"{self.provider}:{self.model}:{self.options_digest()}"
+
+
+EmbeddingSection = Annotated[
+    Union[Annotated[EmbeddingConfig, Tag(BUILTIN)], Annotated[PluginEmbeddingConfig, Tag(PLUGIN)]],
+    _builtin_or_plugin(EmbeddingConfig, "provider"),
+]
+
+
+class VectorStoreBase(_Section):
+    """Where chunk vectors live: embedded Chroma under the index folder, a Chroma server, or a plug-in."""
+
+    kind: str = Field("chroma", description="chroma: embedded under the index folder, or the server at `url`; other names: a plug-in.")
     url: str | None = Field(None, description="Chroma server URL, e.g. http://127.0.0.1:8000; unset = embedded.")
     collection: str | None = Field(None, description="Collection name; unset = derived from the index id.")
+
+
+class VectorStoreConfig(VectorStoreBase):
+    """The built-in vector store (Chroma)."""
+
+    kind: Literal["chroma"] = Field("chroma", description="chroma: embedded under the index folder, or the server at `url`; other names: a plug-in.")
+
+
+class PluginVectorStoreConfig(_Plugin, VectorStoreBase):
+    """A vector store from a plug-in: `kind` names it (docs/extending.md)."""
+
+    registry, name_field = VECTOR_STORES, "kind"
+    kind: str
+
+
+VectorStoreSection = Annotated[
+    Union[Annotated[VectorStoreConfig, Tag(BUILTIN)], Annotated[PluginVectorStoreConfig, Tag(PLUGIN)]],
+    _builtin_or_plugin(VectorStoreConfig, "kind"),
+]
 
 
 class BM25Config(_Section):
@@ -113,6 +198,40 @@ class JsonlConfig(_Section):
     )
 
 
+class LoaderBase(_Section):
+    """The loader of one file type (a key of `ingest.loaders`)."""
+
+    kind: str = Field(description="A built-in loader (pdf, docx, html, markdown, text, jsonl) or a plug-in.")
+    extensions: list[str] = Field(
+        default_factory=list, description="File name endings read as this type, e.g. ['.rtf'] (before the built-in table)."
+    )
+
+    @field_validator("extensions")
+    @classmethod
+    def _dotted(cls, extensions: list[str]) -> list[str]:
+        if any(not e.startswith(".") or e != e.strip() for e in extensions):
+            raise ValueError("extensions start with a dot, e.g. ['.rtf']")
+        return [e.lower() for e in extensions]
+
+
+class LoaderConfig(LoaderBase):
+    """A built-in loader, e.g. `text: markdown` reads plain text files as Markdown."""
+
+    kind: Literal["pdf", "docx", "html", "markdown", "text", "jsonl"]
+
+
+class PluginLoaderConfig(_Plugin, LoaderBase):
+    """A loader from a plug-in: `kind` names it (docs/extending.md)."""
+
+    registry, name_field = LOADERS, "kind"
+
+
+LoaderSection = Annotated[
+    Union[Annotated[LoaderConfig, Tag(BUILTIN)], Annotated[PluginLoaderConfig, Tag(PLUGIN)]],
+    _builtin_or_plugin(LoaderConfig, "kind"),
+]
+
+
 class IngestConfig(_Section):
     """Which files are read and how."""
 
@@ -125,6 +244,19 @@ class IngestConfig(_Section):
         default_factory=dict,
         description="Reader groups by path glob, e.g. {'data/hr/**': [hr]}; used when `rag ingest --groups` is not given.",
     )
+    loaders: dict[str, LoaderSection] = Field(
+        default_factory=dict,
+        description="Loaders by file type: a new type ({rtf: {kind: my_pkg:RtfLoader, extensions: [.rtf]}}) or another "
+        "loader for a built-in one ({pdf: my_pkg:PdfLoader}); unset types use the built-in loaders.",
+    )
+
+    @field_validator("loaders", mode="before")
+    @classmethod
+    def _names_are_loaders(cls, loaders: Any) -> Any:
+        """`{rtf: my_pkg:RtfLoader}` is short for `{rtf: {kind: my_pkg:RtfLoader}}`."""
+        if isinstance(loaders, dict):
+            return {file_type: {"kind": spec} if isinstance(spec, str) else spec for file_type, spec in loaders.items()}
+        return loaders
 
 
 class RetrievalConfig(_Section):
@@ -134,7 +266,12 @@ class RetrievalConfig(_Section):
     bm25_top_k: int = Field(100, ge=0, le=1000, description="Candidates from BM25 (0 disables BM25).")
     fusion: Literal["convex", "rrf"] = Field("convex", description="convex: weighted sum of normalised scores; rrf: reciprocal rank fusion.")
     dense_weight: float = Field(0.5, ge=0, le=1, description="convex: weight of the dense score (BM25 gets 1 - this).")
-    normalization: Literal["minmax", "zscore"] = Field("minmax", description="convex: per-query score normalisation.")
+    normalization: Literal["theoretical", "minmax", "zscore"] = Field(
+        "theoretical",
+        description="convex: per-query score normalisation. theoretical: score / the list's best score, from the "
+        "scorer's floor 0 (a flat, uninformative list stays flat); minmax: onto [0, 1] over the list's own range; "
+        "zscore: mean 0, spread 1.",
+    )
     rrf_k: int = Field(60, ge=1, description="rrf: the k constant.")
     top_k: int = Field(8, ge=1, le=200, description="Chunks passed on to reranking / context assembly.")
 
@@ -147,10 +284,10 @@ class RewriteConfig(_Section):
     hyde: bool = Field(False, description="Also search with the embedding of a hypothetical answer (HyDE).")
 
 
-class RerankConfig(_Section):
-    """Second-stage reranking of the fused candidates."""
+class RerankBase(_Section):
+    """Second-stage reranking of the fused candidates (the keys every reranker section has)."""
 
-    kind: Literal["none", "cross-encoder", "endpoint", "llm"] = Field("none", description="Reranker to use.")
+    kind: str = Field("none", description="Reranker to use: none, cross-encoder, endpoint, llm, or a plug-in.")
     model_path: str | None = Field(None, description="cross-encoder: local folder of a sentence-transformers CrossEncoder.")
     base_url: str | None = Field(None, description="endpoint: base URL serving POST /rerank (vLLM, TEI, Cohere-style).")
     model: str | None = Field(None, description="endpoint: model name to send.")
@@ -160,6 +297,27 @@ class RerankConfig(_Section):
     step: int = Field(5, ge=1, description="llm: sliding window step.")
     timeout_s: float = Field(60.0, gt=0, description="endpoint: request timeout in seconds.")
     max_retries: int = Field(2, ge=0, description="endpoint: retries on connection errors, 429 and 5xx.")
+
+
+class RerankConfig(RerankBase):
+    """A built-in reranker (or none)."""
+
+    kind: Literal["none", "cross-encoder", "endpoint", "llm"] = Field(
+        "none", description="Reranker to use: none, cross-encoder, endpoint, llm, or a plug-in."
+    )
+
+
+class PluginRerankConfig(_Plugin, RerankBase):
+    """A reranker from a plug-in: `kind` names it (docs/extending.md)."""
+
+    registry, name_field = RERANKERS, "kind"
+    kind: str
+
+
+RerankSection = Annotated[
+    Union[Annotated[RerankConfig, Tag(BUILTIN)], Annotated[PluginRerankConfig, Tag(PLUGIN)]],
+    _builtin_or_plugin(RerankConfig, "kind"),
+]
 
 
 class ContextConfig(_Section):
@@ -173,10 +331,10 @@ class ContextConfig(_Section):
     )
 
 
-class LLMConfig(_Section):
-    """An OpenAI-compatible chat endpoint (OpenAI, vLLM, llama.cpp server) or a local GGUF model."""
+class LLMBase(_Section):
+    """An OpenAI-compatible chat endpoint (OpenAI, vLLM, llama.cpp server), a local GGUF model, or a plug-in."""
 
-    provider: Literal["none", "openai", "llamacpp"] = Field("none", description="none: offline, no LLM.")
+    provider: str = Field("none", description="none: offline, no LLM; openai; llamacpp; other names: a plug-in.")
     base_url: str | None = Field(None, description="openai: endpoint base URL, e.g. http://localhost:8000/v1.")
     api_key: SecretStr | None = Field(None, description="openai: API key; falls back to $OPENAI_API_KEY.")
     model: str = Field("gpt-4o-mini", description="Model name sent to the endpoint.")
@@ -185,6 +343,27 @@ class LLMConfig(_Section):
     max_tokens: int = Field(512, ge=1)
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(2, ge=0)
+
+
+class LLMConfig(LLMBase):
+    """A built-in chat model (or none)."""
+
+    provider: Literal["none", "openai", "llamacpp"] = Field(
+        "none", description="none: offline, no LLM; openai; llamacpp; other names: a plug-in."
+    )
+
+
+class PluginLLMConfig(_Plugin, LLMBase):
+    """A chat model from a plug-in: `provider` names it (docs/extending.md)."""
+
+    registry, name_field = CHAT_MODELS, "provider"
+    provider: str
+
+
+LLMSection = Annotated[
+    Union[Annotated[LLMConfig, Tag(BUILTIN)], Annotated[PluginLLMConfig, Tag(PLUGIN)]],
+    _builtin_or_plugin(LLMConfig, "provider"),
+]
 
 
 class GenerationConfig(_Section):
@@ -219,14 +398,14 @@ class RagConfig(BaseSettings):
 
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
-    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
-    vector_store: VectorStoreConfig = Field(default_factory=VectorStoreConfig)
+    embedding: EmbeddingSection = Field(default_factory=EmbeddingConfig)
+    vector_store: VectorStoreSection = Field(default_factory=VectorStoreConfig)
     bm25: BM25Config = Field(default_factory=BM25Config)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     rewrite: RewriteConfig = Field(default_factory=RewriteConfig)
-    rerank: RerankConfig = Field(default_factory=RerankConfig)
+    rerank: RerankSection = Field(default_factory=RerankConfig)
     context: ContextConfig = Field(default_factory=ContextConfig)
-    llm: LLMConfig = Field(default_factory=LLMConfig)
+    llm: LLMSection = Field(default_factory=LLMConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
 
@@ -252,6 +431,8 @@ class RagConfig(BaseSettings):
         }
         if file_type == "jsonl":
             parts["jsonl"] = self.ingest.jsonl.model_dump(exclude={"groups_field"})  # groups change who reads, not chunks
+        if file_type in self.ingest.loaders:  # another loader reads this type: its files are read again
+            parts["loader"] = self.ingest.loaders[file_type].model_dump(mode="json")
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -329,6 +510,6 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
 def _format_validation(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
-        lines.append(f"  {where}: {err['msg']}")
+        where = ".".join(str(p) for p in err["loc"] if p not in (BUILTIN, PLUGIN))  # a union's tags mean nothing to users
+        lines.append(f"  {where}: {err['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)

@@ -5,14 +5,28 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Literal, overload
 
 from pydantic import SecretStr
 
 from rag.errors import RagError
 
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI, OpenAI
+
+
+@overload
+def openai_client(section: str, base_url: str | None, api_key: SecretStr | None, timeout_s: float, max_retries: int,
+                  asynchronous: Literal[False] = False) -> OpenAI: ...
+
+
+@overload
+def openai_client(section: str, base_url: str | None, api_key: SecretStr | None, timeout_s: float, max_retries: int,
+                  asynchronous: Literal[True]) -> AsyncOpenAI: ...
+
 
 def openai_client(section: str, base_url: str | None, api_key: SecretStr | None, timeout_s: float, max_retries: int,
-                  asynchronous: bool = False) -> "object":
+                  asynchronous: bool = False) -> OpenAI | AsyncOpenAI:
     """The client for one config section (`llm` or `embedding`); the `openai` package owns retries with backoff.
 
     A key is needed only for the default endpoint (api.openai.com); local servers get a placeholder.
@@ -26,8 +40,9 @@ def openai_client(section: str, base_url: str | None, api_key: SecretStr | None,
             f"{section}.provider is openai but no API key is set",
             f"export OPENAI_API_KEY, or set {section}.base_url to a local server (vLLM, llama.cpp)",
         )
-    client_class = AsyncOpenAI if asynchronous else OpenAI
-    return client_class(base_url=base_url, api_key=key or "unused", timeout=timeout_s, max_retries=max_retries)
+    if asynchronous:
+        return AsyncOpenAI(base_url=base_url, api_key=key or "unused", timeout=timeout_s, max_retries=max_retries)
+    return OpenAI(base_url=base_url, api_key=key or "unused", timeout=timeout_s, max_retries=max_retries)
 
 
 @contextmanager

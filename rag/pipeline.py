@@ -8,23 +8,26 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 from rag.config import RagConfig
+from rag.core.tokens import count_tokens
 from rag.errors import RagError
 from rag.generate.citations import CitationChecker, CitationStream
 from rag.generate.extractive import NOT_FOUND, CachedEmbedder, ExtractiveAnswerer
-from rag.generate.llm import ChatModel, Message, build_chat_model
+from rag.core.access import Access
+from rag.core.chat import ChatModel, Message
+from rag.generate.llm import build_chat_model
 from rag.index.store import Index
 from rag.prompts import render
-from rag.retrieve.access import Access
 from rag.retrieve.context import ContextAssembler
 from rag.retrieve.filters import Filters
+from rag.retrieve.rerank import ListwiseStats, Reranker, build_reranker
 from rag.retrieve.rewrite import QueryRewriter
 from rag.retrieve.search import HybridSearcher
 from rag.types import Answer, Passage, ScoredChunk
@@ -54,13 +57,14 @@ class RagPipeline:
     def __init__(self, index: Index, config: RagConfig) -> None:
         self.index = index
         self.config = config
-        self._generation = index.manifest.generation()
         if index.manifest.chunk_count() == 0:
-            raise RagError(f"the index {index.directory} is empty", f"add documents with `rag ingest PATH --index {index.directory}`")
+            raise RagError(f"the index {index.location} is empty", f"add documents with `rag ingest PATH --index {index.location}`")
+        index.on_change(self._forget_documents)
 
     @classmethod
-    def open(cls, directory: Path, config: RagConfig) -> "RagPipeline":
-        index = Index.open(directory, config)
+    def open(cls, location: str | os.PathLike[str], config: RagConfig) -> "RagPipeline":
+        """The pipeline over the index at `location` (a folder, or a URL of another backend), read-only."""
+        index = Index.open(location, config)
         try:
             return cls(index, config)
         except BaseException:
@@ -83,24 +87,22 @@ class RagPipeline:
         return HybridSearcher(self.index, self.config.retrieval)
 
     @cached_property
-    def reranker(self) -> "object | None":
-        if self.config.rerank.kind == "none":
-            return None
-        from rag.retrieve.rerank import build_reranker
-
+    def reranker(self) -> Reranker | None:
         return build_reranker(self.config.rerank, self.chat)
 
     @cached_property
     def assembler(self) -> ContextAssembler:
-        from rag.ingest.chunking import splitting_tokenizer
+        return ContextAssembler(self.index.manifest, self.config.context, count_tokens)
 
-        tokenizer = splitting_tokenizer()
-        return ContextAssembler(self.index.manifest, self.config.context, lambda text: len(tokenizer.encode(text).ids))  # type: ignore[attr-defined]
+    def _forget_documents(self) -> None:
+        """A writer committed: cached document texts may be stale."""
+        if "assembler" in self.__dict__:
+            self.assembler.forget_documents()
 
     @cached_property
     def sentence_embedder(self) -> CachedEmbedder:
         """The query model with a memory of sentence vectors, for the extractive answerer."""
-        return CachedEmbedder(self.index.query_embedder, self.index.indexed_embedding_config().model_id())  # type: ignore[attr-defined]
+        return CachedEmbedder(self.index.query_embedder, self.index.indexed_embedding_config().model_id())
 
     @property
     def uses_llm(self) -> bool:
@@ -122,21 +124,20 @@ class RagPipeline:
 
         `top_k`: chunks kept for context (default retrieval.top_k)."""
         started = time.perf_counter()
-        self._notice_writes()
+        self.index.sync()  # see what writers committed since the last question
         rewritten = QueryRewriter(self.config.rewrite, self.chat).rewrite(question, history)
-        extra = [self.index.query_embedder.embed([rewritten.hypothetical])[0]] if rewritten.hypothetical else None  # type: ignore[attr-defined]
+        extra = [self.index.query_embedder.embed([rewritten.hypothetical])[0]] if rewritten.hypothetical else None
         top_k = top_k or self.config.retrieval.top_k
-        limit = max(self.config.rerank.candidates, top_k) if self.reranker else top_k
+        reranker = self.reranker
+        limit = max(self.config.rerank.candidates, top_k) if reranker else top_k
         result = self.searcher.search(rewritten.queries, filters, extra_vectors=extra, limit=limit, access=access)
         ranked = result.chunks
         trace: dict[str, Any] = {"rewrite": {"standalone": rewritten.standalone, **rewritten.notes}, **result.trace}
-        if self.reranker is not None:
-            ranked = self.reranker.rerank(rewritten.standalone, ranked)  # type: ignore[attr-defined]
-            trace["rerank"] = {
-                "kind": self.config.rerank.kind,
-                "failed_windows": getattr(self.reranker, "last_failures", 0),
-                "windows": getattr(self.reranker, "last_windows", None),
-            }
+        if reranker is not None:
+            ranked = reranker.rerank(rewritten.standalone, ranked)
+            trace["rerank"] = {"kind": self.config.rerank.kind, "failed_windows": 0, "windows": None}
+            if isinstance(reranker, ListwiseStats):
+                trace["rerank"].update(failed_windows=reranker.last_failures, windows=reranker.last_windows)
         ranked = ranked[:top_k]
         passages, context_trace = self.assembler.assemble(ranked, result.visible)
         trace["context"] = context_trace
@@ -152,13 +153,6 @@ class RagPipeline:
         ]
         trace["retrieval_ms"] = round((time.perf_counter() - started) * 1000, 1)
         return Retrieved(rewritten.standalone, ranked, passages, trace)
-
-    def _notice_writes(self) -> None:
-        """Forget cached document texts once a writer has committed changes since the last question."""
-        generation = self.index.manifest.generation()
-        if generation != self._generation:
-            self.assembler.forget_documents()
-            self._generation = generation
 
     def ask(
         self,
@@ -197,7 +191,7 @@ class RagPipeline:
             trace["generator"] = {"answerer": "none", "reason": "no passages retrieved"}
         elif self.uses_llm:
             deltas = self._llm_deltas(retrieved)
-            trace["generator"] = {"answerer": "llm", "model": self.chat.name}  # type: ignore[union-attr]
+            trace["generator"] = {"answerer": "llm", "model": self._llm().name}
         else:
             answerer = ExtractiveAnswerer(self.config.generation, self.sentence_embedder, self._heading_path)
             extracted = answerer.answer(retrieved.question, retrieved.passages, CitationChecker(retrieved.passages, self.index.manifest))
@@ -230,7 +224,13 @@ class RagPipeline:
             for p in retrieved.passages
         )
         prompt = render(self.config.generation.prompt, passages=fenced, question=retrieved.question)
-        return self.chat.stream([{"role": "user", "content": prompt}])  # type: ignore[union-attr]
+        return self._llm().stream([{"role": "user", "content": prompt}])
+
+    def _llm(self) -> ChatModel:
+        """The chat model, when `uses_llm` said there is one."""
+        if self.chat is None:
+            raise RagError("generation needs an LLM but none is configured", "set llm.provider (and llm.base_url / llm.model)")
+        return self.chat
 
 
 def answer_to_json(answer: Answer) -> dict[str, Any]:

@@ -5,8 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import Stemmer
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+CITATION_MARKER = re.compile(r"\s*\[(\d+)\]")  # one `[n]` in an answer, with the space before it
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +71,7 @@ def _stopwords() -> frozenset[str]:
 
 
 @lru_cache(maxsize=1)
-def _stemmer() -> "object":
+def _stemmer() -> Stemmer.Stemmer:
     import Stemmer
 
     return Stemmer.Stemmer("english")
@@ -76,7 +81,13 @@ def content_terms(text: str) -> list[str]:
     """Lower-cased, stemmed words without stopwords; numbers kept as they are."""
     words = [w.lower() for w in _WORD.findall(text)]
     kept = [w for w in words if w not in _stopwords() and (len(w) > 1 or w.isdigit())]
-    return _stemmer().stemWords(kept)  # type: ignore[attr-defined]
+    stems: list[str] = _stemmer().stemWords(kept)
+    return stems
+
+
+def strip_markers(answer: str) -> str:
+    """The answer without its `[n]` citation markers."""
+    return CITATION_MARKER.sub("", answer)
 
 
 def numbers(text: str) -> set[str]:

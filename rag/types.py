@@ -66,6 +66,7 @@ class Chunk:
     text: str
     page: int | None = None
     heading_path: tuple[str, ...] = ()
+    tokens: int | None = None  # embedding-model tokens of `text`, counted at ingest; None in indexes made before
 
 
 @dataclass(slots=True)

@@ -16,12 +16,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rag.core.progress import Progress
 from rag.errors import RagError
 from rag.generate.citations import MARKER
+from rag.index.contracts import Catalog
 from rag.index.manifest import Manifest
 from rag.index.store import MANIFEST_FILE
 from rag.ingest.detect import EXTENSION_TYPES
-from rag.ingest.pipeline import Progress
 from rag.retrieve.filters import Filters
 from rag.types import Answer
 
@@ -89,7 +90,7 @@ class SourceView:
         return " · ".join(part for part in (Path(self.source).name, where) if part)
 
 
-def source_view(manifest: Manifest, source: str, source_key: str, doc_id: str, start: int, end: int, page: int | None) -> SourceView:
+def source_view(manifest: Catalog, source: str, source_key: str, doc_id: str, start: int, end: int, page: int | None) -> SourceView:
     """Read the cited document from the index; a vanished document or an out-of-range span is a RagError."""
     document = manifest.document(source_key, doc_id)
     if document is None:
@@ -174,13 +175,14 @@ def _label(ref: SpanRef) -> str:
     return f"{ref.source}, page {ref.page}" if ref.page else ref.source
 
 
-def chat_turn(answer: Answer, manifest: Manifest) -> ChatTurn:
+def chat_turn(answer: Answer, manifest: Catalog) -> ChatTurn:
     """Keep what the chat page shows of an Answer; resolve the trace's chunk ids to sources while the index is open."""
     keys = {p.number: p.source_key for p in answer.passages}
     citations = {
         c.marker: SpanRef(c.source, keys[c.marker], c.doc_id, c.start, c.end, c.page) for c in answer.citations if c.marker in keys
     }
-    candidates = {c["chunk_id"]: c for c in answer.trace.get("candidates", [])}  # type: ignore[union-attr]
+    trace_data: dict[str, Any] = answer.trace  # JSON-shaped until the trace is typed
+    candidates = {c["chunk_id"]: c for c in trace_data.get("candidates", [])}
     cited = set(citations)
     passages = []
     for p in answer.passages:
@@ -199,7 +201,7 @@ def chat_turn(answer: Answer, manifest: Manifest) -> ChatTurn:
     return ChatTurn(answer.question, answer.answer, answer.answered, citations, passages, refs, trace, retriever_rows(trace, manifest), short)
 
 
-def retriever_rows(trace: dict[str, Any], manifest: Manifest) -> list[dict[str, Any]]:
+def retriever_rows(trace: dict[str, Any], manifest: Catalog) -> list[dict[str, Any]]:
     """Per searched query: each retriever's ranked candidates with source, page and score (chunk ids resolved)."""
     wanted = [item[0] for step in trace.get("per_query", []) for name in ("dense", "bm25") for item in step.get(name, [])]
     chunks = {c.chunk_id: c for c in manifest.chunks_by_id(list(dict.fromkeys(wanted)))}

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,3 +53,38 @@ def demo_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = subprocess.run([sys.executable, "-m", "rag", "ingest", "data/", "--index", ".rag/demo"], cwd=root, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     return root
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Chroma server process on 127.0.0.1 (its URL), stopped after the test session."""
+    from tests.helpers import free_port
+
+    executable = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
+    if not Path(executable).exists():
+        pytest.skip("the `chroma` CLI (from the chromadb package) is not installed")
+    port = free_port()
+    data = tmp_path_factory.mktemp("chroma-server")
+    env = dict(os.environ, ANONYMIZED_TELEMETRY="False")
+    process = subprocess.Popen(
+        [executable, "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if process.poll() is not None:
+                pytest.fail("chroma run exited during start-up")
+            time.sleep(0.2)
+    else:
+        process.kill()
+        pytest.fail("chroma server did not start within 60 s")
+    yield url
+    process.terminate()
+    process.wait(timeout=20)

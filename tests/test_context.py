@@ -68,7 +68,7 @@ def manifest(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def count_tokens():
     tokenizer = splitting_tokenizer()
-    return lambda text: len(tokenizer.encode(text).ids)  # what RagPipeline.assembler uses
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)  # what RagPipeline.assembler uses
 
 
 def chunks_of(manifest: Manifest, name: str) -> list[Chunk]:
@@ -294,3 +294,72 @@ def test_passages_are_numbered_by_score(manifest: Manifest, count_tokens) -> Non
 
 def test_no_chunks_no_passages(manifest: Manifest, count_tokens) -> None:
     assert assemble(manifest, count_tokens, []) == ([], {})
+
+
+# --- token counts stored at ingest ------------------------------------------------------
+
+
+def test_chunks_carry_their_token_count_from_ingest(manifest: Manifest, count_tokens) -> None:
+    chunks = chunks_of(manifest, "alpha.txt") + chunks_of(manifest, "beta.md")
+    assert all(c.tokens is not None and c.tokens == count_tokens(c.text) for c in chunks)
+
+
+def test_single_chunk_passages_are_not_re_encoded(manifest: Manifest, count_tokens) -> None:
+    alpha, gamma, beta = chunks_of(manifest, "alpha.txt"), chunks_of(manifest, "gamma.txt"), chunks_of(manifest, "beta.md")
+    counted: list[str] = []
+
+    def counting(text: str) -> int:
+        counted.append(text)
+        return count_tokens(text)
+
+    ranked = [scored(alpha[0], 0.9), scored(gamma[1], 0.8), scored(beta[3], 0.7)]  # three separate passages
+    passages, trace = ContextAssembler(manifest, ContextConfig(max_tokens=1500), counting).assemble(ranked)
+    assert len(passages) == 3 and counted == []
+    assert trace["context_tokens"] == sum(count_tokens(p.text) for p in passages)
+    merged = [scored(alpha[4], 0.9), scored(alpha[5], 0.8)]  # one passage of two chunks: only their shared text is encoded
+    passages, trace = ContextAssembler(manifest, ContextConfig(max_tokens=1500), counting).assemble(merged)
+    assert len(passages) == 1 and trace["context_tokens"] == count_tokens(passages[0].text)
+    assert sum(len(text) for text in counted) < len(passages[0].text) / 2
+
+
+@pytest.mark.parametrize("name", ["alpha.txt", "beta.md", "gamma.txt", "delta.txt", "epsilon.txt"])
+def test_merged_passages_count_exactly_from_stored_counts(manifest: Manifest, count_tokens, name: str) -> None:
+    """Overlapping (delta: cut between words of one long sentence) and adjacent chunks, 2 to 4 in a row."""
+    chunks = chunks_of(manifest, name)
+    checked = 0
+    for size in (2, 3, 4):
+        for first in range(len(chunks) - size + 1):
+            ranked = [scored(c, 1.0 - 0.01 * i) for i, c in enumerate(chunks[first : first + size])]
+            passages, trace = assemble(manifest, count_tokens, ranked, max_tokens=100_000, max_passages=50)
+            assert trace["context_tokens"] == sum(count_tokens(p.text) for p in passages)
+            checked += len(passages) < size  # at least two chunks merged into one passage
+    assert checked > 0
+
+
+def test_an_index_made_before_token_counts_keeps_working_and_is_migrated(tmp_path: Path, count_tokens) -> None:
+    import sqlite3
+
+    from rag.ingest.chunking import token_counts
+
+    old = sqlite3.connect(tmp_path / "manifest.sqlite")  # the chunks table as it was before the tokens column
+    old.executescript(
+        "CREATE TABLE sources (path TEXT PRIMARY KEY, display_path TEXT NOT NULL, file_type TEXT NOT NULL, content_hash TEXT NOT NULL,"
+        " fingerprint TEXT NOT NULL, size INTEGER NOT NULL, mtime REAL NOT NULL, pages INTEGER NOT NULL, documents INTEGER NOT NULL,"
+        " chunks INTEGER NOT NULL, ingested_at REAL NOT NULL, tags TEXT NOT NULL DEFAULT '[]', groups TEXT NOT NULL DEFAULT '[]');"
+        "CREATE TABLE chunks (chunk_id TEXT PRIMARY KEY, source TEXT NOT NULL REFERENCES sources(path) ON DELETE CASCADE,"
+        " doc_id TEXT NOT NULL, ordinal INTEGER NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL, page INTEGER,"
+        " heading TEXT NOT NULL, text TEXT NOT NULL);"
+        "INSERT INTO sources VALUES ('/a.txt', 'a.txt', 'text', 'h', 'f', 1, 0, 1, 1, 2, 0, '[]', '[]');"
+        "INSERT INTO chunks VALUES ('c1', '/a.txt', 'a.txt', 0, 0, 21, NULL, '[]', 'Parking is free today');"
+        "INSERT INTO chunks VALUES ('c2', '/a.txt', 'a.txt', 1, 22, 40, NULL, '[]', 'Visitors sign in.');"
+    )
+    old.commit()
+    old.close()
+    manifest = Manifest(tmp_path / "manifest.sqlite")
+    try:
+        assert [c.tokens for c in manifest.chunks_by_id(["c1", "c2"])] == [None, None]  # read as before: counted when used
+        assert manifest.fill_token_counts(token_counts, batch=1) == 2
+        assert [c.tokens for c in manifest.chunks_by_id(["c1", "c2"])] == [count_tokens("Parking is free today"), count_tokens("Visitors sign in.")]
+        assert manifest.fill_token_counts(token_counts) == 0
+    finally:
+        manifest.close()

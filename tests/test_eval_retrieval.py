@@ -68,3 +68,27 @@ def test_eval_retrieval_writes_a_run_and_reuses_the_index(dataset: Path, tmp_pat
 def test_missing_dataset_files_are_a_clear_error(tmp_path: Path) -> None:
     result = run_rag("eval", "retrieval", "--dataset", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 3 and "corpus.jsonl not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_gold_set_is_scored_by_source_file(tmp_path: Path) -> None:
+    """eval/bench_retrieval.py's gold table: relevant documents are files named relative to the corpus's parent."""
+    from rag.evaluate.datasets import load_gold_retrieval
+    from rag.evaluate.retrieval import evaluate_retrieval
+    from tests.fake_openai import FakeOpenAI
+    from tests.helpers import fake_endpoint_config
+
+    corpus = tmp_path / "data"
+    corpus.mkdir()
+    (corpus / "vacation.md").write_text("# Vacation\n\nNew employees get twenty vacation days per year.\n")
+    (corpus / "laptops.txt").write_text("Report a lost laptop to the security team within one hour.\n")
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("\n".join(json.dumps(r) for r in [
+        {"id": "a", "question": "how many vacation days do new employees get", "answers": ["twenty"], "sources": ["data/vacation.md"]},
+        {"id": "b", "question": "who do I tell about a lost laptop", "answers": ["security"], "sources": ["data/laptops.txt"]},
+        {"id": "c", "question": "what is the canteen menu", "answers": [], "sources": []},  # unanswerable: not a retrieval query
+    ]) + "\n")
+    dataset = load_gold_retrieval(gold, corpus)
+    assert dataset.by_source and sorted(dataset.queries) == ["a", "b"] and dataset.qrels["a"] == {"data/vacation.md": 1}
+    with FakeOpenAI() as server:
+        summary = evaluate_retrieval(dataset, {"default": fake_endpoint_config(server.base_url)}, tmp_path / "cache")
+    assert summary["configs"]["default"]["metrics"]["nDCG@10"] == pytest.approx(1.0)

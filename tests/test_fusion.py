@@ -85,7 +85,24 @@ def test_zscore_has_zero_mean_and_unit_spread() -> None:
     assert values.mean() == pytest.approx(0.0, abs=1e-12) and values.std() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("method", ["minmax", "zscore"])
+def test_theoretical_divides_by_the_best_score_from_the_floor() -> None:
+    assert normalise(np.array([8.0, 4.0, 2.0]), "theoretical").tolist() == pytest.approx([1.0, 0.5, 0.25])
+    # a flat list stays flat: cosines 0.50..0.40 keep their ratio instead of being stretched onto [0, 1]
+    flat = normalise(np.array([0.5, 0.45, 0.4]), "theoretical")
+    assert flat.tolist() == pytest.approx([1.0, 0.9, 0.8])
+    assert normalise(np.array([0.5, 0.45, 0.4]), "minmax").tolist() == pytest.approx([1.0, 0.5, 0.0])
+    assert normalise(np.array([0.2, -0.1]), "theoretical").tolist() == pytest.approx([1.0, -0.5])  # below the floor: below 0
+
+
+def test_theoretical_list_without_evidence_maps_to_zeros() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert normalise(np.array([0.0, 0.0]), "theoretical").tolist() == [0.0, 0.0]
+        assert normalise(np.array([-0.2, -0.3]), "theoretical").tolist() == [0.0, 0.0]
+        assert normalise(np.array([3.0, 3.0]), "theoretical").tolist() == [1.0, 1.0]  # constant but above the floor: all best
+
+
+@pytest.mark.parametrize("method", ["theoretical", "minmax", "zscore"])
 def test_constant_and_empty_scores_do_not_divide_by_zero(method: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a 0/0 would raise a RuntimeWarning here
@@ -106,7 +123,7 @@ def test_constant_and_empty_scores_do_not_divide_by_zero(method: str) -> None:
 def test_convex_weight_one_reproduces_the_first_list() -> None:
     first = [("p", 0.91), ("q", 0.55), ("r", 0.54), ("s", 0.02)]
     second = [("s", 30.0), ("r", 20.0), ("t", 10.0), ("q", 1.0)]
-    for method in ("minmax", "zscore"):
+    for method in ("theoretical", "minmax", "zscore"):
         fused = [item for item, _ in convex([first, second], [1.0, 0.0], method)]
         assert [item for item in fused if item in dict(first)] == ["p", "q", "r", "s"]
         fused = [item for item, _ in convex([first, second], [0.0, 1.0], method)]
@@ -149,4 +166,38 @@ def test_convex_with_one_empty_list_uses_the_other() -> None:
     dense = [("x", 0.9), ("y", 0.3)]
     fused = convex([dense, []], [0.5, 0.5], "minmax")
     assert fused == [("x", pytest.approx(0.5)), ("y", pytest.approx(0.0))]
+    assert convex([dense, []], [0.5, 0.5], "theoretical") == [("x", pytest.approx(0.5)), ("y", pytest.approx(0.5 / 3))]
+    assert convex([[], dense], [0.5, 0.5]) == convex([dense, []], [0.5, 0.5])
     assert convex([[], []], [0.5, 0.5]) == []
+
+
+def test_convex_theoretical_values_and_missing_items_get_the_list_minimum() -> None:
+    lexical = [("a", 10.0), ("b", 5.0), ("c", 2.0)]  # / 10: a 1, b 0.5, c 0.2
+    dense = [("b", 0.8), ("d", 0.6), ("e", 0.4)]  # / 0.8: b 1, d 0.75, e 0.5
+    fused = convex([lexical, dense], [0.5, 0.5], "theoretical")
+    assert as_dict(fused) == pytest.approx(
+        {
+            "a": 0.5 * 1.0 + 0.5 * 0.5,  # missing from dense: dense's lowest normalised value (e, 0.5)
+            "b": 0.5 * 0.5 + 0.5 * 1.0,
+            "c": 0.5 * 0.2 + 0.5 * 0.5,
+            "d": 0.5 * 0.2 + 0.5 * 0.75,  # missing from lexical: lexical's lowest (c, 0.2)
+            "e": 0.5 * 0.2 + 0.5 * 0.5,
+        }
+    )
+    assert [item for item, _ in fused] == ["a", "b", "d", "c", "e"]  # a and b tie at 0.75: by id; c and e tie too
+
+
+def test_convex_theoretical_lets_a_flat_list_only_break_near_ties() -> None:
+    """The failure the default avoids: min-max stretches a flat dense list to [0, 1] and lets its arbitrary
+    top hit beat the lexical list's clear winner; measured from the floor, the flat list barely moves."""
+    lexical = [("right", 20.0), ("other", 6.0), ("third", 5.0)]
+    flat_dense = [("other", 0.42), ("third", 0.41), ("right", 0.40)]
+    assert [item for item, _ in convex([flat_dense, lexical], [0.5, 0.5], "minmax")][0] == "other"
+    assert [item for item, _ in convex([flat_dense, lexical], [0.5, 0.5], "theoretical")][0] == "right"
+
+
+def test_fusion_ties_are_broken_by_id_for_every_method() -> None:
+    mirrored = [[("z", 1.0), ("y", 0.5)], [("y", 1.0), ("z", 0.5)]]
+    for method in ("theoretical", "minmax", "zscore"):
+        assert [item for item, _ in convex(mirrored, [0.5, 0.5], method)] == ["y", "z"]
+        assert [item for item, _ in convex(mirrored[::-1], [0.5, 0.5], method)] == ["y", "z"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from rag.retrieve.rerank import (
     build_reranker,
     parse_permutation,
 )
+from rag.testing import RerankerContract
 from rag.types import Chunk, ScoredChunk
 from tests.fake_openai import FakeOpenAI, bag_of_words_vector
 from tests.helpers import free_port
@@ -373,3 +375,34 @@ def test_llm_reranker_needs_a_chat_model_and_none_means_no_reranker() -> None:
     with pytest.raises(RagError) as caught:
         build_reranker(RerankConfig(kind="llm"), None)
     assert "llm.provider" in caught.value.hint
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the reranker contract (rag.testing.RerankerContract) for every built-in reranker
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class TestCrossEncoderContract(RerankerContract):
+    semantic = False  # a randomly initialised model ranks at random
+
+    @pytest.fixture
+    def reranker(self, tiny_cross_encoder: Path) -> CrossEncoderReranker:
+        return CrossEncoderReranker(RerankConfig(kind="cross-encoder", model_path=str(tiny_cross_encoder)))
+
+
+class TestEndpointContract(RerankerContract):
+    """The fake server scores by shared words, so the passage holding the query's words comes first."""
+
+    @pytest.fixture
+    def reranker(self) -> Iterator[EndpointReranker]:
+        with FakeOpenAI() as server:
+            yield EndpointReranker(endpoint_config(server.base_url))
+
+
+class TestListwiseContract(RerankerContract):
+    """A scripted chat model that puts passages naming a permit first."""
+
+    @pytest.fixture
+    def reranker(self) -> Iterator[LLMListwiseReranker]:
+        with FakeOpenAI(chat_reply=keyword_ranker("permit", [])) as server:
+            yield LLMListwiseReranker(RerankConfig(kind="llm", window=3, step=2), chat_for(server))

@@ -26,7 +26,7 @@ def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     from rag.index.store import Index
     from rag.ingest.pipeline import Ingestor
     from rag.serve.app import create_app
-    from rag.serve.keys import KeyStore
+    from rag.serve.keys import open_key_store
 
     root = tmp_path_factory.mktemp("limits")
     (root / "docs").mkdir()
@@ -49,7 +49,7 @@ def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
                 assert not Ingestor(index).ingest(["docs"]).failed
         finally:
             os.chdir(previous)
-        _, key = KeyStore(root / "index").create("tester", ())
+        _, key = open_key_store(root / "index").create("tester", ())
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(create_app(root / "index", config), host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)

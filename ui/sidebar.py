@@ -97,7 +97,8 @@ def _new_index_form(base: RagConfig | None) -> None:
     with st.popover("New index", icon=":material/add:"):
         name = st.text_input("Folder", placeholder=str(launch_index().parent / "my-docs"), key="new_index_folder")
         if st.button("Create", key="create_index", disabled=base is None):
-            _create_index(Path(name.strip()) if name.strip() else None, base)  # type: ignore[arg-type]
+            assert base is not None, "the button is disabled without a valid config"
+            _create_index(Path(name.strip()) if name.strip() else None, base)
 
 
 def _create_index(folder: Path | None, base: RagConfig) -> None:
@@ -128,7 +129,8 @@ def _upload_form(index_dir: Path, base: RagConfig | None) -> None:
         )
         submitted = st.form_submit_button("Ingest", icon=":material/upload:", disabled=base is None)
     if submitted and files:
-        st.session_state.last_ingest = _ingest(index_dir, base, [(f.name, f.getvalue()) for f in files])  # type: ignore[arg-type]
+        assert base is not None, "the button is disabled without a valid config"
+        st.session_state.last_ingest = _ingest(index_dir, base, [(f.name, f.getvalue()) for f in files])
         st.rerun()
     elif submitted:
         st.warning("Choose files to upload first.")

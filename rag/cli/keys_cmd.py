@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -41,9 +41,9 @@ def create(
 
     Example: rag keys create --index .rag/demo --name alice --groups staff,engineering
     """
-    from rag.serve.keys import KeyStore
+    from rag.serve.keys import open_key_store
 
-    record, secret = KeyStore(index).create(name, reader_groups(groups), admin)
+    record, secret = open_key_store(index).create(name, reader_groups(groups), admin)
     if as_json:
         print(json.dumps({**record.to_json(), "key": secret}, indent=2))
         return
@@ -62,9 +62,9 @@ def list_keys(
     as_json: JsonOption = False,
 ) -> None:
     """List keys: name, groups, admin, created, revoked (never the key itself)."""
-    from rag.serve.keys import KeyStore
+    from rag.serve.keys import open_key_store
 
-    rows = [k.to_json() for k in KeyStore(index).list(include_revoked=all_)]
+    rows: list[dict[str, Any]] = [k.to_json() for k in open_key_store(index).list(include_revoked=all_)]
 
     def render() -> None:
         from rich.console import Console
@@ -73,7 +73,7 @@ def list_keys(
         table = Table("name", "key id", "groups", "admin", "created", "revoked")
         for row in rows:
             table.add_row(
-                str(row["name"]), str(row["key_id"]), ", ".join(row["groups"]) or "-", "yes" if row["admin"] else "",  # type: ignore[arg-type]
+                str(row["name"]), str(row["key_id"]), ", ".join(row["groups"]) or "-", "yes" if row["admin"] else "",
                 _when(row["created_at"]), _when(row["revoked_at"]),
             )
         Console().print(table if rows else "no keys; create one with `rag keys create --name NAME --index DIR`")
@@ -88,9 +88,9 @@ def revoke(
 ) -> None:
     """Revoke a key; a running server refuses it from the next request on."""
     from rag.errors import RagError
-    from rag.serve.keys import KeyStore
+    from rag.serve.keys import open_key_store
 
-    if not KeyStore(index).revoke(name):
+    if not open_key_store(index).revoke(name):
         raise RagError(f"no active key named {name!r}", "see `rag keys list --index DIR`")
     typer.echo(f"revoked key {name!r}", err=True)
 

@@ -9,12 +9,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from rag.cli.options import ConfigOption, IndexOption, JsonOption, SetOption, emit
 from rag.errors import RagError
+
+if TYPE_CHECKING:
+    from rag.config import RagConfig
+    from rag.retrieve.filters import Filters
 
 EXIT_FILES_FAILED = 1
 EXIT_CONFIG = 2
@@ -46,7 +50,7 @@ def main(
     _state["debug"] = debug
 
 
-def _config(config_path: Path | None, overrides: list[str] | None) -> "object":
+def _config(config_path: Path | None, overrides: list[str] | None) -> RagConfig:
     from rag.config import load_config, resolve_config_path
 
     return load_config(resolve_config_path(config_path), overrides or [])
@@ -92,7 +96,7 @@ def ingest(
     if public and groups:
         raise RagError("--groups and --public contradict each other", "pass one of them")
     chosen = [] if public else (list(reader_groups(groups)) if groups is not None else None)
-    with Index.open(index, settings, writable=True) as opened, RichProgress(stderr_console()) as progress:  # type: ignore[arg-type]
+    with Index.open(index, settings, writable=True) as opened, RichProgress(stderr_console()) as progress:
         report = Ingestor(opened, progress, tags=tag, groups=chosen).ingest(paths)
     emit(report.to_json(), as_json, lambda: print_ingest_report(report, index))
     raise typer.Exit(report.exit_code)
@@ -115,7 +119,7 @@ def remove(
     from rag.ingest.pipeline import Ingestor
 
     settings = _config(config, set_)
-    with Index.open(index, settings, writable=True) as opened:  # type: ignore[arg-type]
+    with Index.open(index, settings, writable=True) as opened:
         report = Ingestor(opened).remove(paths)
     emit(report.to_json(), as_json, lambda: print_ingest_report(report, index))
     raise typer.Exit(report.exit_code)
@@ -157,7 +161,7 @@ TypeFilter = Annotated[Optional[list[str]], typer.Option("--type", help="Only se
 TagFilter = Annotated[Optional[list[str]], typer.Option("--tag", "-t", help="Only search sources with this tag (repeatable).")]
 
 
-def _filters(source: list[str] | None, file_type: list[str] | None, tag: list[str] | None) -> "object":
+def _filters(source: list[str] | None, file_type: list[str] | None, tag: list[str] | None) -> Filters:
     from rag.retrieve.filters import Filters
 
     return Filters(tuple(source or ()), tuple(file_type or ()), tuple(tag or ()))
@@ -185,12 +189,12 @@ def ask(
     from rag.pipeline import RagPipeline, answer_to_json
 
     settings = _config(config, set_)
-    with RagPipeline.open(index, settings) as pipeline:  # type: ignore[arg-type]
+    with RagPipeline.open(index, settings) as pipeline:
         if as_json:
-            answer = pipeline.ask(question, filters=_filters(source, file_type, tag))  # type: ignore[arg-type]
+            answer = pipeline.ask(question, filters=_filters(source, file_type, tag))
             print(json.dumps(answer_to_json(answer), indent=2, default=str))
             return
-        answer = print_answer(pipeline.stream(question, filters=_filters(source, file_type, tag)))  # type: ignore[arg-type]
+        answer = print_answer(pipeline.stream(question, filters=_filters(source, file_type, tag)))
         if explain:
             print_trace(answer)
 
@@ -211,7 +215,7 @@ def chat(
     settings = _config(config, set_)
     history: list[dict[str, str]] = []
     interactive = sys.stdin.isatty()
-    with RagPipeline.open(index, settings) as pipeline:  # type: ignore[arg-type]
+    with RagPipeline.open(index, settings) as pipeline:
         while True:
             try:
                 question = input("you> " if interactive else "").strip()
@@ -221,7 +225,7 @@ def chat(
                 break
             if not question:
                 continue
-            answer = print_answer(pipeline.stream(question, history=history, filters=_filters(source, file_type, tag)))  # type: ignore[arg-type]
+            answer = print_answer(pipeline.stream(question, history=history, filters=_filters(source, file_type, tag)))
             history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
 
 
@@ -248,7 +252,7 @@ def show_config(
     as rag.yaml to start your own config.
     """
     settings = _config(config, set_)
-    data = settings.public_dict()  # type: ignore[attr-defined]
+    data = settings.public_dict()
     if as_json:
         print(json.dumps(data, indent=2))
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -44,9 +45,9 @@ def named_configs(paths: list[Path] | None, overrides: list[str] | None) -> dict
     return configs
 
 
-def emit(data: object, as_json: bool, render: "object") -> None:
+def emit(data: object, as_json: bool, render: Callable[[], object]) -> None:
     """JSON on stdout for --json, else the human rendering."""
     if as_json:
         print(json.dumps(data, indent=2, default=str))
     else:
-        render()  # type: ignore[operator]
+        render()

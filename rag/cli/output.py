@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from rag.ingest.report import IngestReport
 
+if TYPE_CHECKING:
+    from rag.pipeline import StreamEvent
+    from rag.types import Answer
+
 
 def stderr_console() -> Console:
     return Console(stderr=True)
 
 
-def print_ingest_report(report: IngestReport, index: Path) -> None:
+def print_ingest_report(report: IngestReport, index: str | os.PathLike[str]) -> None:
     console = Console()
     if report.repaired:
         console.print(
@@ -48,7 +54,7 @@ def print_ingest_report(report: IngestReport, index: Path) -> None:
             console.print(table)
 
 
-def print_sources(rows: list[dict[str, object]]) -> None:
+def print_sources(rows: list[dict[str, Any]]) -> None:
     console = Console()
     if not rows:
         console.print("The index is empty. Add documents with `rag ingest PATH`.")
@@ -58,19 +64,19 @@ def print_sources(rows: list[dict[str, object]]) -> None:
     for column in ("path", "type", "pages", "chunks", *(("groups",) if with_groups else ()), "ingested at"):
         table.add_column(column, justify="right" if column in ("pages", "chunks") else "left")
     for row in rows:
-        stamp = dt.datetime.fromtimestamp(float(row["ingested_at"])).strftime("%Y-%m-%d %H:%M")  # type: ignore[arg-type]
+        stamp = dt.datetime.fromtimestamp(float(row["ingested_at"])).strftime("%Y-%m-%d %H:%M")
         pages = str(row["pages"]) if row["pages"] else "-"
-        groups = (", ".join(row.get("groups") or []) or "everyone",) if with_groups else ()  # type: ignore[call-overload]
+        groups = (", ".join(row.get("groups") or []) or "everyone",) if with_groups else ()
         table.add_row(str(row["path"]), str(row["type"]), pages, str(row["chunks"]), *groups, stamp)
     console.print(table)
-    console.print(f"{len(rows)} sources, {sum(int(r['chunks']) for r in rows)} chunks")  # type: ignore[call-overload]
+    console.print(f"{len(rows)} sources, {sum(int(r['chunks']) for r in rows)} chunks")
 
 
-def print_answer(events: "object") -> "object":
+def print_answer(events: Iterator[StreamEvent]) -> Answer:
     """Print streamed answer text as it is checked, then the sources; return the final Answer."""
     console = Console()
-    answer = None
-    for event in events:  # type: ignore[attr-defined]
+    answer: Answer | None = None
+    for event in events:
         if event.kind == "delta":
             console.print(event.text, end="", markup=False, highlight=False, soft_wrap=True)
         elif event.kind == "done":
@@ -83,11 +89,12 @@ def print_answer(events: "object") -> "object":
             quote = " ".join(citation.text.split())
             quote = quote if len(quote) <= 160 else quote[:157] + "..."
             console.print(f"  [{citation.marker}] {citation.source}{page} (chars {citation.start}-{citation.end}): \"{quote}\"", markup=False, highlight=False)
+    assert answer is not None, "the answer stream ends with a done event"
     return answer
 
 
-def print_trace(answer: "object") -> None:
-    trace = answer.trace  # type: ignore[attr-defined]
+def print_trace(answer: Answer) -> None:
+    trace: dict[str, Any] = answer.trace  # JSON-shaped until the trace is typed
     console = Console()
     console.print("\n[bold]Retrieval trace[/]")
     rewrite = trace.get("rewrite", {})
@@ -125,10 +132,10 @@ def _fmt(value: "float | None") -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def print_retrieval_summary(summary: dict[str, object]) -> None:
+def print_retrieval_summary(summary: dict[str, Any]) -> None:
     console = Console()
-    configs: dict[str, dict[str, object]] = summary["configs"]  # type: ignore[assignment]
-    names = sorted({m for c in configs.values() for m in c["metrics"]})  # type: ignore[union-attr]
+    configs: dict[str, dict[str, Any]] = summary["configs"]
+    names = sorted({m for c in configs.values() for m in c["metrics"]})
     table = Table(title=f"{summary['dataset']} ({summary['queries']} queries)", header_style="bold")
     table.add_column("config")
     for name in names:
@@ -137,7 +144,7 @@ def print_retrieval_summary(summary: dict[str, object]) -> None:
     table.add_column("search s", justify="right")
     for config_name, result in configs.items():
         metrics = result["metrics"]
-        table.add_row(config_name, *(f"{metrics[n]:.4f}" for n in names), f"{result['index_seconds']:.1f}", f"{result['search_seconds']:.1f}")  # type: ignore[index]
+        table.add_row(config_name, *(f"{metrics[n]:.4f}" for n in names), f"{result['index_seconds']:.1f}", f"{result['search_seconds']:.1f}")
     console.print(table)
     if summary.get("run_dir"):
         console.print(f"run written to {summary['run_dir']}")

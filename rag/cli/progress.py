@@ -7,7 +7,7 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from rag.ingest.pipeline import Progress as ProgressSink
+from rag.core.progress import Progress as ProgressSink
 
 
 class RichProgress(ProgressSink):

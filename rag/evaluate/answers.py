@@ -27,7 +27,6 @@ summary's `failures` for the metric: never a silent NaN.
 from __future__ import annotations
 
 import hashlib
-import re
 import string
 import time
 from collections import Counter
@@ -39,13 +38,13 @@ from rag.errors import RagError
 from rag.evaluate.datasets import read_jsonl_objects
 from rag.evaluate.judges import Judge, JudgeResult
 from rag.evaluate.stats import bootstrap_ci
-from rag.text_units import content_terms, sentences
+from rag.text_units import CITATION_MARKER, content_terms, sentences, strip_markers
 
 JUDGED = ("faithfulness", "answer_relevance", "context_recall", "context_utility", "citation_precision", "citation_recall")
 METRICS = ("faithfulness", "answer_relevance", "context_precision", "context_recall", "context_source_recall", "context_utility",
            "citation_precision", "citation_recall", "answer_correctness", "answer_f1", "refusal_correctness", "false_refusal")
 HIGHER_IS_BETTER = {m: m != "false_refusal" for m in METRICS}
-_MARKER = re.compile(r"\s*\[(\d+)\]")
+_MARKER = CITATION_MARKER
 
 
 # --- dataset -----------------------------------------------------------------------------------------
@@ -114,11 +113,6 @@ def _answer_tokens(text: str) -> list[str]:
     text = _MARKER.sub(" ", text.lower())
     text = "".join(" " if ch in string.punctuation and ch not in "$%." else ch for ch in text)
     return [t.strip(".") for t in text.split() if t.strip(".") and t not in ("a", "an", "the")]
-
-
-def strip_markers(answer: str) -> str:
-    """The answer without its `[n]` citation markers."""
-    return _MARKER.sub("", answer)
 
 
 def token_f1(prediction: str, reference: str) -> float:
@@ -286,12 +280,12 @@ def summarise(per_question: list[list[Scored]], repeats: int) -> dict[str, dict[
         failures = 0
         by_repeat: list[list[float]] = [[] for _ in range(repeats)]
         for runs in per_question:
-            kept = [r.metrics[metric] for r in runs if r.metrics[metric] is not None]
+            kept = [value for r in runs if (value := r.metrics[metric]) is not None]
             failures += sum(any(f["metric"] == metric for f in r.failures) for r in runs)
-            values.append(sum(kept) / len(kept) if kept else None)  # type: ignore[arg-type]
+            values.append(sum(kept) / len(kept) if kept else None)
             for index, r in enumerate(runs):
-                if r.metrics[metric] is not None:
-                    by_repeat[index].append(r.metrics[metric])  # type: ignore[arg-type]
+                if (value := r.metrics[metric]) is not None:
+                    by_repeat[index].append(value)
         entry: dict[str, Any] = {**bootstrap_ci(values), "failures": failures}
         if repeats > 1:
             entry["repeat_means"] = [round(sum(v) / len(v), 4) if v else None for v in by_repeat]
@@ -318,7 +312,7 @@ def evaluate_answers(
     citation metrics and the exact reference checks still come from `judge_kind`."""
     from rag.evaluate.judges import DEFAULT_SEED, build_judge
     from rag.evaluate.runs import RunWriter
-    from rag.ingest.pipeline import Progress
+    from rag.core.progress import Progress
     from rag.pipeline import RagPipeline
 
     if repeats < 1:
@@ -402,6 +396,6 @@ def _overlay_ragas(scored: Scored, values: dict[str, float | None], failures: li
 def _mean_metrics(runs: list[Scored]) -> dict[str, float | None]:
     means: dict[str, float | None] = {}
     for metric in METRICS:
-        kept = [r.metrics[metric] for r in runs if r.metrics[metric] is not None]
-        means[metric] = round(sum(kept) / len(kept), 4) if kept else None  # type: ignore[arg-type]
+        kept = [value for r in runs if (value := r.metrics[metric]) is not None]
+        means[metric] = round(sum(kept) / len(kept), 4) if kept else None
     return means

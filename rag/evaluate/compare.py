@@ -77,7 +77,7 @@ def compare_runs(
 
     a = load_run(run_a)
     same = run_b is None  # two configs of one run
-    b = a if same or Path(run_b).resolve() == Path(run_a).resolve() else load_run(run_b)  # type: ignore[arg-type]
+    b = a if run_b is None or Path(run_b).resolve() == Path(run_a).resolve() else load_run(run_b)
     if same:
         if config_a is None and config_b is None and len(a.configs) == 2:
             config_a, config_b = a.configs

@@ -19,6 +19,7 @@ class BeirDataset:
     queries: dict[str, str]  # only queries that have judgements in the split
     qrels: dict[str, dict[str, int]]
     fingerprint: str  # content hash of corpus, queries and qrels: a changed file is a different dataset
+    by_source: bool = False  # documents are the corpus folder's files, named by their path relative to its parent
 
 
 def hash_files(paths: list[Path]) -> str:
@@ -49,6 +50,22 @@ def load_beir(folder: Path, split: str = "test") -> BeirDataset:
     if missing:
         raise RagError(f"{len(missing)} judged queries are missing from {queries_path}", "check that the files belong together")
     return BeirDataset(folder.name, corpus, queries, qrels, hash_files([corpus, queries_path, qrels_path]))
+
+
+def load_gold_retrieval(path: Path, corpus: Path) -> BeirDataset:
+    """A JSONL answer set (`{"id", "question", "sources": ["data/handbook.pdf"]}`) as a retrieval set over the
+    files of `corpus`: a question's relevant documents are its sources, written relative to the corpus folder's
+    parent (the repository root for `eval/gold/sample.jsonl` over `data/`). Unanswerable questions are left out."""
+    if not corpus.is_dir():
+        raise RagError(f"{corpus} is not a folder", "give the folder of documents the gold set's sources are in")
+    queries: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    for _, where, record in read_jsonl_objects(path, '{"id", "question", "sources": [...]}'):
+        if record.get("sources"):
+            queries[str(record["id"])] = str(record["question"])
+            qrels[str(record["id"])] = {str(source): 1 for source in record["sources"]}
+    files = sorted(p for p in corpus.rglob("*") if p.is_file())
+    return BeirDataset(path.stem, corpus, queries, qrels, hash_files([path, *files]), by_source=True)
 
 
 def read_jsonl_objects(path: Path, what: str) -> Iterator[tuple[int, str, dict]]:

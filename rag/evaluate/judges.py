@@ -26,10 +26,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rag.errors import RagError
 from rag.text_units import content_terms, numbers, sentences
+
+if TYPE_CHECKING:
+    from rag.config import LLMBase, RagConfig
+    from rag.index.contracts import Embedder
 
 ATTEMPTS = 3  # one call and two retries
 DEFAULT_SEED = 1234
@@ -86,7 +90,7 @@ class OfflineJudge:
 
     approximation = True
 
-    def __init__(self, method: str = "offline", embedder: object | None = None) -> None:
+    def __init__(self, method: str = "offline", embedder: Embedder | None = None) -> None:
         if method not in ("lexical", "embedding", "offline"):
             raise RagError(f"unknown offline judge {method!r}", "use lexical, embedding or offline")
         if method != "lexical" and embedder is None:
@@ -105,7 +109,8 @@ class OfflineJudge:
     def _embed(self, texts: list[str]) -> list[Any]:
         missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
         if missing:
-            for text, vector in zip(missing, self.embedder.embed(missing)):  # type: ignore[union-attr]
+            assert self.embedder is not None, "checked in __init__: only the lexical judge has no embedder"
+            for text, vector in zip(missing, self.embedder.embed(missing)):
                 self._vectors[text] = vector
         return [self._vectors[t] for t in texts]
 
@@ -235,17 +240,17 @@ class LLMJudge:
     kind = "llm"
     approximation = False
 
-    def __init__(self, llm: object, cache_path: Path, seed: int = DEFAULT_SEED, use_cache: bool = True) -> None:
+    def __init__(self, llm: LLMBase, cache_path: Path, seed: int = DEFAULT_SEED, use_cache: bool = True) -> None:
         """`llm` is the config's `llm` section (rag.config.LLMConfig)."""
-        if llm.provider != "openai":  # type: ignore[attr-defined]
+        if llm.provider != "openai":
             raise RagError(
                 "the LLM judge needs an OpenAI-compatible chat endpoint, and llm.provider is "
-                f"{llm.provider!r}",  # type: ignore[attr-defined]
+                f"{llm.provider!r}",
                 "set llm.provider=openai, llm.base_url and llm.model (e.g. --set llm.provider=openai --set llm.base_url=http://localhost:8000/v1), "
                 "or use --judge offline",
             )
         self.llm = llm
-        self.model = llm.model  # type: ignore[attr-defined]
+        self.model = llm.model
         self.seed = seed
         self.use_cache = use_cache
         self.cache = JudgeCache(cache_path)
@@ -255,7 +260,7 @@ class LLMJudge:
         self._client: Any = None
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "llm", "approximation": False, "model": self.model, "base_url": self.llm.base_url,  # type: ignore[attr-defined]
+        return {"kind": "llm", "approximation": False, "model": self.model, "base_url": self.llm.base_url,
                 "seed": self.seed, "temperature": 0, "cache": str(self.cache.path),
                 "calls": self.calls, "cache_hits": self.cache_hits, "failures": self.failures}
 
@@ -267,7 +272,7 @@ class LLMJudge:
 
         c = self.llm
         if self._client is None:
-            self._client = openai_client("llm", c.base_url, c.api_key, c.timeout_s, c.max_retries)  # type: ignore[attr-defined]
+            self._client = openai_client("llm", c.base_url, c.api_key, c.timeout_s, c.max_retries)
         request = {"messages": messages, "temperature": 0, "seed": seed,
                    "response_format": {"type": "json_schema", "json_schema": {"name": schema_name, "schema": schema, "strict": True}}}
         key = JudgeCache.key(self.model, request)
@@ -276,8 +281,8 @@ class LLMJudge:
             if cached is not None:
                 self.cache_hits += 1
                 return cached
-        with endpoint_errors("judge", "llm", c.base_url, "start the server or fix llm.base_url (or use --judge offline)"):  # type: ignore[attr-defined]
-            response = self._client.chat.completions.create(model=self.model, max_tokens=c.max_tokens, **request)  # type: ignore[attr-defined]
+        with endpoint_errors("judge", "llm", c.base_url, "start the server or fix llm.base_url (or use --judge offline)"):
+            response = self._client.chat.completions.create(model=self.model, max_tokens=c.max_tokens, **request)
         self.calls += 1
         reply = response.choices[0].message.content or ""
         self.cache.put(key, self.model, reply)
@@ -316,9 +321,9 @@ class LLMJudge:
         return JudgeResult(RELEVANCE_LEVELS[data["relevance"]], reason=data["reason"])
 
 
-def build_judge(kind: str, config: object, embedder: object | None, cache_path: Path, seed: int = DEFAULT_SEED,
+def build_judge(kind: str, config: RagConfig, embedder: Embedder | None, cache_path: Path, seed: int = DEFAULT_SEED,
                 use_cache: bool = True) -> Judge:
     """`kind`: offline | lexical | embedding | llm. `config` is a RagConfig (its `llm` section feeds the LLM judge)."""
     if kind == "llm":
-        return LLMJudge(config.llm, cache_path, seed, use_cache)  # type: ignore[attr-defined]
+        return LLMJudge(config.llm, cache_path, seed, use_cache)
     return OfflineJudge(kind, embedder)

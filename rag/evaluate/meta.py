@@ -267,7 +267,7 @@ def agreement(a: list[Prediction], b: list[Prediction]) -> dict[str, Any]:
 def evaluate_judges(labels: LabelSet, judges: dict[str, Any], out: Path | None = None, progress: Any = None) -> dict[str, Any]:
     """Run every judge on every labelled pair; summary of per-judge metrics and pairwise agreement, run folder if `out`."""
     from rag.evaluate.runs import RunWriter
-    from rag.ingest.pipeline import Progress
+    from rag.core.progress import Progress
 
     sink = progress or Progress()
     meta = {"dataset": {"name": labels.name, "path": str(labels.path), "fingerprint": labels.fingerprint,

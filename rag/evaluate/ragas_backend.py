@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import RagError
+from rag.text_units import strip_markers
 
 RAGAS_METRICS = ("faithfulness", "answer_relevance", "context_precision", "context_recall", "context_utility", "answer_correctness")
 RAGAS_PIN = "ragas==0.4.3"
@@ -112,8 +113,6 @@ class RagasScorer:
     def score(self, question: str, references: list[str], answer: dict[str, Any], repeat: int = 0) -> tuple[dict[str, float | None], list[dict[str, str]]]:
         """ragas scores of one answer (`answer_to_json` shape). Metrics that do not apply are None (refusals
         have no faithfulness/relevance; questions without a reference answer have no reference metrics)."""
-        from rag.evaluate.answers import strip_markers
-
         metrics = self._metrics_for(repeat)
         contexts = [p["text"] for p in answer["passages"]]
         response = strip_markers(answer["answer"])

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from rag.config import RagConfig
+from rag.core.access import Access
+from rag.core.progress import Progress
 from rag.evaluate.datasets import BeirDataset
 from rag.evaluate.metrics import mean_metrics, retrieval_metrics
 from rag.evaluate.runs import RunWriter
 from rag.index.store import Index
-from rag.ingest.pipeline import Ingestor, Progress
-from rag.retrieve.access import Access
+from rag.ingest.pipeline import Ingestor
 from rag.retrieve.search import HybridSearcher
 
 DEPTH = 100  # documents kept per query
@@ -92,13 +93,15 @@ def _search_all(index_dir: Path, config: RagConfig, dataset: BeirDataset, progre
     sink.phase(label, len(dataset.queries))
     run: dict[str, dict[str, float]] = {}
     started = time.perf_counter()
+    root = dataset.corpus.resolve().parent
     with Index.open(index_dir, config) as index:
         searcher = HybridSearcher(index, retrieval)
         for query_id, text in dataset.queries.items():
             ranked: dict[str, float] = {}
             for position, scored in enumerate(searcher.search([text], limit=CHUNK_CANDIDATES, access=Access.unrestricted()).chunks):
-                if scored.chunk.doc_id not in ranked and len(ranked) < DEPTH:
-                    ranked[scored.chunk.doc_id] = float(CHUNK_CANDIDATES - position)
+                document = Path(scored.chunk.source).relative_to(root).as_posix() if dataset.by_source else scored.chunk.doc_id
+                if document not in ranked and len(ranked) < DEPTH:
+                    ranked[document] = float(CHUNK_CANDIDATES - position)
             run[query_id] = ranked
             sink.advance(label)
     return run, time.perf_counter() - started

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from rag.index.manifest import Manifest
+from rag.index.contracts import Catalog
 from rag.text_units import Span, content_terms, numbers, sentences
 from rag.types import Citation, Document, Passage
 
@@ -35,7 +35,7 @@ class CheckedText:
 
 
 class CitationChecker:
-    def __init__(self, passages: list[Passage], manifest: Manifest, min_support: float = 0.5) -> None:
+    def __init__(self, passages: list[Passage], manifest: Catalog, min_support: float = 0.5) -> None:
         self.passages = {p.number: p for p in passages}
         self.manifest = manifest
         self.min_support = min_support

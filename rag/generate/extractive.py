@@ -19,12 +19,14 @@ import math
 import re
 import threading
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from rag.config import GenerationConfig
 from rag.generate.answer_types import Expected, best_span, expected_answer, span_candidates, yes_or_no
+from rag.index.contracts import Embedder
 from rag.text_units import Span, content_terms, sentences
 from rag.types import Passage, ShortAnswer
 
@@ -68,7 +70,9 @@ class ExtractiveAnswer:
 
 
 class ExtractiveAnswerer:
-    def __init__(self, config: GenerationConfig, embedder: "object", headings: "object | None" = None) -> None:
+    def __init__(
+        self, config: GenerationConfig, embedder: Embedder, headings: Callable[[Passage, int], tuple[str, ...]] | None = None
+    ) -> None:
         """`headings(passage, offset)` gives the heading path above a document offset: a sentence is read
         together with its section heading ("Released May 28." under "Tidewater 4.3.0")."""
         self.config = config
@@ -83,7 +87,7 @@ class ExtractiveAnswerer:
             previous: Span | None = None
             for span in sentences(passage.text, passage.start):
                 if len(content_terms(span.text)) >= MIN_SENTENCE_TERMS and not is_label(span.text):
-                    path = self.headings(passage, span.start) if self.headings else passage.heading_path  # type: ignore[operator]
+                    path = self.headings(passage, span.start) if self.headings else passage.heading_path
                     candidates.append((passage.number, span, path[-1] if path else "", previous))
                 previous = span
         if not candidates:
@@ -91,7 +95,7 @@ class ExtractiveAnswerer:
         own_terms = [set(content_terms(span.text)) for _, span, _, _ in candidates]
         weights = _rarity(terms, own_terms)
         in_context = [f"{heading}: {span.text}" if heading else span.text for _, span, heading, _ in candidates]
-        vectors = self.embedder.embed([question] + in_context)  # type: ignore[attr-defined]
+        vectors = self.embedder.embed([question] + in_context)
         cosines = np.clip(vectors[1:] @ vectors[0], 0.0, 1.0)
         total = sum(weights.values())
         scored = []
@@ -178,8 +182,9 @@ class CachedEmbedder:
     _memories: dict[str, "OrderedDict[str, np.ndarray]"] = {}
     _lock = threading.Lock()
 
-    def __init__(self, embedder: "object", model_id: str, size: int = 20_000) -> None:
+    def __init__(self, embedder: Embedder, model_id: str, size: int = 20_000) -> None:
         self.embedder = embedder
+        self.model_id = model_id
         self.size = size
         with self._lock:
             self._vectors = self._memories.setdefault(model_id, OrderedDict())
@@ -191,7 +196,7 @@ class CachedEmbedder:
                 self._vectors.move_to_end(text)
         missing = list(dict.fromkeys(t for t in texts if t not in known))
         if missing:
-            fresh = self.embedder.embed(missing)  # type: ignore[attr-defined]
+            fresh = self.embedder.embed(missing)
             with self._lock:
                 for text, vector in zip(missing, fresh):
                     known[text] = vector

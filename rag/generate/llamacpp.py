@@ -21,10 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rag.config import LLMConfig
+from rag.config import LLMBase
+from rag.core.chat import Message
 from rag.errors import RagError
-
-Message = dict[str, str]
 
 INSTALL_HINT = 'pip install -e ".[llamacpp]"'
 DEFAULT_CONTEXT = 4096  # tokens: room for the default 1,500-token context budget, the prompt and the answer
@@ -43,7 +42,7 @@ class LlamaCppChat:
     Thread-safe: llama.cpp's server queues concurrent requests (one slot, so they run one after another).
     """
 
-    def __init__(self, config: LLMConfig, n_ctx: int = DEFAULT_CONTEXT, threads: int | None = None) -> None:
+    def __init__(self, config: LLMBase, n_ctx: int = DEFAULT_CONTEXT, threads: int | None = None) -> None:
         self.config = config
         self.n_ctx = n_ctx
         self.threads = threads or _cpu_count()

@@ -1,73 +1,70 @@
-"""Chat models behind one small interface: any OpenAI-compatible endpoint, or a local GGUF via xllamacpp."""
+"""Chat models behind one small interface (`rag.core.chat.ChatModel`): any OpenAI-compatible endpoint, a local
+GGUF via xllamacpp, or a plug-in named by `llm.provider` (its factory gets the llm section)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cached_property
-from typing import Protocol
+from typing import TYPE_CHECKING, Any
 
-from rag.config import LLMConfig
+from rag.config import LLMBase
+from rag.core.chat import ChatModel, Message
+from rag.core.registry import CHAT_MODELS
 from rag.errors import RagError
 from rag.openai_client import endpoint_errors, openai_client
 
-Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+if TYPE_CHECKING:
+    from openai import OpenAI
+
+__all__ = ["ChatModel", "Message", "OpenAIChat", "build_chat_model"]
+
+UNREACHABLE_HINT = "start the server or fix llm.base_url (or use --set llm.provider=none for the offline answerer)"
 
 
-class ChatModel(Protocol):
-    """One job: messages in, text out (whole, or as a stream of deltas)."""
-
-    name: str
-
-    def complete(self, messages: list[Message], max_tokens: int | None = None) -> str: ...
-
-    def stream(self, messages: list[Message], max_tokens: int | None = None) -> Iterator[str]: ...
+ChatModelFactory = Callable[[LLMBase], ChatModel]
 
 
-def build_chat_model(config: LLMConfig) -> ChatModel | None:
-    """The configured chat model, or None when `llm.provider` is `none` (offline)."""
+def build_chat_model(config: LLMBase) -> ChatModel | None:
+    """The configured chat model (`llm.provider`, from `rag.core.registry.CHAT_MODELS`), or None when it is `none`."""
     if config.provider == "none":
         return None
-    if config.provider == "llamacpp":
-        from rag.generate.llamacpp import LlamaCppChat
-
-        return LlamaCppChat(config)
-    return OpenAIChat(config)
+    factory: ChatModelFactory = CHAT_MODELS.resolve(config.provider)
+    return factory(config)
 
 
 class OpenAIChat:
     """OpenAI-compatible /v1/chat/completions (OpenAI, vLLM, llama.cpp server) via the `openai` client,
     which owns timeouts and retries with exponential backoff."""
 
-    def __init__(self, config: LLMConfig) -> None:
+    def __init__(self, config: LLMBase) -> None:
         self.config = config
         self.name = f"{config.model}@{config.base_url or 'api.openai.com'}"
 
     @cached_property
-    def _client(self) -> "object":
+    def _client(self) -> OpenAI:
         c = self.config
         return openai_client("llm", c.base_url, c.api_key, c.timeout_s, c.max_retries)
 
-    def _request(self, messages: list[Message], max_tokens: int | None, stream: bool) -> "object":
-        hint = "start the server or fix llm.base_url (or use --set llm.provider=none for the offline answerer)"
-        with endpoint_errors("chat", "llm", self.config.base_url, hint):
-            return self._client.chat.completions.create(  # type: ignore[attr-defined]
-                model=self.config.model,
-                messages=messages,
-                temperature=self.config.temperature,
-                max_tokens=max_tokens or self.config.max_tokens,
-                stream=stream,
-            )
+    def _arguments(self, messages: list[Message], max_tokens: int | None) -> dict[str, Any]:
+        return {
+            "model": self.config.model,
+            "messages": messages,
+            "temperature": self.config.temperature,
+            "max_tokens": max_tokens or self.config.max_tokens,
+        }
 
     def complete(self, messages: list[Message], max_tokens: int | None = None) -> str:
-        response = self._request(messages, max_tokens, stream=False)
-        return response.choices[0].message.content or ""  # type: ignore[attr-defined]
+        with endpoint_errors("chat", "llm", self.config.base_url, UNREACHABLE_HINT):
+            response = self._client.chat.completions.create(**self._arguments(messages, max_tokens), stream=False)
+        return response.choices[0].message.content or ""
 
     def stream(self, messages: list[Message], max_tokens: int | None = None) -> Iterator[str]:
         import openai
 
-        events = self._request(messages, max_tokens, stream=True)
+        with endpoint_errors("chat", "llm", self.config.base_url, UNREACHABLE_HINT):
+            events = self._client.chat.completions.create(**self._arguments(messages, max_tokens), stream=True)
         try:
-            for event in events:  # type: ignore[attr-defined]
+            for event in events:
                 if event.choices and event.choices[0].delta and event.choices[0].delta.content:
                     yield event.choices[0].delta.content
         except openai.APIError as exc:

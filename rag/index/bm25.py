@@ -12,10 +12,13 @@ import logging
 import shutil
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
 from rag.config import BM25Config
+
+BM25S_PARAMS_FILE = "params.index.json"  # written by bm25s.BM25.save
 
 
 def _bm25s() -> ModuleType:
@@ -33,15 +36,18 @@ class BM25Index:
 
     def __init__(self, config: BM25Config) -> None:
         self.config = config
-        self._retriever: object | None = None
+        self._retriever: Any = None  # bm25s.BM25; None when no chunk has an indexable word
+        self._stemmer_instance: object | None = None
         self.chunk_ids: list[str] = []
 
     def _stemmer(self) -> object | None:
         if not self.config.stemmer:
             return None
-        import Stemmer
+        if self._stemmer_instance is None:
+            import Stemmer
 
-        return Stemmer.Stemmer(self.config.stemmer)
+            self._stemmer_instance = Stemmer.Stemmer(self.config.stemmer)
+        return self._stemmer_instance
 
     def _tokenize(self, texts: list[str], as_ids: bool = True) -> object:
         return _bm25s().tokenize(
@@ -54,17 +60,21 @@ class BM25Index:
 
     def build(self, chunk_ids: list[str], texts: list[str]) -> None:
         self.chunk_ids = list(chunk_ids)
-        retriever = _bm25s().BM25(k1=self.config.k1, b=self.config.b, method="lucene")
-        if texts:
-            retriever.index(self._tokenize(texts), show_progress=False)
-        self._retriever = retriever
+        self._retriever = None
+        tokenized = self._tokenize(texts) if texts else None
+        # Texts with no indexable word (a lone symbol such as "ð", stopwords only) leave the
+        # vocabulary empty, which bm25s cannot index: such an index simply matches no query.
+        if tokenized is not None and tokenized.vocab:  # type: ignore[attr-defined]
+            retriever = _bm25s().BM25(k1=self.config.k1, b=self.config.b, method="lucene")
+            retriever.index(tokenized, show_progress=False)
+            self._retriever = retriever
 
     def save(self, directory: Path) -> None:
         tmp = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        if self.chunk_ids:
-            self._retriever.save(str(tmp), show_progress=False)  # type: ignore[attr-defined]
+        if self._retriever is not None:
+            self._retriever.save(str(tmp), show_progress=False)
         (tmp / "chunk_ids.json").write_text(json.dumps(self.chunk_ids))
         shutil.rmtree(directory, ignore_errors=True)
         tmp.rename(directory)
@@ -73,25 +83,27 @@ class BM25Index:
     def load(cls, directory: Path, config: BM25Config) -> "BM25Index":
         index = cls(config)
         index.chunk_ids = json.loads((directory / "chunk_ids.json").read_text())
-        if index.chunk_ids:
+        if (directory / BM25S_PARAMS_FILE).is_file():  # absent when the chunks held no indexable word
             index._retriever = _bm25s().BM25.load(str(directory), mmap=True, show_progress=False)
         return index
 
     def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
-        """Top-k chunk ids by BM25; `allowed` restricts scoring to those chunk ids before ranking."""
-        if not self.chunk_ids or k <= 0 or (allowed is not None and not allowed):
+        """Top-k chunk ids by BM25 (score > 0, ties by chunk order); `allowed` restricts scoring to those ids.
+
+        Scores every chunk with bm25s' sparse matrix and selects the top k here: bm25s' own `retrieve`
+        starts a thread pool and progress bars on every call, which cost more than the scoring itself.
+        """
+        if self._retriever is None or k <= 0 or (allowed is not None and not allowed):
             return []
-        # Query tokens as strings: bm25s maps them through the index vocabulary and drops unknown ones.
+        # Query tokens as strings: the index vocabulary maps them to ids; unknown ones are dropped.
         tokens = self._tokenize([query], as_ids=False)[0]  # type: ignore[index]
-        vocabulary = self._retriever.vocab_dict  # type: ignore[attr-defined]
-        tokens = [t for t in tokens if t in vocabulary]
-        if not tokens:
+        ids = self._retriever.get_tokens_ids(list(tokens))
+        if not ids:
             return []
-        k = min(k, len(self.chunk_ids))
-        mask = None
+        scores = self._retriever.get_scores_from_ids(ids)
         if allowed is not None:
-            mask = np.fromiter((chunk_id in allowed for chunk_id in self.chunk_ids), dtype=np.float32, count=len(self.chunk_ids))
-        docs, scores = self._retriever.retrieve(  # type: ignore[attr-defined]
-            [tokens], k=k, show_progress=False, n_threads=1, weight_mask=mask
-        )
-        return [(self.chunk_ids[int(i)], float(s)) for i, s in zip(np.asarray(docs[0]), np.asarray(scores[0])) if s > 0]
+            scores = scores * np.fromiter((chunk_id in allowed for chunk_id in self.chunk_ids), dtype=bool, count=len(self.chunk_ids))
+        k = min(k, scores.size)
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.lexsort((top, -scores[top]))]
+        return [(self.chunk_ids[int(i)], float(scores[i])) for i in top if scores[i] > 0]

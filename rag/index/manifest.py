@@ -1,7 +1,7 @@
-"""The ingestion manifest (SQLite): sources, their documents and chunks, and the write journal.
+"""The ingestion manifest (SQLite): the folder backend's `Catalog` of sources, documents, chunks and the write journal.
 
 It is the index's source of truth. The vector store and BM25 are derived from it and repaired
-to match it after an interrupted run (see `rag.index.store.Index.repair`).
+to match it after an interrupted run (see `rag.index.writer.IndexWriter.repair`).
 """
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from rag.index.contracts import SourceRecord
 from rag.types import Chunk, Document, Page, Section
+
+__all__ = ["Manifest", "SourceRecord", "now"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -51,7 +53,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     end INTEGER NOT NULL,
     page INTEGER,
     heading TEXT NOT NULL,          -- JSON list: the heading path
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    tokens INTEGER                  -- embedding-model tokens of text (NULL: counted before this column existed)
 );
 CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(source);
 CREATE TABLE IF NOT EXISTS pending (  -- write journal: vector-store changes not yet committed here
@@ -61,36 +64,12 @@ CREATE TABLE IF NOT EXISTS pending (  -- write journal: vector-store changes not
 """
 
 
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
-    path: str
-    display_path: str
-    file_type: str
-    content_hash: str
-    fingerprint: str
-    size: int
-    mtime: float
-    pages: int
-    documents: int
-    chunks: int
-    ingested_at: float
-    tags: str = "[]"
-    groups: str = "[]"
-
-    @property
-    def tag_list(self) -> list[str]:
-        return list(json.loads(self.tags))
-
-    @property
-    def group_list(self) -> list[str]:
-        return list(json.loads(self.groups))
-
-
 class Manifest:
     """Thin typed access to the manifest database; every write is one transaction."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.location = str(path)
         # One connection is used by one thread at a time, but not always the thread that opened it
         # (the server lends pipelines to worker threads), hence check_same_thread=False.
         self.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
@@ -165,12 +144,12 @@ class Manifest:
         for begin in range(0, len(chunk_ids), 500):
             part = chunk_ids[begin : begin + 500]
             rows = self.db.execute(
-                "SELECT chunk_id, source, doc_id, ordinal, start, end, text, page, heading FROM chunks "
+                "SELECT chunk_id, source, doc_id, ordinal, start, end, text, page, heading, tokens FROM chunks "
                 f"WHERE chunk_id IN ({','.join('?' * len(part))})",
                 part,
             )
             for row in rows:
-                found[row[0]] = Chunk(*row[:8], heading_path=tuple(json.loads(row[8])))
+                found[row[0]] = Chunk(*row[:8], heading_path=tuple(json.loads(row[8])), tokens=row[9])
         return [found[c] for c in chunk_ids if c in found]
 
     def neighbour_ids(self, source: str, doc_id: str, ordinals: list[int]) -> list[str]:
@@ -215,9 +194,10 @@ class Manifest:
                 [(record.path, d.doc_id, d.title, d.text, _structure_json(d), json.dumps(sorted(d.groups))) for d in documents],
             )
             self.db.executemany(
-                "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO chunks (chunk_id, source, doc_id, ordinal, start, end, page, heading, text, tokens) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (c.chunk_id, record.path, c.doc_id, c.ordinal, c.start, c.end, c.page, json.dumps(c.heading_path), c.text)
+                    (c.chunk_id, record.path, c.doc_id, c.ordinal, c.start, c.end, c.page, json.dumps(c.heading_path), c.text, c.tokens)
                     for c in chunks
                 ],
             )
@@ -241,6 +221,27 @@ class Manifest:
             self.db.execute("DELETE FROM pending WHERE source = ?", (path,))
             self.bump_generation()
 
+    def fill_token_counts(self, count: Callable[[list[str]], list[int]], batch: int = 2048) -> int:
+        """Store the token counts of chunks written before counts were kept (a writer's migration); returns how many."""
+        filled = 0
+        while True:
+            rows = self.db.execute("SELECT chunk_id, text FROM chunks WHERE tokens IS NULL LIMIT ?", (batch,)).fetchall()
+            if not rows:
+                return filled
+            with self.db:  # no generation bump: what readers see does not change
+                self.db.executemany("UPDATE chunks SET tokens = ? WHERE chunk_id = ?", zip(count([r[1] for r in rows]), [r[0] for r in rows]))
+            filled += len(rows)
+
+    def abort_source_write(self, path: str) -> None:
+        """Nothing to undo here: the journal entry stays, so the next writer's repair restores agreement."""
+
+    def reset_chunks(self) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM chunks")
+            self.db.execute("DELETE FROM pending")
+            self.db.execute("UPDATE sources SET fingerprint = '', chunks = 0")
+            self.bump_generation()
+
     def pending(self) -> dict[str, list[str]]:
         return {row[0]: json.loads(row[1]) for row in self.db.execute("SELECT source, added FROM pending")}
 
@@ -255,12 +256,17 @@ _SOURCE_COLUMNS = (
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:
-    """Indexes made before reader groups existed get the columns (empty groups: readable by everyone, as before)."""
+    """Indexes made before reader groups existed get the columns (empty groups: readable by everyone, as before);
+    those made before token counts were stored get a `tokens` column of NULLs (counted when read, as before,
+    until `fill_token_counts` runs at the next write)."""
     for table in ("sources", "documents"):
         columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
         if "groups" not in columns:
             with db:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN groups TEXT NOT NULL DEFAULT '[]'")
+    if "tokens" not in {row[1] for row in db.execute("PRAGMA table_info(chunks)")}:
+        with db:
+            db.execute("ALTER TABLE chunks ADD COLUMN tokens INTEGER")
 
 
 def _astuple(record: SourceRecord) -> tuple:

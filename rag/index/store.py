@@ -1,67 +1,58 @@
-"""`Index`: one folder holding the manifest, embedding cache, Chroma collection and BM25 index.
+"""`Index`: one opened index backend, with its embedders, and the one place that notices committed changes.
 
-Writers take an exclusive file lock. Every vector-store change is journalled in the manifest
-first and committed there after, so an interrupted writer leaves a state that `repair()` can
-bring back into agreement: the manifest wins, extra vectors are deleted, missing ones restored.
+Open with `Index.open(location, config)`: a folder path or a URL (see `rag.index.backends`); use it as a context
+manager so the write lock and the stores are released. Readers call `sync()` (the searcher does, before every
+search) to see what writers committed since: the vector store handle, the BM25 index and whatever was
+registered with `on_change` follow the catalog's generation. Writes go through `rag.index.writer.IndexWriter`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-from dataclasses import dataclass
+import json
+import os
+from collections.abc import Callable
 from functools import cached_property
-from pathlib import Path
 
-from rag.config import BM25Config, RagConfig
+from pydantic import TypeAdapter
+
+from rag.config import BM25Config, EmbeddingBase, EmbeddingSection, RagConfig
 from rag.errors import RagError
+from rag.index.backends import open_backend
 from rag.index.bm25 import BM25Index
-from rag.index.manifest import Manifest
+from rag.index.contracts import Catalog, Embedder, EmbeddingCache, IndexBackend, VectorStore, WriteLock
+from rag.index.folder import EMBEDDING_CACHE_FILE, LOCK_FILE, MANIFEST_FILE
+from rag.index.handles import VECTOR_HANDLES, SharedHandle
 
-MANIFEST_FILE = "manifest.sqlite"
-EMBEDDING_CACHE_FILE = "embeddings.sqlite"
-LOCK_FILE = ".write.lock"
-
-
-@dataclass(slots=True)
-class RepairReport:
-    """What `repair()` had to fix after an interrupted write."""
-
-    orphans_deleted: int = 0
-    vectors_restored: int = 0
-    bm25_rebuilt: bool = False
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.orphans_deleted or self.vectors_restored)
+__all__ = ["EMBEDDING_CACHE_FILE", "LOCK_FILE", "MANIFEST_FILE", "Index"]
 
 
 class Index:
-    """Open with `Index.open(...)`; use as a context manager so the lock and databases are released."""
+    """An open index. Attributes: `backend`, `location` (for messages), `config`, `manifest` (its `Catalog`)."""
 
-    def __init__(self, directory: Path, config: RagConfig, writable: bool) -> None:
-        self.directory = directory
+    def __init__(self, backend: IndexBackend, config: RagConfig, writable: bool) -> None:
+        self.backend = backend
+        self.location = backend.location
         self.config = config
-        self._lock = None
-        if writable:
-            from filelock import FileLock, Timeout
-
-            directory.mkdir(parents=True, exist_ok=True)
-            self._lock = FileLock(str(directory / LOCK_FILE), timeout=0)
-            try:
-                self._lock.acquire()
-            except Timeout:
-                raise RagError(
-                    f"another process is writing to the index {directory}",
-                    "wait for that ingest or removal to finish, then run this again",
-                ) from None
-        self.manifest = Manifest(directory / MANIFEST_FILE)
+        self.writable = writable
+        self._lock: WriteLock | None = backend.lock_writer() if writable else None
+        try:
+            self.manifest: Catalog = backend.open_catalog()
+        except BaseException:
+            self._release_lock()
+            raise
+        self._seen_generation = self.manifest.generation()
+        self._listeners: list[Callable[[], None]] = []
+        self._vectors: VectorStore | None = None
+        self._writing = False
+        self._bm25: BM25Index | None = None
+        self.bm25_generation: str | None = None  # the lexical version `bm25()` returned last
 
     @classmethod
-    def open(cls, directory: Path, config: RagConfig, writable: bool = False) -> "Index":
-        if not writable and not (directory / MANIFEST_FILE).is_file():
-            raise RagError(f"no index at {directory}", f"create one with `rag ingest PATH --index {directory}`")
-        return cls(directory, config, writable)
+    def open(cls, location: str | os.PathLike[str], config: RagConfig, writable: bool = False) -> "Index":
+        backend = open_backend(location)
+        if not writable and not backend.exists():
+            raise RagError(f"no index at {backend.location}", f"create one with `rag ingest PATH --index {backend.location}`")
+        return cls(backend, config, writable)
 
     def __enter__(self) -> "Index":
         return self
@@ -70,147 +61,124 @@ class Index:
         self.close()
 
     def close(self) -> None:
-        if "embedder" in self.__dict__ and hasattr(self.embedder, "close"):
-            self.embedder.close()  # type: ignore[attr-defined]
+        if "embedder" in self.__dict__:
+            self.embedder.close()
         self.manifest.close()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
         if self._lock is not None:
             self._lock.release()
+            self._lock = None
 
     # --- components, built on first use ----------------------------------------------------
     @cached_property
-    def embedder(self) -> "object":
+    def embedder(self) -> EmbeddingCache:
+        """The configured model behind the index's embedding cache (for writing)."""
         from rag.index.embedders import build_embedder
 
-        return build_embedder(self.config.embedding, self.directory / EMBEDDING_CACHE_FILE)
+        return self.backend.embedding_cache(build_embedder(self.config.embedding))
 
     @cached_property
-    def query_embedder(self) -> "object":
+    def query_embedder(self) -> Embedder:
         """The model the index was built with (from the recorded config), uncached: queries are one-offs."""
         from rag.index.embedders import build_embedder
 
-        return build_embedder(self.indexed_embedding_config(), None)
+        return build_embedder(self.indexed_embedding_config())
 
-    def indexed_embedding_config(self) -> "object":
-        from rag.config import EmbeddingConfig
-
-        recorded = self._recorded_section("embedding", EmbeddingConfig)
+    def indexed_embedding_config(self) -> EmbeddingBase:
+        recorded = self._recorded_section("embedding")
         if recorded is None:
             return self.config.embedding
-        as_fp32 = recorded.model_copy(update={"precision": "fp32"})
-        if self.manifest.get_meta("embedding_model") == as_fp32.model_id() != recorded.model_id():
-            recorded = as_fp32  # built before `precision` existed: its vectors came from the bundled fp32-compute file
-        return recorded.model_copy(update={"api_key": self.config.embedding.api_key})  # secrets are recorded masked
+        embedding: EmbeddingBase = TypeAdapter(EmbeddingSection).validate_python(recorded)
+        as_fp32 = embedding.model_copy(update={"precision": "fp32"})
+        if self.manifest.get_meta("embedding_model") == as_fp32.model_id() != embedding.model_id():
+            embedding = as_fp32  # built before `precision` existed: its vectors came from the bundled fp32-compute file
+        return embedding.model_copy(update={"api_key": self.config.embedding.api_key})  # secrets are recorded masked
+
+    @property
+    def vectors(self) -> VectorStore:
+        """This process's handle of the index's vector store, as fresh as the last `sync()`."""
+        if self._vectors is None:
+            self._vectors = self._shared.for_reader(self.manifest.generation(), self._open_vectors)
+        return self._vectors
+
+    def _open_vectors(self) -> VectorStore:
+        return self.backend.open_vectors(self.config.vector_store, self.manifest)
 
     @cached_property
-    def vectors(self) -> "object":
-        return self._open_vectors(fresh=False)
+    def _shared(self) -> SharedHandle:
+        """This store's handle, shared with every other `Index` of this process on the same store."""
+        return VECTOR_HANDLES.get((self.location, self.manifest.get_meta("index_id"), self.config.vector_store.model_dump_json()))
 
-    def _open_vectors(self, fresh: bool) -> "object":
-        from rag.index.vector_store import open_chroma
+    def begin_write(self) -> VectorStore:
+        """For `IndexWriter`: the handle writes go through, shared with this process's readers meanwhile."""
+        if not self.writable:
+            raise RagError(f"the index {self.location} was opened read-only", "open it with Index.open(..., writable=True) to write")
+        self._writing = True
+        self._vectors = self._shared.begin_write(self.manifest.generation(), self._open_vectors)
+        return self._vectors
 
-        name = self.config.vector_store.collection or f"rag-{self.manifest.get_meta('index_id')}"
-        return open_chroma(self.directory, self.config.vector_store.url, name, fresh=fresh)
-
-    def use_vectors(self, store: "object") -> None:
-        """Use this vector store handle (the server shares one, kept fresh across processes' writes)."""
-        self.__dict__["vectors"] = store
-
-    def open_fresh_vectors(self) -> "object":
-        """A new vector store handle that sees every write committed so far, whichever process made it."""
-        return self._open_vectors(fresh=True)
-
-    # --- embedding model changes -----------------------------------------------------------
-    def ensure_embedding_model(self) -> bool:
-        """Drop all vectors when the embedding model changed (dimensions may differ); True if it did."""
-        current = self.config.embedding.model_id()
-        recorded = self.manifest.get_meta("embedding_model")
-        if recorded == current:
-            return False
-        had_chunks = self.manifest.chunk_count() > 0
-        self.vectors.drop()  # type: ignore[attr-defined]
-        with self.manifest.db:
-            self.manifest.db.execute("DELETE FROM chunks")
-            self.manifest.db.execute("DELETE FROM pending")
-            self.manifest.db.execute("UPDATE sources SET fingerprint = '', chunks = 0")
-            self.manifest.bump_generation()
-        self.manifest.set_meta("embedding_model", current)
-        return had_chunks
-
-    # --- crash repair ----------------------------------------------------------------------
-    def needs_repair(self) -> bool:
-        return bool(self.manifest.pending()) or self.manifest.get_meta("dirty") == "1"
-
-    def repair(self) -> RepairReport:
-        """Make the vector store hold exactly the manifest's chunks, then rebuild BM25 if stale."""
-        report = RepairReport()
-        expected = self.manifest.all_chunk_ids()
-        present = self.vectors.ids()  # type: ignore[attr-defined]
-        orphans = present - expected
-        if orphans:
-            self.vectors.delete(orphans)  # type: ignore[attr-defined]
-            report.orphans_deleted = len(orphans)
-        missing = sorted(expected - present)
-        if missing:
-            chunks = self.manifest.chunks_by_id(missing)
-            vectors = self.embedder.embed([c.text for c in chunks])  # type: ignore[attr-defined]
-            self.vectors.upsert([c.chunk_id for c in chunks], vectors, [chunk_metadata(c, self._file_type(c.source)) for c in chunks])  # type: ignore[attr-defined]
-            report.vectors_restored = len(chunks)
-        self.manifest.clear_pending()
-        report.bm25_rebuilt = self.refresh_bm25()
-        self.manifest.set_meta("dirty", "0")
-        return report
-
-    def _file_type(self, source: str) -> str:
-        record = self.manifest.source(source)
-        return record.file_type if record else ""
-
-    # --- BM25 ------------------------------------------------------------------------------
-    def _bm25_generation(self, chunk_ids: list[str]) -> str:
-        digest = hashlib.blake2b(digest_size=12)
-        digest.update(self.config.bm25.model_dump_json().encode())
-        for chunk_id in chunk_ids:
-            digest.update(chunk_id.encode())
-        return digest.hexdigest()
-
-    def refresh_bm25(self) -> bool:
-        """Rebuild BM25 if the chunk set or BM25 settings changed since it was built; True if rebuilt."""
-        chunk_ids, texts = self.manifest.chunk_texts()
-        generation = self._bm25_generation(chunk_ids)
-        folder = self.directory / "bm25"
-        if self.manifest.get_meta("bm25_generation") == generation and (folder / generation).is_dir():
-            return False
-        index = BM25Index(self.config.bm25)
-        index.build(chunk_ids, texts)
-        index.save(folder / generation)
-        self.manifest.set_meta("bm25_generation", generation)
-        for old in folder.iterdir():
-            if old.name != generation:
-                shutil.rmtree(old, ignore_errors=True)
-        return True
+    def end_write(self) -> None:
+        self._shared.end_write(self.manifest.generation())
+        self._writing = False
 
     def bm25(self) -> BM25Index:
-        generation = self.manifest.get_meta("bm25_generation")
-        folder = self.directory / "bm25" / str(generation)
-        if generation is None or not folder.is_dir():
-            raise RagError(f"the BM25 index in {self.directory} is missing", "run `rag ingest` again to rebuild it")
-        return BM25Index.load(folder, self._recorded_section("bm25", BM25Config) or self.config.bm25)
+        """The current BM25 index, reloaded when a writer has published a new version."""
+        store = self.backend.lexical_store()
+        generation = store.generation(self.manifest)
+        if self._bm25 is None or generation != self.bm25_generation:
+            try:
+                self._bm25 = store.load(self.manifest, self._recorded_bm25())
+                self.bm25_generation = generation
+            except Exception:
+                if self._bm25 is None:
+                    raise
+                # the version this snapshot names was already replaced on disk: keep the one we have
+        return self._bm25
 
-    def _recorded_section(self, name: str, model: type) -> "object | None":
-        import json
+    def _recorded_bm25(self) -> BM25Config:
+        recorded = self._recorded_section("bm25")
+        return BM25Config.model_validate(recorded) if recorded is not None else self.config.bm25
 
+    def _recorded_section(self, name: str) -> object | None:
+        """A section of the config the index was last written with (None before the first write)."""
         recorded = self.manifest.get_meta("config")
-        return model.model_validate(json.loads(recorded)[name]) if recorded else None
+        return json.loads(recorded)[name] if recorded else None
 
+    # --- noticing committed changes -------------------------------------------------------
+    def sync(self) -> bool:
+        """Catch up with what writers committed since the last call (one cheap catalog read when nothing did).
 
-def chunk_metadata(chunk: "object", file_type: str) -> dict[str, str | int]:
-    """What the vector store keeps beside each vector: enough to filter by source, type and page."""
-    meta: dict[str, str | int] = {
-        "source": chunk.source,  # type: ignore[attr-defined]
-        "doc_id": chunk.doc_id,  # type: ignore[attr-defined]
-        "file_type": file_type,
-        "start": chunk.start,  # type: ignore[attr-defined]
-        "end": chunk.end,  # type: ignore[attr-defined]
-    }
-    if chunk.page is not None:  # type: ignore[attr-defined]
-        meta["page"] = chunk.page  # type: ignore[attr-defined]
-    return meta
+        Inside a read snapshot (`begin_read`), "committed" means committed when the snapshot began. Returns
+        True when the generation moved on; `on_change` callbacks ran then.
+        """
+        generation = self.manifest.generation()
+        if self._vectors is not None and not self._writing:
+            self._vectors = self._shared.for_reader(generation, self._open_vectors)
+        if generation == self._seen_generation:
+            return False
+        self._seen_generation = generation
+        for listener in self._listeners:
+            listener()
+        return True
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener` whenever `sync()` finds committed changes (e.g. to drop cached document texts)."""
+        self._listeners.append(listener)
+
+    def begin_read(self) -> None:
+        """Start a read snapshot (every read sees one committed state until `end_read`) and catch up with it."""
+        self.manifest.begin_read()
+        try:
+            self.sync()
+        except BaseException:
+            self.manifest.end_read()
+            raise
+
+    def end_read(self) -> None:
+        self.manifest.end_read()
+
+    # --- crash repair (done by `IndexWriter`) -------------------------------------------------
+    def needs_repair(self) -> bool:
+        return bool(self.manifest.pending()) or self.manifest.get_meta("dirty") == "1"

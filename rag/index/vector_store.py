@@ -1,43 +1,31 @@
-"""Vector store contract and its Chroma implementation (embedded PersistentClient or a Chroma server)."""
+"""The built-in vector store: Chroma, embedded (a PersistentClient under the index folder) or a Chroma server.
+
+The contract it implements is `rag.index.contracts.VectorStore`; `rag.testing.VectorStoreContract` checks it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
 
+from rag.config import VectorStoreBase
 from rag.errors import RagError
+from rag.index.contracts import Metadata, StorePlace, VectorStore
 
-Metadata = dict[str, str | int | float | bool]
-
-
-class VectorStore(Protocol):
-    """What the index needs from a vector store; `tests/test_vector_store_contract.py` checks it."""
-
-    def upsert(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[Metadata]) -> None: ...
-
-    def delete(self, ids: Iterable[str]) -> None: ...
-
-    def ids(self) -> set[str]: ...
-
-    def count(self) -> int: ...
-
-    def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]: ...
-
-    def get_vectors(self, ids: Iterable[str]) -> tuple[list[str], np.ndarray]: ...
-
-    def drop(self) -> None: ...
-
+__all__ = ["ChromaVectorStore", "Metadata", "VectorStore", "open_chroma", "open_chroma_store"]
 
 class ChromaVectorStore:
     """A cosine-space Chroma collection fed with our own vectors (Chroma's default embedder downloads)."""
 
-    def __init__(self, client: Any, name: str) -> None:
+    def __init__(self, client: Any, name: str, folder: Path | None = None) -> None:
+        """`folder`: the index folder of an embedded client (None for a server), to reopen it in `refreshed`."""
         self._client = client
         self.name = name
+        self._folder = folder
         self._collection = client.get_or_create_collection(
             name=name, metadata={"hnsw:space": "cosine"}, embedding_function=None
         )
@@ -71,11 +59,11 @@ class ChromaVectorStore:
         return int(self._collection.count())
 
     def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
-        count = self.count()
-        if k <= 0 or count == 0:
+        if k <= 0:
             return []
+        # Chroma returns what it has when k exceeds the collection (nothing when it is empty): no count() per query
         result = self._collection.query(
-            query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=min(k, count), where=where, include=["distances"]
+            query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=k, where=where, include=["distances"]
         )
         return [(chunk_id, 1.0 - float(distance)) for chunk_id, distance in zip(result["ids"][0], result["distances"][0])]
 
@@ -97,6 +85,20 @@ class ChromaVectorStore:
             name=self.name, metadata={"hnsw:space": "cosine"}, embedding_function=None
         )
 
+    def refreshed(self) -> "ChromaVectorStore":
+        """Embedded Chroma shares one in-memory state per folder within a process and does not notice another
+        process's writes: a new client re-reads the folder. A server's handle always sees every write."""
+        if self._folder is None:
+            return self
+        return open_chroma(self._folder, None, self.name, fresh=True)
+
+
+def open_chroma_store(config: VectorStoreBase, place: StorePlace) -> ChromaVectorStore:
+    """The `chroma` vector store factory: the server at `vector_store.url`, else embedded in the index folder."""
+    if config.url is None and place.folder is None:
+        raise RagError("embedded Chroma needs an index folder", "set vector_store.url to a Chroma server, or use a folder index")
+    return open_chroma(place.folder or Path("."), config.url, config.collection or place.collection)
+
 
 def open_chroma(index_dir: Path, url: str | None, collection: str, fresh: bool = False) -> ChromaVectorStore:
     """Embedded Chroma under `index_dir/chroma`, or the server at `url`; errors say how to fix.
@@ -115,21 +117,21 @@ def open_chroma(index_dir: Path, url: str | None, collection: str, fresh: bool =
 
             SharedSystemClient.clear_system_cache()
         client = chromadb.PersistentClient(path=str(index_dir / "chroma"), settings=settings)
-    else:
-        parsed = urlparse(url)
-        if not parsed.hostname:
-            raise RagError(f"bad vector_store.url {url!r}", "use a URL such as http://127.0.0.1:8000")
-        try:
-            client = chromadb.HttpClient(
-                host=parsed.hostname,
-                port=parsed.port or (443 if parsed.scheme == "https" else 8000),
-                ssl=parsed.scheme == "https",
-                settings=settings,
-            )
-            client.heartbeat()
-        except Exception as exc:  # chromadb raises several transport error types
-            raise RagError(
-                f"cannot reach the Chroma server at {url}: {exc}",
-                "start it with `chroma run --path DIR --host 127.0.0.1 --port 8000` or fix vector_store.url",
-            ) from None
+        return ChromaVectorStore(client, collection, folder=index_dir)
+    parsed = urlparse(url)
+    if not parsed.hostname:
+        raise RagError(f"bad vector_store.url {url!r}", "use a URL such as http://127.0.0.1:8000")
+    try:
+        client = chromadb.HttpClient(
+            host=parsed.hostname,
+            port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+            ssl=parsed.scheme == "https",
+            settings=settings,
+        )
+        client.heartbeat()
+    except Exception as exc:  # chromadb raises several transport error types
+        raise RagError(
+            f"cannot reach the Chroma server at {url}: {exc}",
+            "start it with `chroma run --path DIR --host 127.0.0.1 --port 8000` or fix vector_store.url",
+        ) from None
     return ChromaVectorStore(client, collection)

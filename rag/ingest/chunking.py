@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rag.config import ChunkingConfig
+from rag.core.tokens import count_tokens, splitting_tokenizer, token_counts
 from rag.types import Chunk, Document
+
+if TYPE_CHECKING:
+    from semantic_text_splitter import MarkdownSplitter, TextSplitter
+
+__all__ = ["Chunker", "splitting_tokenizer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +36,9 @@ class Chunker:
     def __init__(self, config: ChunkingConfig, fingerprint: str) -> None:
         self.config = config
         self.fingerprint = fingerprint
-        self._splitters: dict[tuple[bool, int], object] = {}
+        self._splitters: dict[tuple[bool, int], TextSplitter | MarkdownSplitter] = {}
 
-    def _splitter(self, markdown: bool, capacity: int) -> object:
+    def _splitter(self, markdown: bool, capacity: int) -> TextSplitter | MarkdownSplitter:
         key = (markdown, capacity)
         if key not in self._splitters:
             from semantic_text_splitter import MarkdownSplitter, TextSplitter
@@ -44,24 +51,29 @@ class Chunker:
 
     def chunk(self, document: Document, source: str, file_type: str) -> list[Chunk]:
         markdown = file_type == "markdown"
-        chunks: list[Chunk] = []
-        for segment in self._segments(document):
-            for start, end in self._split(document.text, segment, markdown):
-                text = document.text[start:end]
-                chunks.append(
-                    Chunk(
-                        chunk_id=self._chunk_id(source, document.doc_id, start, end, text),
-                        source=source,
-                        doc_id=document.doc_id,
-                        ordinal=len(chunks),
-                        start=start,
-                        end=end,
-                        text=text,
-                        page=segment.page,
-                        heading_path=segment.heading_path,
-                    )
-                )
-        return chunks
+        spans = [
+            (start, end, segment)
+            for segment in self._segments(document)
+            for start, end in self._split(document.text, segment, markdown)
+        ]
+        texts = [document.text[start:end] for start, end, _ in spans]
+        # counted once here so that context assembly never re-encodes a passage made of one chunk
+        counts = token_counts(texts)
+        return [
+            Chunk(
+                chunk_id=self._chunk_id(source, document.doc_id, start, end, text),
+                source=source,
+                doc_id=document.doc_id,
+                ordinal=ordinal,
+                start=start,
+                end=end,
+                text=text,
+                page=segment.page,
+                heading_path=segment.heading_path,
+                tokens=tokens,
+            )
+            for ordinal, ((start, end, segment), text, tokens) in enumerate(zip(spans, texts, counts))
+        ]
 
     def _split(self, text: str, segment: _Segment, markdown: bool) -> list[tuple[int, int]]:
         """Spans of one segment. A section's heading line stays with its first chunk instead of
@@ -69,22 +81,22 @@ class Chunker:
         size = self.config.size
         piece = text[segment.start : segment.end]
         heading_end = piece.find("\n") if segment.heading_path else -1
-        if heading_end > 0 and _token_count(piece) > size:
-            heading_tokens = _token_count(piece[:heading_end])
+        if heading_end > 0 and count_tokens(piece) > size:
+            heading_tokens = count_tokens(piece[:heading_end])
             body_start = len(piece) - len(piece[heading_end:].lstrip())
             if heading_tokens <= size // 4 and body_start < len(piece):
                 body = piece[body_start:]
                 splitter = self._splitter(markdown, size - heading_tokens - 1)
                 spans = [
                     (segment.start + body_start + offset, segment.start + body_start + offset + len(chunk))
-                    for offset, chunk in splitter.chunk_indices(body)  # type: ignore[attr-defined]
+                    for offset, chunk in splitter.chunk_indices(body)
                 ]
                 if spans:
                     spans[0] = (segment.start, spans[0][1])
                     return spans
         return [
             (segment.start + offset, segment.start + offset + len(chunk))
-            for offset, chunk in self._splitter(markdown, size).chunk_indices(piece)  # type: ignore[attr-defined]
+            for offset, chunk in self._splitter(markdown, size).chunk_indices(piece)
         ]
 
     def _segments(self, document: Document) -> list[_Segment]:
@@ -107,25 +119,6 @@ class Chunker:
         """Deterministic id: the same text at the same place under the same config keeps its id."""
         key = "\x00".join((source, doc_id, str(start), str(end), self.fingerprint, text))
         return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
-
-
-_TOKENIZER_CACHE: dict[str, object] = {}
-
-
-def splitting_tokenizer() -> object:
-    """The embedding model's tokenizer with truncation and padding off, for counting tokens."""
-    if "splitting" not in _TOKENIZER_CACHE:
-        from rag.index.embedders.minilm import load_tokenizer
-
-        tokenizer = load_tokenizer()
-        tokenizer.no_truncation()
-        tokenizer.no_padding()
-        _TOKENIZER_CACHE["splitting"] = tokenizer
-    return _TOKENIZER_CACHE["splitting"]
-
-
-def _token_count(text: str) -> int:
-    return len(splitting_tokenizer().encode(text, add_special_tokens=False).ids)  # type: ignore[attr-defined]
 
 
 def _attach_bare_headings(segments: list[_Segment], text: str) -> list[_Segment]:

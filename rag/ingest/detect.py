@@ -6,6 +6,7 @@ A PDF renamed to .txt is still read as a PDF; binary data named .txt is reported
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from rag.errors import LoadError
@@ -38,12 +39,20 @@ class UnsupportedType(LoadError):
     """The file is of a kind no loader reads (an image, an archive, a spreadsheet...)."""
 
 
-def detect_type(path: Path) -> str:
-    """Return one of SUPPORTED_TYPES or raise UnsupportedType / LoadError with a reason."""
+def detect_type(path: Path, extensions: Mapping[str, str] | None = None) -> str:
+    """Return one of SUPPORTED_TYPES or raise UnsupportedType / LoadError with a reason.
+
+    `extensions` maps file name endings to the types configured loaders add (`ingest.loaders`); they are
+    looked at first, so a configured type is never sniffed as something else.
+    """
     with path.open("rb") as handle:
         head = handle.read(_SNIFF_BYTES)
     if not head:
         raise LoadError("empty file (0 bytes)")
+    name = path.name.lower()
+    for ending in sorted(extensions or {}, key=len, reverse=True):
+        if name.endswith(ending):
+            return (extensions or {})[ending]
     if head.lstrip()[:5] == b"%PDF-":
         return "pdf"
     extension = path.suffix.lower()

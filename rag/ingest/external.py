@@ -10,8 +10,8 @@ The list is stored in the manifest like a file: under the key `source` (which mu
 "/", so it never collides with a file's absolute path), `file_type` "external", and a content hash
 over the documents' ids, titles, pages and texts. Ingesting the same list again is "unchanged" and
 embeds nothing; a changed list replaces the source's chunks (chunks whose text and place did not
-change keep their ids and vectors). Chunking, the embedding cache, the vector store, the manifest's
-write journal, BM25 and crash repair are the file pipeline's own (`Ingestor`), reused here.
+change keep their ids and vectors). Chunking is the file pipeline's; embedding, the journal, the vector
+store, BM25 and crash repair are the `IndexWriter`'s, as for files.
 
 Accepted items: LangChain `Document` (`page_content`, `metadata`, `id`), LlamaIndex `Document` /
 `TextNode` / any `BaseNode` (`get_content()`, `metadata`, `id_`), and `rag.types.Document`.
@@ -30,16 +30,20 @@ Each item becomes one `rag.types.Document`:
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Iterable
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
+from rag.core.progress import Progress
+from rag.index.contracts import SourceRecord
 from rag.index.store import Index
-from rag.ingest.pipeline import Ingestor, Progress, _Prepared
+from rag.index.writer import EMBEDDING_PHASE, SourceWrite
+from rag.ingest.chunking import Chunker
 from rag.ingest.report import FileProblem, IngestReport
-from rag.ingest.scan import FoundFile
-from rag.types import Document, LoadedSource, Page
+from rag.ingest.session import source_groups, write_session
+from rag.types import Document, Page
 
 FILE_TYPE = "external"
 
@@ -73,57 +77,61 @@ def source_key(source: str) -> str:
 
 
 class ExternalIngestor:
-    """The file `Ingestor`'s write path applied to in-memory documents (composition, not a fork)."""
+    """Documents made elsewhere, written as one source through the index's `IndexWriter` (as files are)."""
 
     def __init__(self, index: Index, progress: Progress | None = None, tags: list[str] | None = None) -> None:
         self.index = index
-        self.files = Ingestor(index, progress, tags)
+        self.progress = progress or Progress()
+        self.tags = sorted(set(tags)) if tags is not None else None
 
     def ingest_documents(self, documents: Iterable[Any], source: str) -> IngestReport:
-        started = time.perf_counter()
         key = source_key(source)
         docs, notes = convert_documents(documents)  # bad input fails here, before the index is touched
         content_hash = _content_hash(docs)
+        config = self.index.config
+        fingerprint = config.indexing_fingerprint(FILE_TYPE)
         report = IngestReport()
-        embedded_before = self._embedded_count()
-        files = self.files
-        files._prepare_index(report)  # repair, embedding-model check, dirty flag, config meta
-        record = self.index.manifest.source(key)
-        if record and record.fingerprint == files._fingerprint(FILE_TYPE) and record.content_hash == content_hash:
-            files._unchanged(record, report)
-        else:
-            report.notes.extend(FileProblem(key, note) for note in notes)
-            loaded = LoadedSource(FILE_TYPE, docs, notes)
-            chunker = files._chunker(FILE_TYPE)
-            chunks = [chunk for doc in docs for chunk in chunker.chunk(doc, key, FILE_TYPE)]
-            size = sum(len(doc.text.encode("utf-8", "surrogatepass")) for doc in docs)
-            prepared = _Prepared(FoundFile(Path(key), key), loaded, chunks, content_hash, size, time.time(), record is None)
-            files.progress.phase("Embedding chunks", 0)
-            files._write_batch([prepared], report)  # journal, embed (cached), upsert, delete, commit
-        files._finish(report, started)  # BM25 refresh, dirty flag off
-        report.texts_embedded = self._embedded_count() - embedded_before
+        with write_session(self.index, self.progress, report) as writer:
+            record = self.index.manifest.source(key)
+            if record and record.fingerprint == fingerprint and record.content_hash == content_hash:
+                report.unchanged += 1
+                if self.tags is not None and record.tag_list != self.tags:
+                    writer.set_tags(key, self.tags)
+            else:
+                report.notes.extend(FileProblem(key, note) for note in notes)
+                chunker = Chunker(config.chunking, fingerprint)
+                chunks = [chunk for doc in docs for chunk in chunker.chunk(doc, key, FILE_TYPE)]
+                tags = self.tags if self.tags is not None else (record.tag_list if record else [])
+                written = SourceRecord(
+                    path=key,
+                    display_path=key,
+                    file_type=FILE_TYPE,
+                    content_hash=content_hash,
+                    fingerprint=fingerprint,
+                    size=sum(len(doc.text.encode("utf-8", "surrogatepass")) for doc in docs),
+                    mtime=time.time(),
+                    pages=sum(len(doc.pages) for doc in docs),
+                    documents=len(docs),
+                    chunks=len(chunks),
+                    ingested_at=time.time(),
+                    tags=json.dumps(tags),
+                    groups=json.dumps(source_groups(None, config.ingest, (key, key), record)),
+                )
+                self.progress.phase(EMBEDDING_PHASE, 0)
+                report.count(writer.stage(SourceWrite(written, docs, chunks)))
+                report.count(writer.flush())
         return report
 
     def remove_source(self, source: str) -> IngestReport:
-        started = time.perf_counter()
         key = source_key(source)
         report = IngestReport()
-        embedded_before = self._embedded_count()
-        self.files._prepare_index(report)
-        if self.index.manifest.source(key) is None:
-            report.failed.append(FileProblem(source, "not in the index (see `rag sources`)"))
-        else:
-            report.chunks_removed += self.files._remove_source(key)
-            report.removed += 1
-        self.files._finish(report, started)
-        report.texts_embedded = self._embedded_count() - embedded_before
+        with write_session(self.index, self.progress, report) as writer:
+            if self.index.manifest.source(key) is None:
+                report.failed.append(FileProblem(source, "not in the index (see `rag sources`)"))
+            else:
+                report.chunks_removed += writer.remove(key)
+                report.removed += 1
         return report
-
-    def _embedded_count(self) -> int:
-        """Texts the index's embedder has sent to the model so far (it counts over the Index's lifetime)."""
-        if "embedder" not in self.index.__dict__:
-            return 0
-        return int(getattr(self.index.embedder, "embedded_count", 0))
 
 
 def convert_documents(documents: Iterable[Any]) -> tuple[list[Document], list[str]]:

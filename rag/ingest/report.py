@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from rag.index.writer import Committed
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,16 @@ class IngestReport:
     texts_embedded: int = 0
     seconds: float = 0.0
     repaired: dict[str, Any] | None = None
+
+    def count(self, committed: Iterable[Committed]) -> None:
+        """Add sources the writer committed: new or changed, chunks added and removed."""
+        for source in committed:
+            self.chunks_added += source.added
+            self.chunks_removed += source.removed
+            if source.new:
+                self.new += 1
+            else:
+                self.changed += 1
 
     @property
     def exit_code(self) -> int:

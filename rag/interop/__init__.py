@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rag.config import RagConfig
     from rag.retrieve.filters import Filters
+    from rag.retrieve.search import HybridSearcher
     from rag.types import ScoredChunk
 
 # Metadata keys every adapter returns with a chunk.
@@ -33,10 +34,10 @@ METADATA_KEYS = ("source", "source_key", "doc_id", "chunk_id", "start", "end", "
 
 
 class IndexSearcher:
-    """One index folder opened read-only, searched with one `HybridSearcher` on one worker thread.
+    """One index opened read-only, searched with one `HybridSearcher` on one worker thread.
 
-    The searcher (and its BM25 index) is rebuilt only when the index changed since it was built
-    (another process or an `Ingestor` in this one re-ingested), so long-lived retrievers stay correct.
+    Every search first catches up with what writers committed since the last one (`Index.sync`, which the
+    searcher calls: a new BM25 version, fresh vectors), so long-lived retrievers stay correct.
     """
 
     def __init__(self, index_dir: str | Path, config: "RagConfig | None" = None) -> None:
@@ -127,6 +128,7 @@ def _strings(name: str, items: Any) -> tuple[str, ...]:
 def _open(state: dict[str, Any], index_dir: Path, config: "RagConfig | None") -> None:
     from rag.config import load_config
     from rag.index.store import Index
+    from rag.retrieve.search import HybridSearcher
 
     config = config if config is not None else load_config(None)
     state["thread"] = threading.get_ident()
@@ -134,33 +136,22 @@ def _open(state: dict[str, Any], index_dir: Path, config: "RagConfig | None") ->
     index = Index.open(index_dir, config, writable=False)
     try:
         state["index"] = index
-        _searcher(state)
+        state["searcher"] = HybridSearcher(index, config.retrieval)
     except BaseException:
         state.pop("index", None)
         index.close()
         raise
 
 
-def _searcher(state: dict[str, Any]) -> Any:
-    """The current `HybridSearcher`, rebuilt when the index's BM25 generation moved on."""
-    from rag.retrieve.search import HybridSearcher
-
-    index = state["index"]
-    generation = index.manifest.get_meta("bm25_generation")
-    if state.get("generation") != generation or "searcher" not in state:
-        state["searcher"] = HybridSearcher(index, state["config"].retrieval)
-        state["generation"] = generation
-    return state["searcher"]
-
-
 def _search(state: dict[str, Any], query: str, filters: "Filters | None", k: int | None) -> list["ScoredChunk"]:
-    from rag.retrieve.access import Access
+    from rag.core.access import Access
 
     if "index" not in state:
         raise RuntimeError("this retriever was closed")
     if k is not None and k < 1:
         raise ValueError(f"k must be at least 1, not {k}")
-    return _searcher(state).search([query], as_filters(filters), limit=k, access=Access.unrestricted()).chunks
+    searcher: HybridSearcher = state["searcher"]
+    return searcher.search([query], as_filters(filters), limit=k, access=Access.unrestricted()).chunks
 
 
 def _close(executor: ThreadPoolExecutor, state: dict[str, Any]) -> None:

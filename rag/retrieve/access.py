@@ -1,10 +1,6 @@
 """Per-document read permissions, resolved against one committed state of the manifest.
 
-The rule (documented in the README, "Serving an API"):
-- a document ingested without groups is readable by every reader;
-- a document with groups is readable only by readers sharing at least one of them;
-- `Access.unrestricted()` (admin keys and the local CLI, which reads the index files anyway) reads all.
-
+Who reads (`Access`, reader groups) is defined on the ground floor, `rag.core.access`, with the rule.
 `Snapshot` holds, for one manifest generation, the committed chunk ids and which groups may read
 each. Searchers intersect every candidate list with `Snapshot.visible(access)` *before* ranking,
 so a chunk outside the reader's groups (or one a writer has not committed yet) is never scored,
@@ -14,50 +10,13 @@ fused, normalised, cited or traced.
 from __future__ import annotations
 
 import json
-import re
 import threading
 from dataclasses import dataclass, field
 
-from rag.index.manifest import Manifest
+from rag.core.access import GROUP_NAME, Access, parse_groups
+from rag.index.contracts import Catalog
 
-GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-
-
-def parse_groups(value: str | list[object] | tuple[object, ...] | None) -> tuple[str, ...]:
-    """`"staff, engineering"` or `["staff", "engineering"]` -> sorted unique names; ValueError says what is wrong."""
-    if value is None:
-        return ()
-    items = value.split(",") if isinstance(value, str) else list(value)
-    names: set[str] = set()
-    for item in items:
-        if not isinstance(item, str):
-            raise ValueError(f"group names must be strings, got {item!r}")
-        name = item.strip()
-        if not name:
-            continue
-        if not GROUP_NAME.match(name):
-            raise ValueError(f"bad group name {name!r}: use letters, digits and _ . : - (at most 64 characters)")
-        names.add(name)
-    return tuple(sorted(names))
-
-
-@dataclass(frozen=True, slots=True)
-class Access:
-    """Who is reading. Passed separately from user filters, which can only narrow what access allows."""
-
-    groups: frozenset[str] = frozenset()
-    everything: bool = False
-
-    @classmethod
-    def unrestricted(cls) -> "Access":
-        return cls(everything=True)
-
-    @classmethod
-    def of_groups(cls, groups: tuple[str, ...] | list[str] | frozenset[str]) -> "Access":
-        return cls(groups=frozenset(groups))
-
-    def describe(self) -> str:
-        return "all documents" if self.everything else f"groups {sorted(self.groups)} + documents without groups"
+__all__ = ["GROUP_NAME", "SNAPSHOTS", "Access", "Snapshot", "SnapshotCache", "parse_groups"]
 
 
 @dataclass(slots=True)
@@ -87,16 +46,16 @@ class Snapshot:
 
 
 class SnapshotCache:
-    """The latest snapshot per manifest file, shared by every pipeline of the process (thread-safe)."""
+    """The latest snapshot per index, shared by every pipeline of the process (thread-safe)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._latest: dict[str, Snapshot] = {}
 
-    def current(self, manifest: Manifest) -> Snapshot:
+    def current(self, manifest: Catalog) -> Snapshot:
         """The snapshot of the generation `manifest` sees now (inside a read transaction: that state)."""
         generation = manifest.generation()
-        key = str(manifest.path)
+        key = manifest.location
         with self._lock:
             cached = self._latest.get(key)
         if cached is not None and cached.generation == generation:
@@ -109,7 +68,7 @@ class SnapshotCache:
         return snapshot
 
 
-def _build(manifest: Manifest, generation: int) -> Snapshot:
+def _build(manifest: Catalog, generation: int) -> Snapshot:
     committed: set[str] = set()
     public: set[str] = set()
     by_group: dict[str, set[str]] = {}

@@ -7,10 +7,11 @@ the stored document text, so `document_text[start:end] == passage.text` holds by
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.config import ContextConfig
-from rag.index.manifest import Manifest
+from rag.index.contracts import Catalog
 from rag.types import Chunk, Document, Passage, ScoredChunk
 
 ADJACENT_GAP = 2  # chunks separated by at most a blank line are merged
@@ -25,10 +26,10 @@ class _Group:
 
 
 class ContextAssembler:
-    def __init__(self, manifest: Manifest, config: ContextConfig, count_tokens: "object") -> None:
+    def __init__(self, manifest: Catalog, config: ContextConfig, count_tokens: Callable[[str], int]) -> None:
         self.manifest = manifest
         self.config = config
-        self.count_tokens = count_tokens  # callable: str -> int
+        self.count_tokens = count_tokens  # callable: str -> int, without special tokens (as counted at ingest)
         self._documents: dict[tuple[str, str], Document] = {}
 
     def assemble(self, ranked: list[ScoredChunk], visible: "frozenset[str] | None" = None) -> tuple[list[Passage], dict[str, object]]:
@@ -50,12 +51,12 @@ class ContextAssembler:
             if document is None:
                 continue
             start, end = group.start, group.end
-            tokens = self.count_tokens(document.text[start:end])  # type: ignore[operator]
+            tokens = self._tokens(group, document.text)
             if used + tokens > self.config.max_tokens:
                 if passages:
                     continue  # a smaller passage further down may still fit
                 end = self._truncate(document.text, start, end, self.config.max_tokens)
-                tokens = self.count_tokens(document.text[start:end])  # type: ignore[operator]
+                tokens = self.count_tokens(document.text[start:end])
             used += tokens
             first = group.chunks[0]
             passages.append(
@@ -76,6 +77,22 @@ class ContextAssembler:
         trace["passages"] = len(passages)
         trace["context_tokens"] = used
         return passages, trace
+
+    def _tokens(self, group: _Group, text: str) -> int:
+        """Tokens of a passage from the counts stored at ingest: chunks start and end at word boundaries, so
+        the passage's count is the sum of its chunks' counts less the text they share (encoded here: about
+        `chunking.overlap` tokens instead of the whole passage) plus any non-blank gap between them."""
+        if any(chunk.tokens is None for chunk in group.chunks):  # an index from before counts were stored
+            return self.count_tokens(text[group.start : group.end])
+        total, end = 0, group.start
+        for chunk in group.chunks:  # sorted by start
+            if chunk.start >= end:
+                gap = text[end : chunk.start]
+                total += chunk.tokens + (self.count_tokens(gap) if gap.strip() else 0)
+            elif chunk.end > end:
+                total += chunk.tokens - self.count_tokens(text[chunk.start : end])
+            end = max(end, chunk.end)
+        return total
 
     def forget_documents(self) -> None:
         """Drop cached document texts (a writer may have replaced them)."""
@@ -127,7 +144,7 @@ class ContextAssembler:
         low, high = start, end
         while high - low > 16:
             middle = (low + high) // 2
-            if self.count_tokens(text[start:middle]) <= budget:  # type: ignore[operator]
+            if self.count_tokens(text[start:middle]) <= budget:
                 low = middle
             else:
                 high = middle

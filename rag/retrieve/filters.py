@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rag.index.manifest import Manifest
+from rag.core.paths import path_matches
+from rag.index.contracts import Catalog
+
+__all__ = ["Allowed", "Filters", "path_matches", "resolve"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +38,7 @@ class Allowed:
     chunk_ids: set[str] = field(default_factory=set)
 
 
-def resolve(filters: Filters, manifest: Manifest) -> Allowed | None:
+def resolve(filters: Filters, manifest: Catalog) -> Allowed | None:
     """None when nothing is filtered (everything is allowed)."""
     if not filters.active:
         return None
@@ -51,12 +54,3 @@ def resolve(filters: Filters, manifest: Manifest) -> Allowed | None:
         allowed.chunk_ids |= manifest.chunk_ids_of(record.path)
     return allowed
 
-
-def path_matches(path: str, pattern: str) -> bool:
-    """Path glob: `*` stays within a folder, `**` crosses folders, a bare folder matches everything under it."""
-    from wcmatch import glob
-
-    if glob.globmatch(path, pattern, flags=glob.GLOBSTAR):
-        return True
-    base = pattern.rstrip("/").removesuffix("/**").rstrip("/")
-    return bool(base) and not any(ch in base for ch in "*?[") and path.startswith(base + "/")

@@ -1,5 +1,9 @@
 """Second-stage rerankers behind one interface: a local cross-encoder, a /rerank endpoint, or an LLM (listwise).
 
+`rerank.kind` picks one from `rag.core.registry.RERANKERS`: a built-in, or a plug-in (registered, an entry point
+in the group `rag.rerankers`, or a dotted path) whose factory is called with the rerank section and the chat
+model (None offline). `rag.testing.RerankerContract` checks a reranker against the rules below.
+
 Every reranker takes the fused candidates best-first and returns the same candidates reordered best-first.
 Only the first `rerank.candidates` are reranked; the rest follow in their fused order. A reranked candidate
 gets `scores["rerank"]`, `ranks["rerank"]` (1-based) and `score` set to its rerank score; a candidate past
@@ -16,16 +20,15 @@ import json
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-from rag.config import RerankConfig
+from rag.config import RerankBase
+from rag.core.chat import ChatModel
+from rag.core.registry import RERANKERS
 from rag.errors import RagError
 from rag.types import ScoredChunk
-
-if TYPE_CHECKING:
-    from rag.generate.llm import ChatModel
 
 INSTALL_HINT = 'pip install -e ".[rerank]"'
 _ASKS_FOR_TEXTS = re.compile(r"missing field\W*texts", re.IGNORECASE)  # TEI's answer to a Cohere-style body
@@ -39,22 +42,41 @@ class Reranker(Protocol):
     def rerank(self, query: str, candidates: list[ScoredChunk]) -> list[ScoredChunk]: ...
 
 
-def build_reranker(config: RerankConfig, chat: "ChatModel | None") -> Reranker | None:
+@runtime_checkable
+class ListwiseStats(Protocol):
+    """What a windowed (listwise) reranker tells the trace about its last `rerank` call."""
+
+    last_failures: int  # windows whose reply could not be read (their order was kept)
+    last_windows: int  # windows shown to the model
+
+
+RerankerFactory = Callable[[RerankBase, ChatModel | None], Reranker]
+
+
+def build_reranker(config: RerankBase, chat: ChatModel | None) -> Reranker | None:
     """The configured reranker, or None when `rerank.kind` is `none`."""
     if config.kind == "none":
         return None
-    if config.kind == "cross-encoder":
-        return CrossEncoderReranker(config)
-    if config.kind == "endpoint":
-        return EndpointReranker(config, timeout_s=config.timeout_s, max_retries=config.max_retries)
-    if config.kind == "llm":
-        if chat is None:
-            raise RagError(
-                "rerank.kind is llm but no LLM is configured (llm.provider is none)",
-                "set llm.provider (and llm.base_url / llm.gguf_path), or choose another rerank.kind",
-            )
-        return LLMListwiseReranker(config, chat)
-    raise RagError(f"unknown rerank.kind {config.kind!r}", "use none, cross-encoder, endpoint or llm")
+    factory: RerankerFactory = RERANKERS.resolve(config.kind)
+    return factory(config, chat)
+
+
+# --- the built-in rerankers' factories (named in rag.core.registry.RERANKERS) ------------------------
+def cross_encoder_reranker(config: RerankBase, chat: ChatModel | None) -> Reranker:
+    return CrossEncoderReranker(config)
+
+
+def endpoint_reranker(config: RerankBase, chat: ChatModel | None) -> Reranker:
+    return EndpointReranker(config, timeout_s=config.timeout_s, max_retries=config.max_retries)
+
+
+def llm_reranker(config: RerankBase, chat: ChatModel | None) -> Reranker:
+    if chat is None:
+        raise RagError(
+            "rerank.kind is llm but no LLM is configured (llm.provider is none)",
+            "set llm.provider (and llm.base_url / llm.gguf_path), or choose another rerank.kind",
+        )
+    return LLMListwiseReranker(config, chat)
 
 
 def _apply_order(
@@ -92,7 +114,7 @@ def _order_by_scores(scores: Sequence[float]) -> list[tuple[int, float]]:
 class CrossEncoderReranker:
     """A sentence-transformers `CrossEncoder` loaded from a local folder, on CPU. Never downloads."""
 
-    def __init__(self, config: RerankConfig, batch_size: int = 16) -> None:
+    def __init__(self, config: RerankBase, batch_size: int = 16) -> None:
         self.config = config
         self.batch_size = batch_size
         if not config.model_path:
@@ -171,7 +193,7 @@ class EndpointReranker:
 
     max_documents = 32  # per request: TEI's default --max-client-batch-size; scores are per pair, so batching is exact
 
-    def __init__(self, config: RerankConfig, timeout_s: float = 60.0, max_retries: int = 2, backoff_s: float = 0.25) -> None:
+    def __init__(self, config: RerankBase, timeout_s: float = 60.0, max_retries: int = 2, backoff_s: float = 0.25) -> None:
         if not config.base_url:
             raise RagError(
                 "rerank.kind is endpoint but rerank.base_url is not set",
@@ -378,7 +400,7 @@ class LLMListwiseReranker:
 
     prompt = "rerank_listwise"
 
-    def __init__(self, config: RerankConfig, chat: "ChatModel") -> None:
+    def __init__(self, config: RerankBase, chat: ChatModel) -> None:
         self.config = config
         self.chat = chat
         self.name = f"llm-listwise:{chat.name}"

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from rag.config import RewriteConfig
-from rag.generate.llm import ChatModel, Message
+from rag.core.chat import ChatModel, Message
 from rag.prompts import render
 from rag.retrieve.offline_condense import condense_history
 

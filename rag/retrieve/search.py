@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from rag.config import RetrievalConfig
+from rag.core.access import Access
 from rag.index.bm25 import BM25Index
 from rag.index.store import Index
-from rag.retrieve.access import SNAPSHOTS, Access, Snapshot
+from rag.retrieve.access import SNAPSHOTS, Snapshot
 from rag.retrieve.filters import Filters, resolve
 from rag.retrieve.fusion import Ranked, convex, rrf
 from rag.types import ScoredChunk
@@ -42,8 +43,6 @@ class HybridSearcher:
     def __init__(self, index: Index, config: RetrievalConfig) -> None:
         self.index = index
         self.config = config
-        self._bm25: BM25Index | None = None
-        self._bm25_generation: str | None = None
         if config.bm25_top_k:
             self._global_bm25()  # fail early when BM25 is missing
 
@@ -60,6 +59,7 @@ class HybridSearcher:
 
         `access` is mandatory: who reads decides what may be ranked; `filters` can only narrow it.
         """
+        self.index.sync()  # catch up with what writers committed (inside a read snapshot: as of its start)
         manifest = self.index.manifest
         snapshot = SNAPSHOTS.current(manifest)
         visible = snapshot.visible(access)
@@ -72,7 +72,7 @@ class HybridSearcher:
         lexical_index = self._lexical_index(snapshot, access) if self.config.bm25_top_k else None
         # the lexical index holds only what `access` may read; user filters narrow it further before ranking
         mask = visible if allowed is not None else None
-        vectors = list(self.index.query_embedder.embed(queries)) if self.config.dense_top_k and queries else []  # type: ignore[attr-defined]
+        vectors = list(self.index.query_embedder.embed(queries)) if self.config.dense_top_k and queries else []
         for position, query in enumerate(queries):
             dense = self._dense(vectors[position], visible, snapshot) if vectors else []
             lexical = _only(lexical_index.search(query, self.config.bm25_top_k, mask), visible) if lexical_index else []
@@ -113,11 +113,11 @@ class HybridSearcher:
         store = self.index.vectors
         total = max(len(snapshot.committed), 1)
         if len(visible) >= total:  # everything committed: a few extra hits make up for vectors not committed yet
-            return _only(store.query(vector, k + 10), visible)[:k]  # type: ignore[attr-defined]
+            return _only(store.query(vector, k + 10), visible)[:k]
         wanted = min(k, len(visible))
         fetch = int(wanted * OVERFETCH * total / len(visible)) + 10
         if len(visible) > EXACT_LIMIT and fetch <= total // 2:
-            hits = _only(store.query(vector, fetch), visible)  # type: ignore[attr-defined]
+            hits = _only(store.query(vector, fetch), visible)
             if len(hits) >= wanted:
                 return hits[:k]
         return self._exact(vector, k, visible)
@@ -128,8 +128,8 @@ class HybridSearcher:
         No generation in the key: a chunk id fixes its text and embedding model, hence its vector, so a
         cached matrix stays right while writers add or remove other documents.
         """
-        key = (str(self.index.directory), id(self.index.vectors), visible)
-        ids, matrix = VISIBLE_VECTORS.get(key, lambda: _normalised(*self.index.vectors.get_vectors(visible)))  # type: ignore[attr-defined]
+        key = (self.index.location, id(self.index.vectors), visible)
+        ids, matrix = VISIBLE_VECTORS.get(key, lambda: _normalised(*self.index.vectors.get_vectors(visible)))
         if not ids:
             return []
         query = np.asarray(vector, dtype=np.float32)
@@ -138,23 +138,14 @@ class HybridSearcher:
         return [(ids[int(i)], float(scores[int(i)])) for i in top]
 
     def _global_bm25(self) -> BM25Index:
-        """The index's BM25, reloaded when a writer has published a new generation."""
-        generation = self.index.manifest.get_meta("bm25_generation")
-        if self._bm25 is None or generation != self._bm25_generation:
-            try:
-                self._bm25 = self.index.bm25()
-                self._bm25_generation = generation
-            except Exception:
-                if self._bm25 is None:
-                    raise
-                # the generation in this snapshot was already replaced on disk: keep the one we have
-        return self._bm25
+        """The index's BM25, reloaded when a writer has published a new version (`Index.bm25`)."""
+        return self.index.bm25()
 
     def _lexical_index(self, snapshot: Snapshot, access: Access) -> BM25Index:
         bm25 = self._global_bm25()
         if access.everything:
             return bm25
-        key = (str(self.index.directory), self._bm25_generation, access.groups, snapshot.groups_epoch)
+        key = (self.index.location, self.index.bm25_generation, access.groups, snapshot.groups_epoch)
         return RESTRICTED_BM25.get(key, lambda: self._restricted_bm25(bm25, snapshot.visible(access)))
 
     def _restricted_bm25(self, bm25: BM25Index, visible: frozenset[str]) -> BM25Index:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -28,13 +28,18 @@ from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.config import RagConfig
+from rag.core.access import Access, parse_groups
 from rag.errors import RagError
+from rag.index.backends import open_backend
+from rag.index.contracts import ApiKey
 from rag.pipeline import RagPipeline, answer_to_json
-from rag.retrieve.access import Access, parse_groups
 from rag.retrieve.filters import Filters
-from rag.serve.keys import ApiKey, KeyStore
-from rag.serve.pool import PipelinePool, PoolBusy, SharedVectors
+from rag.serve.pool import PipelinePool, PoolBusy
 from rag.serve.schemas import AskIn, ChatIn, ErrorOut, FiltersIn, IngestIn, RemoveIn, RetrieveIn, RetrieveOut
+
+if TYPE_CHECKING:
+    from rag.ingest.pipeline import Ingestor
+    from rag.ingest.report import IngestReport
 
 log = logging.getLogger("rag.serve")
 
@@ -56,9 +61,10 @@ def error_body(status: int, message: str, kind: str) -> dict[str, Any]:
 ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 413: {"model": ErrorOut}, 503: {"model": ErrorOut}}
 
 
-def create_app(index_dir: Path, config: RagConfig) -> FastAPI:
+def create_app(index_dir: str | os.PathLike[str], config: RagConfig) -> FastAPI:
+    """The app over the index at `index_dir` (a folder, or a URL of another backend)."""
     limits = config.serve
-    keys = KeyStore(index_dir)
+    keys = open_backend(index_dir).key_store()
     pool = PipelinePool(index_dir, config, limits.pipelines)
     writer = threading.Lock()  # one ingest or removal at a time in this process (the file lock covers other processes)
 
@@ -140,7 +146,7 @@ def create_app(index_dir: Path, config: RagConfig) -> FastAPI:
         check_top_k(body.top_k)
         history = [turn.model_dump() for turn in body.history]
         answer = await run_with_pipeline(
-            lambda p: p.ask(body.question, history, _filters(body.filters), key.access, body.top_k)  # type: ignore[arg-type]
+            lambda p: p.ask(body.question, history, _filters(body.filters), key.access, body.top_k)
         )
         return answer_to_json(answer)
 
@@ -190,15 +196,15 @@ def create_app(index_dir: Path, config: RagConfig) -> FastAPI:
         for document in body.documents:
             if document.groups is not None:
                 _groups_or_422(document.groups, f"documents[{document.id!r}].groups")
-        def action(ingestor: Any) -> Any:
+        def action(ingestor: Ingestor) -> IngestReport:
             return ingestor.ingest(_ingest_paths(index_dir, config, body))
 
-        return await anyio.to_thread.run_sync(_write, writer, index_dir, config, pool.vectors, action, groups, body.tags)
+        return await anyio.to_thread.run_sync(_write, writer, index_dir, config, action, groups, body.tags)
 
     @app.post("/v1/remove", tags=["admin"], responses={**ERRORS, 409: {"model": ErrorOut}})
     async def remove(body: RemoveIn, key: ApiKey = Depends(admin)) -> dict[str, Any]:
         """Remove sources by the path /v1/sources lists (admin keys)."""
-        return await anyio.to_thread.run_sync(_write, writer, index_dir, config, pool.vectors, lambda ingestor: ingestor.remove(body.paths), None, None)
+        return await anyio.to_thread.run_sync(_write, writer, index_dir, config, lambda ingestor: ingestor.remove(body.paths), None, None)
 
     @app.get("/v1/sources", tags=["admin"], responses=ERRORS)
     async def sources(key: ApiKey = Depends(admin)) -> list[dict[str, Any]]:
@@ -305,7 +311,7 @@ async def _chat_events(
     """
     events = None
     try:
-        events = lease.pipeline.stream(question, history, Filters(), access)  # type: ignore[arg-type]
+        events = lease.pipeline.stream(question, history, Filters(), access)
         yield _chunk(reply_id, created, model, {"role": "assistant", "content": ""}, None)
         while True:
             event = await anyio.to_thread.run_sync(next, events, None)
@@ -333,13 +339,13 @@ async def _chat_events(
 
 def _write(
     lock: threading.Lock,
-    index_dir: Path,
+    index_dir: str | os.PathLike[str],
     config: RagConfig,
-    vectors: SharedVectors,
-    action: Any,
+    action: Callable[[Ingestor], IngestReport],
     groups: list[str] | None,
     tags: list[str] | None,
 ) -> dict[str, Any]:
+    """An ingest or removal through the file ingestor (its `IndexWriter` keeps this process's readers fresh)."""
     from rag.index.store import Index
     from rag.ingest.pipeline import Ingestor
 
@@ -351,24 +357,20 @@ def _write(
         except RagError as exc:
             raise ApiError(409, _rag_message(exc), "conflict") from None
         with opened:
-            opened.use_vectors(vectors.begin_write(opened))
-            try:
-                report = action(Ingestor(opened, tags=tags, groups=groups))
-            finally:
-                vectors.end_write(opened)
+            report = action(Ingestor(opened, tags=tags, groups=groups))
         log.info("write: %s", json.dumps({k: v for k, v in report.to_json().items() if not isinstance(v, list)}))
         return report.to_json()
     finally:
         lock.release()
 
 
-def _ingest_paths(index_dir: Path, config: RagConfig, body: IngestIn) -> list[str]:
-    """Server-side paths as given, plus the request's documents written to <index>/uploads/<name>.jsonl."""
+def _ingest_paths(index_dir: str | os.PathLike[str], config: RagConfig, body: IngestIn) -> list[str]:
+    """Server-side paths as given, plus the request's documents written to the index's uploads folder as <name>.jsonl."""
     paths = list(body.paths)
     if body.documents:
         fields = config.ingest.jsonl
-        uploads = index_dir / "uploads"
-        uploads.mkdir(exist_ok=True)
+        uploads = open_backend(index_dir).uploads_dir()
+        uploads.mkdir(parents=True, exist_ok=True)
         target = uploads / f"{body.name or 'upload-' + time.strftime('%Y%m%d-%H%M%S') + '-' + uuid.uuid4().hex[:6]}.jsonl"
         records = []
         for document in body.documents:
@@ -385,7 +387,7 @@ def _ingest_paths(index_dir: Path, config: RagConfig, body: IngestIn) -> list[st
     return paths
 
 
-def _sources(index_dir: Path, config: RagConfig) -> list[dict[str, Any]]:
+def _sources(index_dir: str | os.PathLike[str], config: RagConfig) -> list[dict[str, Any]]:
     from rag.index.store import Index
 
     with Index.open(index_dir, config) as opened:
@@ -404,16 +406,17 @@ def _sources(index_dir: Path, config: RagConfig) -> list[dict[str, Any]]:
         ]
 
 
-def _repair_if_interrupted(index_dir: Path, config: RagConfig) -> None:
+def _repair_if_interrupted(index_dir: str | os.PathLike[str], config: RagConfig) -> None:
     """After a crash mid-write, bring the vector store back in line with the manifest (if no one else is writing)."""
     from rag.index.store import Index
+    from rag.index.writer import IndexWriter
 
     try:
         with Index.open(index_dir, config) as opened:
             if not opened.needs_repair():
                 return
         with Index.open(index_dir, config, writable=True) as opened:
-            report = opened.repair()
+            report = IndexWriter(opened).repair()
         log.warning("repaired an interrupted write: %s", asdict(report))
     except RagError as exc:
         log.warning("index not repaired at start: %s", exc.message)

@@ -1,15 +1,17 @@
 """A fixed number of `RagPipeline`s shared by the server's worker threads.
 
-Each pipeline has its own manifest connection, query embedder and BM25 handle, and is used by one
-request at a time, inside one SQLite read snapshot: a request sees one committed state of the
-index from its first read to its last, whatever an ingest commits meanwhile.
+Each pipeline has its own catalog connection, query embedder and BM25 handle, and is used by one
+request at a time, inside one read snapshot: a request sees one committed state of the index from
+its first read to its last, whatever an ingest commits meanwhile. What writers committed before the
+snapshot began is picked up by `Index.begin_read` (`Index.sync`), which also keeps the vector store
+handle this process shares fresh.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
-from pathlib import Path
 
 from rag.config import RagConfig
 from rag.errors import RagError
@@ -21,22 +23,20 @@ class PoolBusy(Exception):
 
 
 class PipelinePool:
-    def __init__(self, index_dir: Path, config: RagConfig, size: int) -> None:
-        self.index_dir = index_dir
+    def __init__(self, location: str | os.PathLike[str], config: RagConfig, size: int) -> None:
+        self.location = location
         self.config = config
         self.size = size
         self._idle: queue.LifoQueue[RagPipeline] = queue.LifoQueue()
         self._created = 0
         self._lock = threading.Lock()
         self._closed = False
-        self.vectors = SharedVectors()
 
     def acquire(self, timeout: float) -> RagPipeline:
         """A pipeline with a read snapshot begun; give it back with `release`. Raises PoolBusy or RagError."""
         pipeline = self._take(timeout)
         try:
-            pipeline.index.manifest.begin_read()
-            pipeline.index.use_vectors(self.vectors.for_reader(pipeline.index))
+            pipeline.index.begin_read()
         except BaseException:
             self._idle.put(pipeline)
             raise
@@ -44,7 +44,7 @@ class PipelinePool:
 
     def release(self, pipeline: RagPipeline) -> None:
         try:
-            pipeline.index.manifest.end_read()
+            pipeline.index.end_read()
         finally:
             if self._closed:
                 pipeline.index.close()
@@ -62,7 +62,7 @@ class PipelinePool:
                 self._created += 1
         if grow:
             try:
-                return RagPipeline.open(self.index_dir, self.config)
+                return RagPipeline.open(self.location, self.config)
             except BaseException:
                 with self._lock:
                     self._created -= 1
@@ -87,43 +87,3 @@ class PipelinePool:
             except queue.Empty:
                 return
 
-
-class SharedVectors:
-    """One vector store handle for every pipeline and the in-process writer, reopened after other processes write.
-
-    Embedded Chroma keeps its state in memory per process: writes made here are seen at once by every
-    handle of this process, but a `rag ingest` run from another process is not. When the manifest
-    generation moved on and this process was not writing, the handle is reopened (a few ms) so dense
-    search sees the new vectors; requests in flight finish on the handle they started with.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._store: object | None = None
-        self._generation: int | None = None
-        self._writing_here = False
-
-    def for_reader(self, index: "object") -> object:
-        """The handle for a request whose read snapshot has `index.manifest.generation()`."""
-        generation = index.manifest.generation()  # type: ignore[attr-defined]
-        with self._lock:
-            if self._store is None:
-                self._store = index.vectors  # type: ignore[attr-defined]
-            elif generation != self._generation and not self._writing_here:
-                self._store = index.open_fresh_vectors()  # type: ignore[attr-defined]
-            self._generation = generation
-            return self._store
-
-    def begin_write(self, index: "object") -> object:
-        """The handle an in-process writer (holding the index's write lock) must use."""
-        generation = index.manifest.generation()  # type: ignore[attr-defined]
-        with self._lock:
-            if self._store is None or generation != self._generation:
-                self._store = index.open_fresh_vectors()  # type: ignore[attr-defined]
-            self._writing_here = True
-            return self._store
-
-    def end_write(self, index: "object") -> None:
-        with self._lock:
-            self._generation = index.manifest.generation()  # type: ignore[attr-defined]
-            self._writing_here = False

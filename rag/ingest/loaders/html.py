@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag.errors import LoadError
 from rag.ingest.loaders.builder import TextBuilder
 from rag.ingest.loaders.tables import rows_to_text
 from rag.ingest.loaders.text import decode_text
 from rag.types import LoadedSource
+
+if TYPE_CHECKING:
+    from bs4 import Tag
 
 _NEVER_CONTENT = ["script", "style", "noscript", "template", "svg", "canvas", "iframe", "form", "button", "nav", "aside"]
 _PAGE_CHROME = ["header", "footer"]  # boilerplate at page level, but an article's own header is content
@@ -43,7 +47,7 @@ def load_html(path: Path, doc_id: str) -> LoadedSource:
     return LoadedSource("html", [document], notes)
 
 
-def _walk(node: object, builder: TextBuilder) -> None:
+def _walk(node: Tag, builder: TextBuilder) -> None:
     """Emit headings, tables and text blocks in document order; loose inline text becomes a block."""
     from bs4 import NavigableString, Tag
 
@@ -54,7 +58,7 @@ def _walk(node: object, builder: TextBuilder) -> None:
             builder.add_block(" ".join(" ".join(loose).split()))
             loose.clear()
 
-    for child in node.children:  # type: ignore[attr-defined]
+    for child in node.children:
         if isinstance(child, NavigableString):
             if type(child) is NavigableString and child.strip():
                 loose.append(str(child))

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from rag.config import JsonlConfig
+from rag.core.access import parse_groups
 from rag.errors import LoadError
 from rag.ingest.loaders.text import decode_text
-from rag.retrieve.access import parse_groups
 from rag.types import Document, LoadedSource, Section
 
 _MAX_BAD_LINES_LISTED = 5

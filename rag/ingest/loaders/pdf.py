@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag.errors import LoadError
 from rag.ingest.loaders.builder import TextBuilder
 from rag.types import LoadedSource
+
+if TYPE_CHECKING:
+    from pypdf import PdfReader
 
 
 def load_pdf(path: Path, doc_id: str) -> LoadedSource:
@@ -40,9 +44,9 @@ def _clean(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.splitlines())
 
 
-def _title(reader: "object") -> str:
+def _title(reader: PdfReader) -> str:
     try:
-        meta = reader.metadata  # type: ignore[attr-defined]
+        meta = reader.metadata
         return str(meta.title) if meta and meta.title else ""
     except Exception:  # metadata is optional and often malformed; the text matters
         return ""
