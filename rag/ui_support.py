@@ -178,9 +178,10 @@ def _label(ref: SpanRef) -> str:
 def chat_turn(answer: Answer, manifest: Catalog) -> ChatTurn:
     """Keep what the chat page shows of an Answer; resolve the trace's chunk ids to sources while the index is open."""
     keys = {p.number: p.source_key for p in answer.passages}
-    citations = {
-        c.marker: SpanRef(c.source, keys[c.marker], c.doc_id, c.start, c.end, c.page) for c in answer.citations if c.marker in keys
-    }
+    citations: dict[int, SpanRef] = {}
+    for c in answer.citations:  # a marker may cite several spans of its passage (one per quoted sentence): it opens the first
+        if c.marker in keys:
+            citations.setdefault(c.marker, SpanRef(c.source, keys[c.marker], c.doc_id, c.start, c.end, c.page))
     trace_data: dict[str, Any] = answer.trace  # JSON-shaped until the trace is typed
     candidates = {c["chunk_id"]: c for c in trace_data.get("candidates", [])}
     cited = set(citations)
