@@ -1,7 +1,7 @@
 """Build span-answer dev sets for the offline answerer from SQuAD-shifts (Miller et al., 2020).
 
 SQuAD-shifts (CC BY 4.0) ships inside the `bigbench` package on PyPI (benchmark_tasks/squad_shifts/): SQuAD v1.1-style
-questions with span answers over New York Times articles, Reddit comments and new Wikipedia articles. Nothing is
+questions with span answers over New York Times articles, Reddit comments, new Wikipedia articles and Amazon product reviews. Nothing is
 downloaded at run time and nothing is copied into the repo: get the package once and point this script at it:
 
     python -m pip download --no-deps -d /tmp/bb bigbench==1.0.0
@@ -12,8 +12,9 @@ Each set mimics "first questions about short documents": a document is one artic
 corpus holds the questioned documents plus twice as many unquestioned ones from the same source (distractors).
 Output per set: `<out>/<set>/corpus.jsonl` (BEIR fields `_id`, `title`, `text`) and `<out>/<set>/answers.jsonl`
 (`id`, `question`, `answers`; no sources: the reference answers decide), and `<out>/<set>/unanswerable.jsonl`: first
-questions of up to 100 documents of the same source left out of the corpus (no answers: a refusal is right). `new_wiki` is kept untouched for the final
-check; `nyt` and `reddit` are for development.
+questions of up to 100 documents of the same source left out of the corpus (no answers: a refusal is right). `nyt` and
+`reddit` are for development; `new_wiki` was kept untouched until the first round's final check and is a dev set since;
+`amazon` (product reviews) is kept untouched until the second round's final check.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import random
 import tarfile
 from pathlib import Path
 
-SETS = {"nyt": "nyt_v1.0.json", "reddit": "reddit_v1.0.json", "new_wiki": "new_wiki_v1.0.json"}
+SETS = {"nyt": "nyt_v1.0.json", "reddit": "reddit_v1.0.json", "new_wiki": "new_wiki_v1.0.json", "amazon": "amazon_reviews_v1.0.json"}
 MAX_WORDS = 400
 QUESTIONS = 200
 DISTRACTORS_PER_QUESTION = 2

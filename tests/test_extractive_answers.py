@@ -62,6 +62,14 @@ def test_a_figure_the_question_already_holds_or_a_date_is_no_count() -> None:
     assert best_span(question, "The outage affected 143 customers in us-east-2.").text == "143 customers"  # type: ignore[union-attr]
 
 
+def test_a_duration_answers_how_long_but_a_calendar_date_is_no_count() -> None:
+    question = "How long do I have to submit a regular non-travel expense?"
+    assert best_span(question, "Submit non-travel expenses within 30 days of the purchase date.").text == "30 days"  # type: ignore[union-attr]
+    assert [c.text for c in span_candidates("It lasts two hours.", Expected.NUMBER, durations=True)] == ["two hours"]
+    assert span_candidates("It lasts two hours.", Expected.NUMBER) == []  # "What is the nightly hotel cap?": not a stay of 5 nights
+    assert span_candidates("The review is on March 12.", Expected.NUMBER, durations=True) == []
+
+
 def test_span_candidates_match_the_expected_kind() -> None:
     sentence = "Sidney Blumenthal met the board in Paris on June 3, 2015 and paid $1,200."
     assert "June 3, 2015" in [c.text for c in span_candidates(sentence, Expected.TIME)]
@@ -160,6 +168,12 @@ def test_yes_no_question_is_answered_yes_or_no_with_the_evidence_cited(pipeline)
     answer = pipeline.ask("Does unused learning budget roll over?")
     assert answer.answered and answer.answer.startswith("No \u2014 ") and answer.citations
     assert "does not roll over" in answer.citations[0].text
+
+
+def test_yes_no_question_with_partial_evidence_quotes_it_without_a_verdict(pipeline) -> None:
+    answer = pipeline.ask("Can I fly premium economy to a customer meeting if the flight is 7 hours long?")
+    assert answer.answered and "6 hours or more" in answer.answer
+    assert not answer.answer.startswith(("Yes", "No")) and answer.short_answer is None
 
 
 def test_a_conversation_with_a_fragment_a_pointer_and_a_new_topic(pipeline) -> None:

@@ -69,6 +69,7 @@ _DATE = re.compile(
     rf"|(?:the )?(?:{_NUMBER_WORDS}|\d+|a few|a couple of|several) {_TIME_WORDS}(?: (?:ago|later|earlier|before|after))?)\b",
     re.I,
 )
+_DURATION = re.compile(rf"\b(?:{_NUMBER_WORDS}|\d+|a few|a couple of|several) {_TIME_WORDS}\b", re.I)  # "30 days": how long, a count
 _NUMBER = re.compile(
     rf"(?:[$\u20ac\u00a3]\s?\d[\d,]*(?:\.\d+)?(?:\s?(?:[kmb]n?|million|billion|thousand)\b)?|(?<![\w-])\d[\d,]*(?:\.\d+)?(?:st|nd|rd|th)?(?![\w-]*-\d)"
     rf"|\b(?:{_NUMBER_WORDS})\b(?:[- ](?:{_NUMBER_WORDS})\b)*)"
@@ -130,8 +131,14 @@ def expected_answer(question: str) -> Expected:
     return Expected.ENTITY
 
 
-def span_candidates(sentence: str, kind: Expected) -> list[SpanCandidate]:
-    """Spans of `sentence` that could answer a question of this kind (possibly overlapping), in text order."""
+def asks_duration(question: str) -> bool:
+    """"How long / how quickly / how soon ...?": a duration ("30 days") answers it, though it reads like a date."""
+    return bool(re.search(r"\bhow (?:long|quickly|soon)\b(?! ago)", question, re.I))
+
+
+def span_candidates(sentence: str, kind: Expected, durations: bool = False) -> list[SpanCandidate]:
+    """Spans of `sentence` that could answer a question of this kind (possibly overlapping), in text order;
+    `durations`: a count of days or hours is a figure (the question asks how long), not a date."""
     found: list[SpanCandidate] = []
 
     def add(start: int, end: int, as_kind: Expected) -> None:
@@ -145,7 +152,7 @@ def span_candidates(sentence: str, kind: Expected) -> list[SpanCandidate]:
         for m in _DATE.finditer(sentence):
             add(m.start(), m.end(), kind)
     elif kind == Expected.NUMBER:
-        dates = [(m.start(), m.end()) for m in _DATE.finditer(sentence) if re.search(r"[a-z]", m.group(0), re.I)]
+        dates = [(m.start(), m.end()) for m in _DATE.finditer(sentence) if re.search(r"[a-z]", m.group(0), re.I) and not (durations and _DURATION.search(m.group(0)))]
         for m in _NUMBER.finditer(sentence):
             if not any(start <= m.start() < end for start, end in dates):  # "March 12" is a date, not a count
                 add(m.start(), _trim_unit(sentence, m.start(), m.end()), kind)
@@ -195,7 +202,7 @@ def best_span(question: str, sentence: str, kind: Expected | None = None) -> Spa
         phrase = _phrase_after_anchor(sentence, asked)
         if phrase is not None:
             return phrase
-    candidates = [c for c in span_candidates(sentence, kind) if set(content_terms(c.text)) - asked or _is_figure(c) and not _repeats_figure(c, question)]
+    candidates = [c for c in span_candidates(sentence, kind, asks_duration(question)) if set(content_terms(c.text)) - asked or _is_figure(c) and not _repeats_figure(c, question)]
     if candidates:
         return min(candidates, key=lambda c: (
             kind == Expected.PLACE and not _PLACE_PREPOSITIONS.search(sentence[: c.start]),

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rag.config import GenerationConfig
-from rag.generate.answer_types import Expected, best_span, expected_answer, span_candidates, yes_or_no
+from rag.generate.answer_types import Expected, asks_duration, best_span, expected_answer, span_candidates, yes_or_no
 from rag.index.contracts import Embedder
 from rag.text_units import Span, content_terms, sentences
 from rag.types import Passage, ShortAnswer
@@ -40,7 +40,8 @@ CONTEXT_WEIGHT = 0.5  # heading and previous-sentence words count this much towa
 MIN_LEXICAL = 0.2  # a figure, time or person from a sentence sharing almost no question words answers by accident
 MAX_UNSEEN = 0.4  # the documents are silent when this share of the question's words occurs in no retrieved passage,
 MIN_UNSEEN_WORDS = 2  # and at least this many: one paraphrased word of a two-word question ("What color was Cotton?") is not silence
-YES_NO_MIN_LEXICAL = 0.5  # "Yes"/"No" only from a sentence that holds at least this share of the question's words
+YES_NO_VERDICT_LEXICAL = 0.5  # "Yes"/"No" only from a sentence that holds at least this share of the question's words;
+YES_NO_MIN_LEXICAL = 0.25  # between the two the sentence is quoted without a verdict, below both it is refused
 _YEAR = re.compile(r"\b(?:1[5-9]|20)\d\d\b")
 _ATX_HEADING = re.compile(r"^#{1,6}\s")
 _STARTS_WITH_REFERENCE = re.compile(r"^(?:he|she|it|they|this|that|these|those|his|her|its|their|there|then|the company|the team)\b", re.I)
@@ -81,7 +82,7 @@ class ExtractiveAnswerer:
 
     def score_sentences(self, question: str, passages: list[Passage]) -> list[ScoredSentence]:
         terms = set(content_terms(question))
-        kind = expected_answer(question)
+        kind, durations = expected_answer(question), asks_duration(question)
         candidates: list[tuple[int, Span, str, Span | None]] = []
         for passage in passages:
             previous: Span | None = None
@@ -103,7 +104,7 @@ class ExtractiveAnswerer:
             around = set(content_terms(heading)) | (set(content_terms(previous.text)) if previous else set())
             covered = sum(w for t, w in weights.items() if t in own) + CONTEXT_WEIGHT * sum(w for t, w in weights.items() if t in around - own)
             lexical = covered / total if total else 0.0
-            scored.append(ScoredSentence(number, span, lexical, float(cosine), _type_score(kind, terms, span.text), previous))
+            scored.append(ScoredSentence(number, span, lexical, float(cosine), _type_score(kind, terms, span.text, durations), previous))
         scored.sort(key=lambda s: -s.score)
         return scored
 
@@ -157,6 +158,8 @@ class ExtractiveAnswerer:
             return None
         line = next(line for line in lines if " ".join(best.span.text.split()) in line)
         if kind == Expected.YES_NO:
+            if best.lexical < YES_NO_VERDICT_LEXICAL:
+                return None  # related evidence ("Premium economy is allowed for flights of 6 hours or more"), no verdict
             text, start, end = yes_or_no(question, best.span.text), None, None
         else:
             span = best_span(question, best.span.text, kind)
@@ -238,7 +241,7 @@ def _weak_evidence(kind: Expected, scored: list[ScoredSentence], min_support: fl
     if kind.strict and scored[0].lexical < MIN_LEXICAL:
         return f"the best sentence holds too few of the question's words (lexical {scored[0].lexical:.2f} < {MIN_LEXICAL})"
     if kind == Expected.YES_NO and scored[0].lexical < YES_NO_MIN_LEXICAL:
-        return f"a yes/no answer needs a sentence with most of the question's words (lexical {scored[0].lexical:.2f})"
+        return f"a yes/no question needs a sentence with some of its words (lexical {scored[0].lexical:.2f} < {YES_NO_MIN_LEXICAL})"
     return ""
 
 
@@ -278,10 +281,10 @@ def coverage_features(question: str, passages: list[Passage], best_passage: int)
     }
 
 
-def _type_score(kind: Expected, terms: set[str], text: str) -> float:
+def _type_score(kind: Expected, terms: set[str], text: str, durations: bool = False) -> float:
     if kind in (Expected.YES_NO, Expected.ENTITY):
         return 0.0
-    fresh = [c for c in span_candidates(text, kind) if not set(content_terms(c.text)) <= terms]
+    fresh = [c for c in span_candidates(text, kind, durations) if not set(content_terms(c.text)) <= terms]
     if fresh:
         return TYPE_BONUS
     return -TYPE_PENALTY if kind.strict else 0.0
