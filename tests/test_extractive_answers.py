@@ -114,6 +114,8 @@ def test_coverage_features_tell_what_the_documents_never_mention() -> None:
     assert coverage_features("What was our revenue in 2022?", passages, 2)["missing_years"] == 1
     assert coverage_features("What was our revenue in Q1 2024?", passages, 2)["missing_years"] == 0
     assert coverage_features("What was our revenue in Q1 2024?", passages, 1)["missing_years"] == 1  # another passage's year does not count
+    about_the_text = coverage_features("What type of sick days does the author say employees get?", passages, 1)
+    assert about_the_text["unseen_words"] == 0  # "type", "author", "say" are about the text, not in it
 
 
 @pytest.mark.parametrize(

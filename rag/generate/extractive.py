@@ -43,6 +43,12 @@ MIN_UNSEEN_WORDS = 2  # and at least this many: one paraphrased word of a two-wo
 YES_NO_VERDICT_LEXICAL = 0.5  # "Yes"/"No" only from a sentence that holds at least this share of the question's words;
 YES_NO_MIN_LEXICAL = 0.25  # between the two the sentence is quoted without a verdict, below both it is refused
 _YEAR = re.compile(r"\b(?:1[5-9]|20)\d\d\b")
+# words about the text rather than in it ("according to the author", "what type of controller does the poster use?"):
+# a document need not contain them, so they never count as unseen
+_ABOUT_THE_TEXT = frozenset(content_terms(
+    "author poster writer narrator story article passage text paragraph commenter type kind sort according mention "
+    "talking say said describe name called"
+))
 _ATX_HEADING = re.compile(r"^#{1,6}\s")
 _STARTS_WITH_REFERENCE = re.compile(r"^(?:he|she|it|they|this|that|these|those|his|her|its|their|there|then|the company|the team)\b", re.I)
 
@@ -273,10 +279,11 @@ def coverage_features(question: str, passages: list[Passage], best_passage: int)
         return {"passage_coverage": 1.0, "unseen": 0.0, "unseen_words": 0, "missing_years": missing_years}
     words = {number: set(content_terms(text)) for number, text in texts.items()}
     anywhere = set().union(*words.values()) if words else set()
+    unseen = terms - anywhere - _ABOUT_THE_TEXT
     return {
         "passage_coverage": round(len(terms & words.get(best_passage, set())) / len(terms), 4),
-        "unseen": round(len(terms - anywhere) / len(terms), 4),
-        "unseen_words": len(terms - anywhere),
+        "unseen": round(len(unseen) / len(terms), 4),
+        "unseen_words": len(unseen),
         "missing_years": missing_years,
     }
 
