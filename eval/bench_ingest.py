@@ -27,10 +27,10 @@ DEFAULT_CORPUS = REPO.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl
 
 BARE_MODEL = """
 import json, resource, sqlite3, sys, time
-from rag.config import EmbeddingConfig
+from rag.config import load_config
 from rag.index.embedders.minilm import MiniLMOnnxEmbedder
 texts = [row[0] for row in sqlite3.connect(sys.argv[1]).execute("SELECT text FROM chunks")]
-model = MiniLMOnnxEmbedder(EmbeddingConfig())
+model = MiniLMOnnxEmbedder(load_config().embedding)  # the configured local model ($RAG_EMBEDDING__RUNTIME etc.)
 model.embed(texts[:8])  # load and warm up outside the timed part
 started = time.perf_counter()
 model.embed(texts)
@@ -51,6 +51,22 @@ def run_measured(command: list[str]) -> tuple[float, float, str]:
     if process.returncode != 0:
         raise SystemExit(f"command failed ({process.returncode}): {' '.join(command)}")
     return seconds, usage.ru_maxrss / 1024, stdout
+
+
+def cpu_kind() -> str:
+    """The instruction-set flags that decide which int8/bf16 kernels run (from /proc/cpuinfo)."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return platform.machine()
+    wanted = ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8"]
+    return " ".join(flag for flag in wanted if flag in flags) or "no AVX2"
+
+
+def model_id() -> str:
+    from rag.config import load_config
+
+    return load_config().embedding.model_id()
 
 
 def main() -> None:
@@ -97,11 +113,13 @@ def main() -> None:
             "texts_embedded": again["texts_embedded"],
             "unchanged": again["unchanged"],
         },
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(), "cpu_kind": cpu_kind()},
+        "embedding_model": model_id(),
         "command": "python eval/bench_ingest.py",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"CPU kind: {cpu_kind()}; embedding model: {model_id()}\n")
     print("| figure | value |\n|---|---|")
     print(f"| documents / chunks | {documents} / {chunks} |")
     print(f"| full ingest wall time | {full_s:.1f} s |")

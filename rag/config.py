@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
-from rag.core.bundled import INT8_RECIPE
+from rag.core.bundled import INT8_RECIPE, INT8_RECIPES
 from rag.core.registry import CHAT_MODELS, EMBEDDERS, LOADERS, RERANKERS, VECTOR_STORES, Registry
 from rag.errors import RagError
 
@@ -99,6 +99,16 @@ class EmbeddingBase(_Section):
         description="Local model: int8 = int8 matmuls, built once from the bundled model into model_cache_dir "
         "(about half the CPU per text); fp32 = the bundled file as shipped (int8 storage, fp32 compute).",
     )
+    runtime: Literal["onnxruntime", "openvino"] = Field(
+        "onnxruntime",
+        description="Local model: onnxruntime (precision and int8_recipe apply) or openvino (the `openvino` extra: "
+        "runs the bundled file, bfloat16 where the CPU has it; faster, see docs/embeddings.md).",
+    )
+    int8_recipe: str | None = Field(
+        None,
+        description="Local int8 model: how it is built (see docs/embeddings.md); unset = the current recipe. "
+        "An index records the recipe it was built with and its queries keep using it.",
+    )
     model_cache_dir: Path | None = Field(
         None, description="Local model: where the int8 build is kept; unset = $XDG_CACHE_HOME/rag/models (~/.cache/rag/models)."
     )
@@ -113,15 +123,27 @@ class EmbeddingBase(_Section):
     timeout_s: float = Field(60.0, gt=0, description="Endpoint request timeout in seconds.")
     max_retries: int = Field(3, ge=0, description="Endpoint retries on transient errors.")
 
+    @field_validator("int8_recipe")
+    @classmethod
+    def _known_recipe(cls, recipe: str | None) -> str | None:
+        if recipe is not None and recipe not in INT8_RECIPES:
+            raise ValueError(f"unknown int8_recipe {recipe!r}: use one of {', '.join(INT8_RECIPES)}")
+        return recipe
+
+    def effective_int8_recipe(self) -> str:
+        return self.int8_recipe or INT8_RECIPE
+
     def effective_batch_size(self) -> int:
         return self.batch_size or (8 if self.provider == "local" else 64)
 
     def model_id(self) -> str:
         """A stable identity for cache keys and fingerprints: provider, model and where it is served."""
+        if self.provider == "local" and self.runtime == "openvino":
+            return f"local:all-MiniLM-L6-v2-openvino:{self.max_tokens}"
         if self.provider == "local" and self.precision == "fp32":
             return f"local:all-MiniLM-L6-v2-int8:{self.max_tokens}"  # the bundled file's id since before int8 compute
         if self.provider == "local":
-            return f"local:all-MiniLM-L6-v2-{INT8_RECIPE}:{self.max_tokens}"
+            return f"local:all-MiniLM-L6-v2-{self.effective_int8_recipe()}:{self.max_tokens}"
         return f"openai:{self.base_url or 'default'}:{self.model}"
 
 
@@ -273,6 +295,13 @@ class RetrievalConfig(_Section):
         "zscore: mean 0, spread 1.",
     )
     rrf_k: int = Field(60, ge=1, description="rrf: the k constant.")
+    cue_weight: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="convex: boost of the fused top 30 by the share of the question's multi-word capitalised names "
+        "and numbers a chunk contains verbatim (0 = off).",
+    )
     top_k: int = Field(8, ge=1, le=200, description="Chunks passed on to reranking / context assembly.")
 
 
@@ -433,7 +462,14 @@ class RagConfig(BaseSettings):
             parts["jsonl"] = self.ingest.jsonl.model_dump(exclude={"groups_field"})  # groups change who reads, not chunks
         if file_type in self.ingest.loaders:  # another loader reads this type: its files are read again
             parts["loader"] = self.ingest.loaders[file_type].model_dump(mode="json")
+        elif file_type in LOADER_REVISIONS:  # the built-in loader's text changed: its files are read again
+            parts["loader_revision"] = LOADER_REVISIONS[file_type]
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# Bumped when a loader's text changes, so files of that type are read again on the next ingest
+# (pdf 2: running page headers and footers are left out).
+LOADER_REVISIONS = {"pdf": 2}
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

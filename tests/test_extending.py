@@ -21,6 +21,7 @@ from rag.errors import RagError
 from rag.index.store import Index
 from rag.ingest.pipeline import Ingestor
 from rag.pipeline import RagPipeline
+from rag.retrieve.filters import Filters
 from rag.retrieve.rerank import build_reranker
 from tests.conftest import DATA, REPO
 
@@ -58,7 +59,8 @@ def test_the_custom_loader_and_reranker_work_in_a_real_ingest_and_question(plugi
     for name in ("travel_policy.pdf", "meeting_notes_2024-06-03_product_sync.txt", "handbook.pdf"):
         (corpus / name).write_bytes((DATA / name).read_bytes())
     (corpus / "garage.eml").write_bytes(EMAIL)
-    config = load_config(plugins / "rag.yaml", [HASHED])
+    # the page's reranker lifts every policy and handbook chunk by 0.5 above the e-mail: room for all of them in the context
+    config = load_config(plugins / "rag.yaml", [HASHED, "context.max_passages=10"])
     with Index.open(tmp_path / "index", config, writable=True) as index:
         report = Ingestor(index).ingest([str(corpus)])
         records = {Path(r.path).name: r for r in index.manifest.sources()}
@@ -74,6 +76,8 @@ def test_the_custom_loader_and_reranker_work_in_a_real_ingest_and_question(plugi
             preferred = "policy" in scored.source_display or "handbook" in scored.source_display
             assert scored.scores["rerank"] == pytest.approx(scored.scores["fused"] + (0.5 if preferred else 0.0))
         assert [s.score for s in retrieved.ranked] == sorted((s.score for s in retrieved.ranked), reverse=True)
+        only_email = pipeline.retrieve("When do unused parking permits expire?", filters=Filters(file_types=("email",)))
+        assert {s.source_display.rsplit("/", 1)[-1] for s in only_email.ranked} == {"garage.eml"}  # a plug-in's type filters too
 
 
 def test_a_class_registered_in_code_is_chosen_by_its_name(plugins: Path) -> None:

@@ -212,5 +212,40 @@ def test_pipeline_applies_filters_to_passages(index: Index, built) -> None:
     assert retrieved.passages
     assert {p.source for p in retrieved.passages} <= {"corpus/hr/benefits.md", "corpus/hr/sub/dental.txt"}
     assert retrieved.trace["filters"] == {"sources": ["corpus/hr"]}
-    answer = pipeline.ask("zebra stripes", filters=Filters(tags=("nope",)))
+    answer = pipeline.ask("zebra stripes", filters=Filters(sources=("elsewhere/**",)))
     assert answer.answered is False and answer.passages == [] and answer.citations == []
+
+
+# --- filters that cannot match are said plainly --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("filters", "says", "lists"),
+    [
+        (Filters(tags=("hrr",)), "unknown tag 'hrr': no source in this index has it", "tags: eng, finance, health, hr (did you mean 'hr'?)"),
+        (Filters(file_types=("spreadsheet",)), "unknown file type 'spreadsheet'", "file types: pdf, docx, html, markdown, text, jsonl, external"),
+        (Filters(file_types=("md",)), "unknown file type 'md'", "(did you mean 'markdown'?)"),
+    ],
+    ids=["misspelt-tag", "unknown-type", "extension-as-type"],
+)
+def test_unknown_filter_values_are_usage_errors_that_list_the_valid_ones(index: Index, built, filters: Filters, says: str, lists: str) -> None:
+    from rag.errors import UsageError
+
+    _, server = built
+    pipeline = RagPipeline(index, _config(server.base_url))
+    with pytest.raises(UsageError) as raised:
+        pipeline.ask("zebra stripes", filters=filters)
+    assert raised.value.message == says and lists in raised.value.hint
+
+
+def test_valid_filters_that_keep_no_source_say_so_instead_of_searching(index: Index, built) -> None:
+    _, server = built
+    server.requests.clear()
+    pipeline = RagPipeline(index, _config(server.base_url))
+    answer = pipeline.ask("vacation days", filters=Filters(file_types=("markdown",), sources=("corpus/eng/**",)))
+    assert answer.answered is False and answer.passages == [] and answer.citations == []
+    assert answer.answer == ("No indexed document matches the filters (source: corpus/eng/**; file type: markdown), "
+                             "so nothing was searched. Loosen or remove a filter.")
+    assert server.embedded_texts() == []  # not even the question was embedded
+    control = pipeline.ask("vacation days", filters=Filters(file_types=("markdown",)))
+    assert control.passages and "No indexed document" not in control.answer

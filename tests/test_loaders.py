@@ -155,7 +155,8 @@ def test_sample_file_loads_and_chunks_with_exact_spans(path: Path) -> None:
     assert file_type == EXPECTED_TYPE[path.suffix]
     loaded = load_file(path, file_type, IngestConfig(), doc_id=str(path))
     assert loaded.file_type == file_type
-    assert loaded.notes == []  # the samples are clean UTF-8 / well-formed files
+    # the samples are clean UTF-8 / well-formed files; the PDFs' only note names their running page lines
+    assert [n for n in loaded.notes if not n.startswith("running page lines left out")] == []
     (document,) = loaded.documents
     assert document.doc_id == str(path)
     assert document.text.strip()
@@ -164,15 +165,30 @@ def test_sample_file_loads_and_chunks_with_exact_spans(path: Path) -> None:
     assert_chunk_invariants(document, chunk(document, file_type))
 
 
+def raw_pdf_pages(path: Path) -> list[list[str]]:
+    """Each page's lines as pypdf extracts them, headers and footers included."""
+    from pypdf import PdfReader
+
+    return [[line.rstrip() for line in (page.extract_text() or "").splitlines() if line.strip()] for page in PdfReader(path).pages]
+
+
 @pytest.mark.parametrize("path", [p for p in SAMPLE_FILES if p.suffix == ".pdf"], ids=lambda p: p.name)
-def test_sample_pdf_pages_match_their_page_footers(path: Path) -> None:
-    document = load_one(path)
+def test_sample_pdf_pages_match_their_pages_without_running_headers_and_footers(path: Path) -> None:
+    loaded = load(path)
+    (document,) = loaded.documents
+    raw = raw_pdf_pages(path)
     numbers = [p.number for p in document.pages]
-    assert numbers == list(range(1, len(numbers) + 1))
+    assert numbers == list(range(1, len(raw) + 1))
     assert len(numbers) >= 3
     for page in document.pages:
-        footer = re.findall(r"Page (\d+) of (\d+)", document.text[page.start : page.end])
-        assert footer == [(str(page.number), str(len(numbers)))]
+        lines = raw[page.number - 1]
+        assert re.findall(r"Page (\d+) of (\d+)", lines[-1]) == [(str(page.number), str(len(raw)))]  # the page's own footer
+        kept = document.text[page.start : page.end].split("\n")
+        assert kept == [line for line in lines if line in kept] and kept == lines[1 if page.number > 1 else 0 : -1]
+    # the footer ("... - Page N of M") and the header of pages 2+ ("Lumen Harbor Software - Internal") are left out
+    assert not re.search(r"Page \d+ of \d+", document.text) and raw[1][0] not in document.text
+    assert loaded.notes == [f"running page lines left out of the text: header {raw[1][0]!r} ({len(raw) - 1} pages); "
+                            f"footer {raw[0][-1]!r} ({len(raw)} pages)"]
     starts = [p.start for p in document.pages]
     assert starts == sorted(starts)
     assert all(a.end <= b.start for a, b in zip(document.pages, document.pages[1:]))
@@ -314,6 +330,35 @@ def test_pdf_with_many_pages_numbers_them_one_to_n(tmp_path: Path) -> None:
     assert [p.number for p in document.pages] == list(range(1, 8))
     for page in document.pages:
         assert f"token{page.number}x" in document.text[page.start : page.end]
+
+
+def test_running_headers_and_footers_are_left_out_and_spans_stay_exact(tmp_path: Path) -> None:
+    animals = ["walrus", "otter", "heron", "seal"]
+    bodies = [f"Body of page {n}: the {a} quota is {n * 7} units.\nThe {a} note quotes ACME Corp - Confidential." for n, a in enumerate(animals, start=1)]
+    pages = [f"ACME Corp - Confidential\n{body}\nQuarterly report - page {n} / 4" for n, body in enumerate(bodies, start=1)]
+    pages[2] = pages[2].replace("ACME Corp - Confidential", "Only page three has this opening line", 1)  # on one page: content
+    loaded = load(make_pdf(tmp_path / "report.pdf", pages))
+    (document,) = loaded.documents
+    assert "Quarterly report - page" not in document.text
+    assert not any(line == "ACME Corp - Confidential" for line in document.text.split("\n"))
+    assert "Only page three has this opening line" in document.text  # peeled only where it repeats
+    for number, body in enumerate(bodies, start=1):
+        page = next(p for p in document.pages if p.number == number)
+        assert body in document.text[page.start : page.end]  # body lines (even one quoting the header) stay
+    assert "header 'ACME Corp - Confidential' (3 pages)" in loaded.notes[0] and "(4 pages)" in loaded.notes[0]
+    assert_chunk_invariants(document, chunk(document, "pdf"))
+
+
+def test_running_line_detection_needs_repetition_and_leaves_lone_lines() -> None:
+    from rag.ingest.loaders.running_lines import strip_running_lines
+
+    assert strip_running_lines(["Header\nonly one page"]) == (["Header\nonly one page"], [])
+    same_single_lines = ["Sheet 1 code token1x", "Sheet 2 code token2x", "Sheet 3 code token3x"]
+    assert strip_running_lines(same_single_lines)[0] == same_single_lines  # a page's only line is its content
+    long_line = "x" * 200
+    assert strip_running_lines([f"{long_line}\na", f"{long_line}\nb"])[0] == [f"{long_line}\na", f"{long_line}\nb"]
+    pages, removed = strip_running_lines(["Two-line header\nSecond header 1\nbody a", "Two-line header\nSecond header 2\nbody b"])
+    assert pages == ["body a", "body b"] and [kind for kind, _, _ in removed] == ["header", "header"]
 
 
 def test_pdf_without_text_is_a_load_error(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The int8-compute MiniLM built locally from the bundled model: faithful vectors, one cached build, old indexes."""
+"""The int8-compute MiniLM built locally from the bundled model: faithful vectors on every x86-64 CPU, one cached
+build, old indexes queried with their own model. The tolerance checked here is the one docs/embeddings.md states."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from rag.config import EmbeddingConfig
 from rag.index.embedders.minilm import MiniLMOnnxEmbedder
-from rag.index.embedders.minilm_int8 import quantized_model_path
+from rag.index.embedders.minilm_int8 import RECIPE, RECIPES, quantized_model_path
 
 from conftest import DATA
 
@@ -30,9 +31,23 @@ def test_int8_vectors_stay_close_to_the_bundled_model(cache_dir: Path) -> None:
     fp32 = MiniLMOnnxEmbedder(EmbeddingConfig(precision="fp32")).embed(TEXTS)
     cosines = (int8 * fp32).sum(axis=1)
     assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5)
-    assert cosines.min() > 0.97 and cosines.mean() > 0.99, cosines  # a one-letter text is the worst case
+    assert cosines.min() > 0.97 and cosines.mean() > 0.985, cosines  # a one-letter text is the worst case
     # ranking by similarity is what retrieval needs: the nearest text of each query stays the same
     assert ((int8 @ int8.T).argsort(axis=1)[:, -2] == (fp32 @ fp32.T).argsort(axis=1)[:, -2]).mean() >= 0.9
+
+
+def test_no_pair_of_int8_products_can_saturate_without_vnni(cache_dir: Path) -> None:
+    """AVX2 without VNNI adds two uint8 x int8 products into a saturating int16 (vpmaddubsw): 255 * 64 * 2 fits,
+    255 * 127 * 2 does not. Weights within [-64, 63] make every CPU compute the same integers."""
+    import onnx
+    from onnx import numpy_helper
+
+    built = onnx.load(str(quantized_model_path(cache_dir)))
+    initializers = {init.name: init for init in built.graph.initializer}
+    weights = [numpy_helper.to_array(initializers[node.input[1]]) for node in built.graph.node if node.op_type == "MatMulInteger"]
+    assert len(weights) >= 36 and all(w.dtype == np.int8 for w in weights)
+    assert max(int(np.abs(w.astype(np.int16)).max()) for w in weights) <= 64
+    assert 255 * 64 * 2 <= np.iinfo(np.int16).max
 
 
 def test_the_build_really_multiplies_in_int8(cache_dir: Path) -> None:
@@ -91,3 +106,32 @@ def test_an_index_built_before_precision_existed_is_queried_with_its_own_model(t
         index.manifest.set_meta("config", json.dumps(recorded))
     with Index.open(tmp_path / "index", config_factory()) as index:
         assert index.indexed_embedding_config().precision == "fp32"
+
+
+def test_an_index_built_with_an_older_int8_recipe_is_queried_with_it(tmp_path: Path, config_factory) -> None:
+    import json
+
+    from rag.index.store import Index
+    from rag.ingest.pipeline import Ingestor
+
+    older = next(recipe for recipe in RECIPES if recipe != RECIPE)
+    (tmp_path / "doc.md").write_text("# Travel\n\nTrain tickets are reimbursed in second class.\n")
+    cache = f"embedding.model_cache_dir={tmp_path / 'models'}"
+    with Index.open(tmp_path / "index", config_factory(cache, f"embedding.int8_recipe={older}"), writable=True) as index:
+        Ingestor(index).ingest([str(tmp_path / "doc.md")])
+        recorded = json.loads(index.manifest.get_meta("config"))
+        del recorded["embedding"]["int8_recipe"]  # what an index written before int8_recipe existed holds
+        index.manifest.set_meta("config", json.dumps(recorded))
+    with Index.open(tmp_path / "index", config_factory(cache)) as index:
+        assert index.indexed_embedding_config().int8_recipe == older
+        assert index.query_embedder.model_id.endswith(f"-{older}:256")
+        index.query_embedder.embed(["train tickets"])
+    assert [older in path.name for path in (tmp_path / "models").glob("*.onnx")] == [True]  # the current recipe was never needed
+
+
+def test_an_unknown_int8_recipe_is_a_config_error(config_factory) -> None:
+    from rag.errors import RagError
+
+    with pytest.raises(RagError) as raised:
+        config_factory("embedding.int8_recipe=dynint8-r0")
+    assert "dynint8-r0" in str(raised.value)

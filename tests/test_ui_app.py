@@ -250,6 +250,40 @@ def test_upload_ingests_good_files_and_reports_the_corrupt_one(app, tmp_path: Pa
     assert "blue garage" in turn.answer and turn.citations[1].source.endswith("uploads/parking.md")
 
 
+def test_questions_waiting_when_a_run_was_interrupted_are_all_answered_in_order(app) -> None:
+    """Asking while an answer streams stops that run; both questions stay pending and are answered, none is lost."""
+    at = app()
+    at.session_state["pending"] = [QUESTION, "What is the API rate limit on the Team plan?"]
+    at.run()
+    assert not at.exception, at.exception
+    assert [t.question for t in at.session_state.turns] == [QUESTION, "What is the API rate limit on the Team plan?"]
+    assert at.session_state.pending == [] and len(answers(at)) == 2
+
+
+def test_the_index_picker_shows_a_short_name_and_the_full_path(app, demo_workdir: Path) -> None:
+    at = app()
+    picker = next(s for s in at.selectbox if s.label == "Index folder")
+    full = (demo_workdir / ".rag/demo").resolve().as_posix()
+    assert len(full) > 28 and picker.options == ["…/.rag/demo"]  # a long path would be cut off in the sidebar
+    assert full in [c.value.replace("\\", "") for c in at.caption]
+
+
+def test_trace_tables_show_a_dash_where_a_value_does_not_apply(app) -> None:
+    at = ask(app(), "What is the API rate limit on the Team plan?")
+    passages = at.dataframe[0].value
+    assert passages["page"].isna().any() and passages["rerank"].isna().all()  # an HTML source has no page; no reranker ran
+    assert {table.proto.placeholder for table in at.dataframe} == {"–"}  # shown as a dash, not "None"
+
+
+def test_filters_that_match_nothing_are_said_and_no_question_is_sent(app) -> None:
+    at = app()
+    at.text_input(key="setting_filter_sources").set_value("data/nowhere/**").run()
+    assert any("No indexed document matches these filters" in w.value for w in at.warning)
+    assert at.chat_input[0].disabled
+    at.text_input(key="setting_filter_sources").set_value("data/hr").run()
+    assert any("(2 of 16 sources)" in c.value for c in at.caption) and not at.chat_input[0].disabled
+
+
 # --- evaluation ----------------------------------------------------------------------------------
 def test_evaluation_page_plots_recorded_runs(app) -> None:
     at = app()
@@ -281,6 +315,23 @@ def test_evaluation_page_compares_two_configs(app, tmp_path: Path) -> None:
     assert not at.exception, at.exception
     table = at.dataframe[-1].value.set_index("metric")
     assert table.loc["Recall@10", "delta B-A"] > 0 and table.loc["Recall@10", "B better / worse / tied"].startswith("1 / 0")
+
+
+def test_the_comparison_starts_with_two_runs_of_one_kind(app, tmp_path: Path) -> None:
+    """The newest run is a judge meta-evaluation: the default pair is the two answer runs, never meta with answers."""
+    from tests.helpers import recorded_answer_run
+
+    answers_run = recorded_answer_run()
+    meta_run = next(p for p in (REPO / "eval" / "runs").iterdir() if p.name.endswith("-meta"))
+    for name, source in (("20270103T000000Z-meta", meta_run), ("20270102T000000Z-answers", answers_run),
+                         ("20270101T500000Z-meta", meta_run), ("20270101T000000Z-answers", answers_run)):
+        shutil.copytree(source, tmp_path / name)
+    at = app()
+    at.switch_page("views/evaluation.py").run()
+    at.text_input(key="runs_folder").set_value(str(tmp_path)).run()
+    assert not at.exception, at.exception
+    chosen = (at.selectbox(key="compare_run_A").value.name, at.selectbox(key="compare_run_B").value.name)
+    assert chosen == ("20270101T000000Z-answers", "20270102T000000Z-answers")
 
 
 def test_evaluation_page_keeps_the_queries_of_an_answer_run_apart(app, tmp_path: Path) -> None:

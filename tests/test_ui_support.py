@@ -207,3 +207,34 @@ def test_list_runs_and_comparison_rows(tmp_path: Path) -> None:
     rows = {r["metric"]: r for r in comparison_rows(compare_runs(run, None, "bm25", "hybrid"))}
     assert rows["Recall@10"]["delta B-A"] > 0  # hybrid finds q3, bm25 does not
     assert rows["Recall@10"]["B better / worse / tied"].startswith("1 / 0")
+
+
+def test_comparison_defaults_pair_runs_of_the_same_kind_and_dataset() -> None:
+    from rag.ui_support import comparison_defaults
+
+    metas = {
+        "r5": {"kind": "meta", "dataset": {"name": "judge_labels"}, "configs": ["lexical", "offline"]},
+        "r4": {"kind": "answers", "dataset": {"name": "gold"}, "configs": ["default"]},
+        "r3": {"kind": "retrieval", "dataset": {"name": "scifact"}, "configs": ["default"]},
+        "r2": {"kind": "answers", "dataset": {"name": "other"}, "configs": ["default"]},
+        "r1": {"kind": "answers", "dataset": {"name": "gold"}, "configs": ["default"]},
+    }
+    runs = [Path(name) for name in metas]  # newest first, as list_runs gives them
+
+    def meta_of(folder: Path) -> dict:
+        return metas[folder.name]
+
+    assert comparison_defaults(runs, meta_of) == (4, 1)  # A = r1, B = r4: answers on gold, not the newer meta run
+    del metas["r1"]
+    runs = [Path(name) for name in metas]
+    assert comparison_defaults(runs, meta_of) is None  # nothing comparable (a meta run has no per-query metrics)
+    metas["r3"]["configs"] = ["bm25", "hybrid"]
+    assert comparison_defaults(runs, meta_of) == (2, 2)  # one run's two configs
+
+
+def test_index_labels_fit_the_sidebar(tmp_path: Path) -> None:
+    from rag.ui_support import INDEX_LABEL_CHARS, index_label
+
+    assert index_label(tmp_path / ".rag/demo", cwd=tmp_path) == ".rag/demo"
+    deep = tmp_path / "a-rather-long-folder-name/and-another-one/.rag/team-docs"
+    assert index_label(deep, cwd=Path("/")) == "…/.rag/team-docs" and len(index_label(deep)) <= INDEX_LABEL_CHARS

@@ -18,7 +18,8 @@ import streamlit as st  # noqa: E402
 
 from rag.errors import RagError  # noqa: E402
 
-st.set_page_config(page_title="rag: ask your documents", page_icon=":material/menu_book:", layout="wide")
+# An emoji icon becomes an inline data: URL; a ":material/...:" page icon is fetched from fonts.gstatic.com (offline!).
+st.set_page_config(page_title="rag: ask your documents", page_icon="📖", layout="wide")
 
 # Widgets that are not drawn on a run lose their values; the settings live on the chat page's sidebar,
 # so re-assigning them keeps a user's choices across a visit to the evaluation page.

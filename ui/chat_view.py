@@ -78,6 +78,7 @@ export default function () {
 )
 
 
+MISSING = "–"  # shown in tables where a value does not apply (no page, a retriever that did not rank the chunk)
 SIDEBAR_KEYS = re.compile(r"\b(?:llm|rerank|retrieval|rewrite)\.[a-z_]+")  # config keys the sidebar sets
 
 
@@ -91,8 +92,9 @@ class ErrorTurn:
 
 
 # --- asking --------------------------------------------------------------------------------------
-def ask(question: str, index_dir: Path, config: RagConfig, filters: Filters, turns: list[Any]) -> None:
-    """Stream the answer into the page, then keep the turn (or the error) in the session and redraw."""
+def ask(question: str, index_dir: Path, config: RagConfig, filters: Filters, turns: list[Any], pending: list[str]) -> None:
+    """Stream the answer into the page, then keep the turn (or the error) in the session, take the question off
+    `pending` and redraw. Interrupted before that (another question was asked), the question stays pending."""
     from rag.pipeline import RagPipeline
 
     with st.chat_message("user"):
@@ -113,7 +115,16 @@ def ask(question: str, index_dir: Path, config: RagConfig, filters: Filters, tur
         except Exception as exc:  # keep the conversation alive whatever failed
             turn = ErrorTurn(question, f"unexpected error: {type(exc).__name__}: {exc}", "see the server log for details")
     turns.append(turn)
+    pending.remove(question)
     st.rerun()
+
+
+def render_queued(questions: list[str]) -> None:
+    """Questions asked while another is answered: shown at once, answered in order."""
+    for question in questions:
+        with st.chat_message("user"):
+            st.text(question)
+            st.caption("Waiting: answered after the question above.")
 
 
 def _texts(events: Iterator[StreamEvent], final: list[Any]) -> Iterator[str]:
@@ -181,7 +192,7 @@ def _count(n: int, noun: str) -> str:
 
 def _sources_panel(position: int, turn: ChatTurn, index_dir: Path) -> None:
     st.dataframe(
-        turn.passages, hide_index=True, width="stretch",
+        turn.passages, hide_index=True, width="stretch", placeholder=MISSING,
         column_config={
             "passage": st.column_config.NumberColumn("#", width="small"),
             "cited": st.column_config.CheckboxColumn("cited"),
@@ -209,7 +220,7 @@ def render_trace(turn: ChatTurn) -> None:
     if trace.get("filters"):
         st.caption(f"Filters: {trace['filters']}")
     st.markdown("**Final ranking** (after fusion and reranking)")
-    st.dataframe(candidate_rows(trace), hide_index=True, width="stretch",
+    st.dataframe(candidate_rows(trace), hide_index=True, width="stretch", placeholder=MISSING,
                  column_config={s: st.column_config.NumberColumn(s, format="%.4f") for s in ("dense", "bm25", "fused", "rerank")})
     for number, step in enumerate(turn.retrievers, start=1):
         st.markdown(f"**Query {number}: candidates per retriever**")
@@ -219,7 +230,8 @@ def render_trace(turn: ChatTurn) -> None:
             with column:
                 st.caption(f"{name}: top {len(step[name])}")
                 if step[name]:
-                    st.dataframe(step[name], hide_index=True, width="stretch", column_order=("rank", "score", "source", "page", "text"))
+                    st.dataframe(step[name], hide_index=True, width="stretch", placeholder=MISSING,
+                                 column_order=("rank", "score", "source", "page", "text"))
     context = trace.get("context", {})
     notes = [f"{context.get('passages', '?')} passages, {context.get('context_tokens', '?')} context tokens"]
     if context.get("cut_by_relevance"):

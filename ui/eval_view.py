@@ -10,7 +10,7 @@ import streamlit as st
 
 from rag.errors import RagError
 from rag.evaluate.report import Run, charts, load_run, summary_metrics
-from rag.ui_support import comparison_rows
+from rag.ui_support import comparison_defaults, comparison_rows
 
 PLOTS_PER_ROW = 3
 
@@ -98,9 +98,13 @@ def _metric_rows(run: Run) -> list[dict[str, Any]]:
 
 def render_comparison(runs: list[Path]) -> None:
     """Pick run A / config A and run B / config B; show per-metric deltas B - A with a paired test."""
+    defaults = comparison_defaults(runs, _meta)
+    if defaults is None:
+        st.info("No two runs here can be compared by default: record a second run of the same kind and dataset, "
+                "or a run with two configs (`--config a.yaml --config b.yaml`), or pick two runs below.")
     left, right = st.columns(2)
     sides = []
-    for column, label, default in ((left, "A", min(1, len(runs) - 1)), (right, "B", 0)):
+    for column, label, default in ((left, "A", defaults[0] if defaults else 0), (right, "B", defaults[1] if defaults else 0)):
         with column:
             folder = st.selectbox(f"Run {label}", runs, index=default, format_func=run_label, key=f"compare_run_{label}")
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -18,6 +19,7 @@ from rag.ui_support import (
     Settings,
     base_overrides,
     chosen_filters,
+    index_label,
     index_stats,
     is_index,
     known_indexes,
@@ -77,10 +79,12 @@ def _index_picker() -> Path:
     options = [str(p) for p in known_indexes(launch_index())]
     if str(current) not in options:
         options.append(str(current))
-    choice = st.selectbox("Index folder", options, index=options.index(str(current)), help="Index folders beside the one `rag ui` opened.")
+    choice = st.selectbox("Index folder", options, index=options.index(str(current)), format_func=lambda o: index_label(Path(o)),
+                          help="Index folders beside the one `rag ui` opened.")
     if choice != str(current):
         switch_index(Path(choice))
         st.rerun()
+    st.caption(re.sub(r"([\\`*_{}\[\]()#+\-.!<>|~])", r"\\\1", current.resolve().as_posix()))  # the full path, wrapped, never cut
     return current
 
 

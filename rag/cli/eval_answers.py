@@ -16,7 +16,7 @@ from rag.cli.options import IndexOption, JsonOption, JudgeCacheDirOption, JudgeS
 
 def answers(
     dataset: Annotated[Path, typer.Option("--dataset", "-d", help="JSONL answer set: {id, question, answers[], sources[]} per line.")],
-    index: IndexOption = Path(".rag/index"),
+    index: IndexOption = ".rag/index",
     config: Annotated[
         list[Path] | None,
         typer.Option("--config", "-c", help="Pipeline config to evaluate (repeatable: one run compares them). Default: built-in defaults."),

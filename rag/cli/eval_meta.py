@@ -23,7 +23,7 @@ def meta(
         list[str] | None,
         typer.Option("--judge", help="offline, lexical, embedding or llm (repeatable: one run compares judges). Default: offline."),
     ] = None,
-    index: IndexOption = Path(".rag/index"),
+    index: IndexOption = ".rag/index",
     set_: SetOption = None,
     seed: JudgeSeedOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write a run folder here (judges, labels fingerprint, per-item verdicts, summary).")] = None,
@@ -52,7 +52,9 @@ def meta(
             raise RagError(f"unknown judge {kind!r}", "use --judge offline, lexical, embedding or llm")
     data = load_labels(labels, dataset)
     config = load_config(None, set_ or [])
-    cache_path = (cache_dir or index) / "judge-cache.sqlite"
+    from rag.index.backends import work_folder
+
+    cache_path = (cache_dir or work_folder(index)) / "judge-cache.sqlite"
     opened = None
     judges = {}
     try:

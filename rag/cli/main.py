@@ -1,28 +1,37 @@
 """`rag`: ingest documents, inspect and maintain an index.
 
-Exit codes: 0 success; 1 some files failed (the rest were ingested); 2 bad usage or configuration;
-3 a runtime problem that stopped the command (missing index, unreachable endpoint, index busy).
+Exit codes: 0 success; 1 some files failed (the rest were ingested); 2 bad usage or configuration (a path
+that does not exist, an unknown filter value, filters that keep no source: nothing was done); 3 a runtime
+problem that stopped the command (missing index, unreachable endpoint, index busy); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from rag.cli.options import ConfigOption, IndexOption, JsonOption, SetOption, emit
-from rag.errors import RagError
+from rag.errors import RagError, UsageError
+from rag.core.file_types import FILE_TYPES
 
 if TYPE_CHECKING:
     from rag.config import RagConfig
+    from rag.pipeline import RagPipeline
     from rag.retrieve.filters import Filters
 
 EXIT_FILES_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_RUNTIME = 3
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+
+
+class Interrupted(Exception):
+    """Raised by a command that caught Ctrl-C and has said what was kept: exit 130 without another word."""
 
 app = typer.Typer(
     name="rag",
@@ -33,7 +42,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-DEFAULT_INDEX = Path(".rag/index")
+DEFAULT_INDEX = ".rag/index"
 
 _state = {"debug": False}
 
@@ -81,11 +90,13 @@ def ingest(
     """Add or update documents in an index (incremental).
 
     Unchanged files cost nothing; changed files replace their chunks; files deleted from an
-    ingested folder are removed. Exit code 1 if any file failed (the others are still ingested).
+    ingested folder are removed. Exit code 1 if any file failed (the others are still ingested);
+    2, with nothing done, if a path does not exist. Ctrl-C keeps every file committed so far:
+    run the same command again to resume.
 
     Example: rag ingest data/ --index .rag/demo; rag ingest data/hr --index .rag/demo --groups hr
     """
-    from rag.cli.output import print_ingest_report, stderr_console
+    from rag.cli.output import print_ingest_report, print_interrupted_ingest, stderr_console
     from rag.cli.progress import RichProgress
     from rag.index.store import Index
     from rag.ingest.pipeline import Ingestor
@@ -96,15 +107,32 @@ def ingest(
     if public and groups:
         raise RagError("--groups and --public contradict each other", "pass one of them")
     chosen = [] if public else (list(reader_groups(groups)) if groups is not None else None)
-    with Index.open(index, settings, writable=True) as opened, RichProgress(stderr_console()) as progress:
-        report = Ingestor(opened, progress, tags=tag, groups=chosen).ingest(paths)
-    emit(report.to_json(), as_json, lambda: print_ingest_report(report, index))
+    missing = [given for given in paths if not Path(given).exists()]
+    if missing:  # before the index is opened: a typo must not create an empty index
+        raise UsageError(
+            f"no such file or folder: {', '.join(missing)}",
+            "check the path (relative to the current folder); nothing was ingested and no index was created or changed",
+        )
+    started = time.time()
+    try:
+        with Index.open(index, settings, writable=True) as opened, RichProgress(stderr_console()) as progress:
+            report = Ingestor(opened, progress, tags=tag, groups=chosen).ingest(paths)
+    except KeyboardInterrupt:
+        print_interrupted_ingest(index, started)
+        raise Interrupted() from None
+    emit(report.to_json(), as_json, lambda: print_ingest_report(report, opened.location))
     raise typer.Exit(report.exit_code)
 
 
 @app.command()
 def remove(
-    paths: Annotated[list[str], typer.Argument(help="Indexed files (or folders) to remove, as given at ingest.")],
+    paths: Annotated[
+        Optional[list[str]],
+        typer.Argument(help="Indexed files to remove as `rag sources` lists them (or as given at ingest); a folder removes every source below it."),
+    ] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Allow emptying the index: with no PATH, remove every source; with folders, allow them to cover it all.")
+    ] = False,
     index: IndexOption = DEFAULT_INDEX,
     config: ConfigOption = None,
     set_: SetOption = None,
@@ -112,16 +140,28 @@ def remove(
 ) -> None:
     """Remove documents from every part of the index (vectors, BM25, manifest).
 
-    Example: rag remove data/handbook.pdf --index .rag/demo
+    Says how many sources each folder takes before removing them. Folders that would empty the index need
+    --all; an empty path is refused (exit 2, nothing removed); a path that names no source is reported (exit 1).
+
+    Example: rag remove data/handbook.pdf --index .rag/demo; rag remove data/hr/ --index .rag/demo
     """
-    from rag.cli.output import print_ingest_report
+    from rag.cli.output import print_ingest_report, stderr_console
     from rag.index.store import Index
     from rag.ingest.pipeline import Ingestor
+    from rag.ingest.removal import plan_removal, reject_blank_paths
 
+    if not paths and not everything:
+        raise UsageError("no path given", "name the sources to remove (see `rag sources`), or pass --all to empty the index")
+    reject_blank_paths(paths or [], "give the source's path as `rag sources` lists it; nothing was removed")
     settings = _config(config, set_)
     with Index.open(index, settings, writable=True) as opened:
-        report = Ingestor(opened).remove(paths)
-    emit(report.to_json(), as_json, lambda: print_ingest_report(report, index))
+        given = paths or [record.path for record in opened.manifest.sources()]
+        plan = plan_removal(opened.manifest.sources(), given, folders=True, everything=everything)
+        if not as_json:
+            folders = ", ".join(f"{folder} ({plan.per_path[folder]})" for folder in plan.folders)
+            stderr_console().print(f"Removing {len(plan.sources)} source(s)" + (f"; folders: {folders}" if folders else ""))
+        report = Ingestor(opened).remove(given, folders=True, everything=everything)
+    emit(report.to_json(), as_json, lambda: print_ingest_report(report, opened.location))
     raise typer.Exit(report.exit_code)
 
 
@@ -157,14 +197,24 @@ SourceFilter = Annotated[
     Optional[list[str]],
     typer.Option("--source", help="Only search sources matching this glob, e.g. 'data/*.pdf' or data/hr (repeatable)."),
 ]
-TypeFilter = Annotated[Optional[list[str]], typer.Option("--type", help="Only search these file types: pdf, docx, html, markdown, text, jsonl.")]
-TagFilter = Annotated[Optional[list[str]], typer.Option("--tag", "-t", help="Only search sources with this tag (repeatable).")]
+TypeFilter = Annotated[
+    Optional[list[str]],
+    typer.Option("--type", help=f"Only search these file types (repeatable): {', '.join(FILE_TYPES)}, or a plug-in loader's type."),
+]
+TagFilter = Annotated[
+    Optional[list[str]],
+    typer.Option("--tag", "-t", help="Only search sources with this tag (repeatable); an unknown tag is an error that lists the index's tags."),
+]
 
 
-def _filters(source: list[str] | None, file_type: list[str] | None, tag: list[str] | None) -> Filters:
+def _filters(source: list[str] | None, file_type: list[str] | None, tag: list[str] | None, pipeline: RagPipeline) -> Filters:
+    """The search filters, checked against the index: unknown values and filters that keep no source are usage errors."""
+    from rag.retrieve.filter_check import require_matches
     from rag.retrieve.filters import Filters
 
-    return Filters(tuple(source or ()), tuple(file_type or ()), tuple(tag or ()))
+    filters = Filters(tuple(source or ()), tuple(file_type or ()), tuple(tag or ()))
+    require_matches(filters, pipeline.index.manifest)
+    return filters
 
 
 @app.command()
@@ -185,16 +235,18 @@ def ask(
     (--set llm.provider=openai --set llm.base_url=... --set llm.model=...) the model writes the answer.
     Example: rag ask "How many vacation days do new employees get?" --index .rag/demo
     """
-    from rag.cli.output import print_answer, print_trace
+    from rag.cli.answer_view import print_answer
+    from rag.cli.output import print_trace
     from rag.pipeline import RagPipeline, answer_to_json
 
     settings = _config(config, set_)
     with RagPipeline.open(index, settings) as pipeline:
+        filters = _filters(source, file_type, tag, pipeline)
         if as_json:
-            answer = pipeline.ask(question, filters=_filters(source, file_type, tag))
+            answer = pipeline.ask(question, filters=filters)
             print(json.dumps(answer_to_json(answer), indent=2, default=str))
             return
-        answer = print_answer(pipeline.stream(question, filters=_filters(source, file_type, tag)))
+        answer = print_answer(pipeline.stream(question, filters=filters))
         if explain:
             print_trace(answer)
 
@@ -209,13 +261,14 @@ def chat(
     tag: TagFilter = None,
 ) -> None:
     """Multi-turn questions in the terminal; follow-ups are understood in context. Ctrl-D or 'exit' quits."""
-    from rag.cli.output import print_answer
+    from rag.cli.answer_view import print_answer
     from rag.pipeline import RagPipeline
 
     settings = _config(config, set_)
     history: list[dict[str, str]] = []
     interactive = sys.stdin.isatty()
     with RagPipeline.open(index, settings) as pipeline:
+        filters = _filters(source, file_type, tag, pipeline)
         while True:
             try:
                 question = input("you> " if interactive else "").strip()
@@ -225,7 +278,7 @@ def chat(
                 break
             if not question:
                 continue
-            answer = print_answer(pipeline.stream(question, history=history, filters=_filters(source, file_type, tag)))
+            answer = print_answer(pipeline.stream(question, history=history, filters=filters))
             history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
 
 
@@ -237,6 +290,10 @@ from rag.cli.keys_cmd import keys_app  # noqa: E402
 from rag.cli.serve_cmd import serve  # noqa: E402
 
 app.add_typer(keys_app, name="keys")
+
+from rag.cli.index_cmd import index_app  # noqa: E402
+
+app.add_typer(index_app, name="index")
 app.command("serve")(serve)
 
 
@@ -269,23 +326,23 @@ app.command("ui")(ui_command)
 def run() -> None:
     """Console-script entry point: user-fixable errors get one clear message, not a traceback."""
     try:
-        code = app(standalone_mode=False)  # click returns typer.Exit codes instead of raising them
+        code = app(standalone_mode=False)  # typer returns typer.Exit codes instead of raising them
+        if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C (KeyboardInterrupt) into this code, silently
+            print("interrupted", file=sys.stderr)
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as done:
         sys.exit(done.exit_code)
+    except Interrupted:  # the command already said what the interruption left behind
+        sys.exit(EXIT_INTERRUPTED)
     except RagError as exc:
-        _fail(exc, EXIT_RUNTIME if "config" not in exc.message else EXIT_CONFIG)
+        _fail(exc, EXIT_CONFIG if isinstance(exc, UsageError) or "config" in exc.message else EXIT_RUNTIME)
     except KeyboardInterrupt:
-        print("interrupted; the index is repaired on the next run", file=sys.stderr)
-        sys.exit(130)
-    except Exception as exc:  # click usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
+        print("interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # click's usage errors (bad option values, missing arguments: exit 2), else unexpected
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()  # type: ignore[attr-defined]  # click.ClickException (typer < 0.29) or typer's own copy of it
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         if _state["debug"]:
             raise
         print(f"error: {type(exc).__name__}: {exc}\n(run with --debug for the full traceback)", file=sys.stderr)

@@ -9,9 +9,12 @@ from typing import Annotated, Optional
 
 import typer
 
-IndexOption = Annotated[
-    Path,
-    typer.Option("--index", "-i", envvar="RAG_INDEX", help="Index folder (created on first ingest).", show_default=True),
+IndexOption = Annotated[  # a str: a URL such as postgresql://host/db must keep its "//" (a Path folds it)
+    str,
+    typer.Option(
+        "--index", "-i", envvar="RAG_INDEX", show_default=True,
+        help="Index folder (created on first ingest), or postgresql://user@host:port/db (docs/postgres.md).",
+    ),
 ]
 ConfigOption = Annotated[
     Optional[Path],

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rag.ingest.report import IngestReport
 
 if TYPE_CHECKING:
-    from rag.pipeline import StreamEvent
     from rag.types import Answer
 
 
@@ -54,6 +53,33 @@ def print_ingest_report(report: IngestReport, index: str | os.PathLike[str]) -> 
             console.print(table)
 
 
+def print_interrupted_ingest(index: str | os.PathLike[str], started: float) -> None:
+    """After Ctrl-C: what this run committed (read back from the index) and how to resume."""
+    from rag.index.backends import open_backend
+
+    backend = open_backend(index)
+    committed = []
+    if backend.exists():
+        catalog = backend.open_catalog()
+        try:
+            committed = [record for record in catalog.sources() if record.ingested_at >= started]
+        finally:
+            catalog.close()
+    console = stderr_console()
+    files = f"{len(committed)} file" + ("" if len(committed) == 1 else "s")
+    chunks = sum(record.chunks for record in committed)
+    console.print(
+        f"[bold yellow]Interrupted.[/] {files} ({chunks} chunks) were committed to {escape(backend.location)} before the stop "
+        "and are searchable; files not yet committed were left out.",
+        highlight=False,
+    )
+    console.print(
+        "Run the same command again to resume: committed files are skipped as unchanged, embeddings already computed "
+        "are reused from the cache, and a half-written file is repaired first.",
+        highlight=False,
+    )
+
+
 def print_sources(rows: list[dict[str, Any]]) -> None:
     console = Console()
     if not rows:
@@ -70,27 +96,6 @@ def print_sources(rows: list[dict[str, Any]]) -> None:
         table.add_row(str(row["path"]), str(row["type"]), pages, str(row["chunks"]), *groups, stamp)
     console.print(table)
     console.print(f"{len(rows)} sources, {sum(int(r['chunks']) for r in rows)} chunks")
-
-
-def print_answer(events: Iterator[StreamEvent]) -> Answer:
-    """Print streamed answer text as it is checked, then the sources; return the final Answer."""
-    console = Console()
-    answer: Answer | None = None
-    for event in events:
-        if event.kind == "delta":
-            console.print(event.text, end="", markup=False, highlight=False, soft_wrap=True)
-        elif event.kind == "done":
-            answer = event.answer
-    console.print()
-    if answer is not None and answer.citations:
-        console.print("\n[bold]Sources[/]")
-        for citation in answer.citations:
-            page = f", page {citation.page}" if citation.page else ""
-            quote = " ".join(citation.text.split())
-            quote = quote if len(quote) <= 160 else quote[:157] + "..."
-            console.print(f"  [{citation.marker}] {citation.source}{page} (chars {citation.start}-{citation.end}): \"{quote}\"", markup=False, highlight=False)
-    assert answer is not None, "the answer stream ends with a done event"
-    return answer
 
 
 def print_trace(answer: Answer) -> None:

@@ -12,7 +12,7 @@ from rag.cli.options import ConfigOption, IndexOption, SetOption
 
 
 def serve(
-    index: IndexOption = Path(".rag/index"),
+    index: IndexOption = ".rag/index",
     host: Annotated[str, typer.Option("--host", help="Address to listen on; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", help="TCP port.")] = 8000,
     config: ConfigOption = None,
@@ -35,8 +35,10 @@ def serve(
     from rag.serve.app import create_app
 
     settings = load_config(resolve_config_path(config), set_ or [])
-    Index.open(index, settings).close()  # a clear error now if there is no index
+    opened = Index.open(index, settings)  # a clear error now if there is no index
+    location = opened.location  # a URL's password masked
+    opened.close()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(index, settings)
-    typer.echo(f"serving {index} on http://{host}:{port} (OpenAPI: /openapi.json; Ctrl-C stops)", err=True)
+    typer.echo(f"serving {location} on http://{host}:{port} (OpenAPI: /openapi.json; Ctrl-C stops)", err=True)
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="info", timeout_graceful_shutdown=10)

@@ -40,7 +40,7 @@ def streamlit_command(app: Path, host: str, port: int) -> list[str]:
 
 
 def ui(
-    index: IndexOption = Path(".rag/index"),
+    index: IndexOption = ".rag/index",
     config: ConfigOption = None,
     set_: SetOption = None,
     port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="Port to serve on.")] = 8501,
@@ -60,11 +60,19 @@ def ui(
 
     if importlib.util.find_spec("streamlit") is None:
         raise RagError("streamlit is not installed", "install the UI extra: pip install 'rag[ui]'")
+    from rag.index.backends import index_url, masked
+
+    url = index_url(index)
+    if url is not None:  # the UI reads an index folder's files; as an API client it comes with issue 17 part C
+        raise RagError(
+            f"the chat UI cannot open the index at {masked(url)} yet: it reads index folders only",
+            "serve that index with `rag serve --index URL` and use its HTTP API, or give the UI an index folder",
+        )
     config_path = resolve_config_path(config)
     load_config(config_path, set_ or [])  # fail here, with the usual message, rather than inside the app
     app = find_app()
     env = dict(os.environ)
-    env[INDEX_ENV] = str(index.resolve())
+    env[INDEX_ENV] = str(Path(index).resolve())
     env[SETTINGS_ENV] = json.dumps(set_ or [])
     if config_path is not None:
         env["RAG_CONFIG"] = str(config_path.resolve())

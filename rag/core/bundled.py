@@ -15,7 +15,14 @@ from rag.errors import RagError
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-INT8_RECIPE = "dynint8-r1"  # bump when the int8 build steps change: the model id (and so caches and index fingerprints) follows
+# How the int8 model is built from the bundled file: each recipe is the keyword arguments of quantize_dynamic
+# (rag/index/embedders/minilm_int8.py). A change of build steps is a new recipe name: the model id, and so caches and
+# index fingerprints, follow it; older recipes stay buildable so an index keeps being queried with its own model.
+INT8_RECIPES: dict[str, dict[str, bool]] = {
+    "dynint8-r1": {"reduce_range": False},  # saturates in vpmaddubsw on AVX2 without VNNI: vectors depend on the CPU
+    "dynint8-r2": {"reduce_range": True},  # 7-bit weights: no pair of products saturates on any x86-64 CPU
+}
+INT8_RECIPE = "dynint8-r2"  # the default for new indexes (docs/embeddings.md)
 _TOKENIZER_RELATIVE = Path("embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json")
 
 

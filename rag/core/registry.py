@@ -138,4 +138,7 @@ CHAT_MODELS: Registry[Any] = Registry(
     off="none",
 )
 # by URL scheme (`postgresql` for --index postgresql://...); a folder path needs none
-INDEX_BACKENDS: Registry[Any] = Registry("index backend", "rag.index_backends", "--index (the URL scheme)", {})
+INDEX_BACKENDS: Registry[Any] = Registry(
+    "index backend", "rag.index_backends", "--index (the URL scheme)",
+    {"postgresql": "rag.index.postgres:PostgresBackend", "postgres": "rag.index.postgres:PostgresBackend"},
+)

@@ -317,10 +317,13 @@ def evaluate_answers(
 
     if repeats < 1:
         raise RagError("--repeats must be at least 1", "e.g. --repeats 3")
-    if not (index_dir / "manifest.sqlite").exists():
-        raise RagError(f"no index at {index_dir}", f"build it first: rag ingest PATH --index {index_dir}")
+    from rag.index.backends import open_backend, work_folder
+
+    backend_of_index = open_backend(index_dir)
+    if not backend_of_index.exists():
+        raise RagError(f"no index at {backend_of_index.location}", f"build it first: rag ingest PATH --index {backend_of_index.location}")
     first = next(iter(configs.values()))
-    cache_path = (cache_dir or index_dir) / "judge-cache.sqlite"
+    cache_path = (cache_dir or work_folder(index_dir)) / "judge-cache.sqlite"
     judge: Any = None
     if backend not in ("builtin", "ragas"):
         raise RagError(f"unknown backend {backend!r}", "use --backend builtin or --backend ragas")
@@ -333,7 +336,7 @@ def evaluate_answers(
     scorer: Any = None
     meta = {"dataset": {"name": answer_set.name, "path": str(answer_set.path), "fingerprint": answer_set.fingerprint,
                         "questions": len(answer_set.items)},
-            "configs": list(configs), "index": str(index_dir), "judge_kind": judge_kind, "backend": backend, "repeats": repeats}
+            "configs": list(configs), "index": backend_of_index.location, "judge_kind": judge_kind, "backend": backend, "repeats": repeats}
     writer = RunWriter(out, "answers", meta) if out else None
     summary: dict[str, Any] = {"dataset": answer_set.name, "questions": len(answer_set.items), "repeats": repeats, "configs": {}}
     sink = progress or Progress()
@@ -351,7 +354,7 @@ def evaluate_answers(
                 if backend == "ragas" and scorer is None:
                     from rag.evaluate.ragas_backend import RagasScorer
 
-                    scorer = RagasScorer(first.llm, pipeline.index.query_embedder, (cache_dir or index_dir) / "ragas-cache",
+                    scorer = RagasScorer(first.llm, pipeline.index.query_embedder, (cache_dir or work_folder(index_dir)) / "ragas-cache",
                                          seed if seed is not None else DEFAULT_SEED, not no_cache)
                 for item in answer_set.items:
                     asked = time.perf_counter()

@@ -7,6 +7,7 @@ registered under `postgresql` in `rag.core.registry.INDEX_BACKENDS` (built in, f
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -37,6 +38,16 @@ def masked(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def work_folder(location: str | os.PathLike[str]) -> Path:
+    """A folder on this machine for files kept beside an index (judge caches, uploads): the index folder itself,
+    or `.rag/<scheme>-<digest>` under the working directory for an index at a URL."""
+    url = index_url(location)
+    if url is None:
+        return Path(location)
+    digest = hashlib.blake2b(masked(url).encode(), digest_size=6).hexdigest()
+    return Path(".rag") / f"{url.split(':', 1)[0].lower()}-{digest}"
 
 
 def open_backend(location: str | os.PathLike[str]) -> IndexBackend:

@@ -62,20 +62,15 @@ class SqliteKeyStore:
 
     def create(self, name: str, groups: tuple[str, ...], admin: bool = False) -> tuple[ApiKey, str]:
         """A new key; returns its record and the secret (shown once, never stored)."""
-        name = name.strip()
-        if not name:
-            raise RagError("a key needs a name", "pass --name, e.g. --name alice")
-        key_id = secrets.token_hex(6)
-        secret = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-        record = ApiKey(key_id, name, tuple(sorted(set(groups))), admin, time.time())
+        record, secret = new_key(name, groups, admin)
         try:
             with self._db() as db:
                 db.execute(
                     "INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                    (key_id, name, _digest(secret), json.dumps(list(record.groups)), int(admin), record.created_at),
+                    (record.key_id, record.name, digest(secret), json.dumps(list(record.groups)), int(admin), record.created_at),
                 )
         except sqlite3.IntegrityError:
-            raise RagError(f"an active key named {name!r} exists", f"revoke it first (`rag keys revoke {name}`) or pick another name") from None
+            raise name_taken(record.name) from None
         return record, secret
 
     def list(self, include_revoked: bool = False) -> list[ApiKey]:
@@ -84,7 +79,7 @@ class SqliteKeyStore:
             query += " WHERE revoked_at IS NULL"
         with self._db() as db:
             rows = db.execute(query + " ORDER BY name, created_at").fetchall()
-        return [_record(row) for row in rows]
+        return [record_of(row) for row in rows]
 
     def revoke(self, name: str) -> bool:
         with self._db() as db:
@@ -93,22 +88,59 @@ class SqliteKeyStore:
 
     def authenticate(self, token: str) -> ApiKey | None:
         """The active key `token` belongs to, or None (unknown, malformed or revoked)."""
-        if not token.startswith(PREFIX) or token.count("_") < 2:
+        key_id = key_id_of(token)
+        if key_id is None:
             return None
-        key_id = token[len(PREFIX) :].split("_", 1)[0]
         with self._db() as db:
             row = db.execute(
                 "SELECT key_id, name, groups, admin, created_at, revoked_at, hash FROM keys WHERE key_id = ? AND revoked_at IS NULL",
                 (key_id,),
             ).fetchone()
-        if row is None or not hmac.compare_digest(row[6], _digest(token)):
+        if row is None or not hmac.compare_digest(row[6], digest(token)):
             return None
-        return _record(row[:6])
+        return record_of(row[:6])
+
+    def export_hashed(self) -> list[tuple[ApiKey, str]]:
+        with self._db() as db:
+            rows = db.execute("SELECT key_id, name, groups, admin, created_at, revoked_at, hash FROM keys ORDER BY created_at").fetchall()
+        return [(record_of(row[:6]), row[6]) for row in rows]
+
+    def import_hashed(self, keys: list[tuple[ApiKey, str]]) -> int:
+        with self._db() as db:
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO keys VALUES (?, ?, ?, ?, ?, ?, ?)", [hashed_row(k, h) for k, h in keys])
+            return db.total_changes - before
 
 
-def _digest(secret: str) -> str:
+def hashed_row(key: ApiKey, hashed: str) -> tuple[object, ...]:
+    """A key's stored row (the column order of both backends' key tables)."""
+    return (key.key_id, key.name, hashed, json.dumps(list(key.groups)), key.admin, key.created_at, key.revoked_at)
+
+
+def new_key(name: str, groups: tuple[str, ...], admin: bool) -> tuple[ApiKey, str]:
+    """A new key's record and its secret (every key store makes keys this way)."""
+    name = name.strip()
+    if not name:
+        raise RagError("a key needs a name", "pass --name, e.g. --name alice")
+    key_id = secrets.token_hex(6)
+    secret = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    return ApiKey(key_id, name, tuple(sorted(set(groups))), admin, time.time()), secret
+
+
+def name_taken(name: str) -> RagError:
+    return RagError(f"an active key named {name!r} exists", f"revoke it first (`rag keys revoke {name}`) or pick another name")
+
+
+def key_id_of(token: str) -> str | None:
+    """The key id a well-formed token names, else None."""
+    if not token.startswith(PREFIX) or token.count("_") < 2:
+        return None
+    return token[len(PREFIX) :].split("_", 1)[0]
+
+
+def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _record(row: tuple) -> ApiKey:
+def record_of(row: tuple) -> ApiKey:
     return ApiKey(row[0], row[1], tuple(json.loads(row[2])), bool(row[3]), row[4], row[5])

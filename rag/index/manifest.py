@@ -118,11 +118,11 @@ class Manifest:
 
     # --- sources --------------------------------------------------------------------------
     def sources(self) -> list[SourceRecord]:
-        rows = self.db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources ORDER BY display_path")
+        rows = self.db.execute(f"SELECT {SOURCE_COLUMNS} FROM sources ORDER BY display_path")
         return [SourceRecord(*row) for row in rows]
 
     def source(self, path: str) -> SourceRecord | None:
-        row = self.db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE path = ?", (path,)).fetchone()
+        row = self.db.execute(f"SELECT {SOURCE_COLUMNS} FROM sources WHERE path = ?", (path,)).fetchone()
         return SourceRecord(*row) if row else None
 
     def chunk_ids_of(self, path: str) -> set[str]:
@@ -166,16 +166,7 @@ class Manifest:
         row = self.db.execute(
             "SELECT title, text, structure FROM documents WHERE source = ? AND doc_id = ?", (source, doc_id)
         ).fetchone()
-        if row is None:
-            return None
-        structure = json.loads(row[2])
-        return Document(
-            doc_id=doc_id,
-            text=row[1],
-            title=row[0],
-            pages=[Page(*p) for p in structure["pages"]],
-            sections=[Section(s[0], s[1], tuple(s[2])) for s in structure["sections"]],
-        )
+        return None if row is None else stored_document(doc_id, *row)
 
     # --- the write protocol ---------------------------------------------------------------
     def begin_source_write(self, path: str, added: list[str]) -> None:
@@ -188,10 +179,10 @@ class Manifest:
         with self.db:
             before = dict(self.db.execute("SELECT doc_id, groups FROM documents WHERE source = ?", (record.path,)).fetchall())
             self.db.execute("DELETE FROM sources WHERE path = ?", (record.path,))
-            self.db.execute(f"INSERT INTO sources ({_SOURCE_COLUMNS}) VALUES ({','.join('?' * 13)})", _astuple(record))
+            self.db.execute(f"INSERT INTO sources ({SOURCE_COLUMNS}) VALUES ({','.join('?' * 13)})", source_row(record))
             self.db.executemany(
                 "INSERT INTO documents (source, doc_id, title, text, structure, groups) VALUES (?, ?, ?, ?, ?, ?)",
-                [(record.path, d.doc_id, d.title, d.text, _structure_json(d), json.dumps(sorted(d.groups))) for d in documents],
+                [(record.path, d.doc_id, d.title, d.text, structure_json(d), json.dumps(sorted(d.groups))) for d in documents],
             )
             self.db.executemany(
                 "INSERT INTO chunks (chunk_id, source, doc_id, ordinal, start, end, page, heading, text, tokens) "
@@ -250,7 +241,7 @@ class Manifest:
             self.db.execute("DELETE FROM pending")
 
 
-_SOURCE_COLUMNS = (
+SOURCE_COLUMNS = (
     "path, display_path, file_type, content_hash, fingerprint, size, mtime, pages, documents, chunks, ingested_at, tags, groups"
 )
 
@@ -269,11 +260,23 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
             db.execute("ALTER TABLE chunks ADD COLUMN tokens INTEGER")
 
 
-def _astuple(record: SourceRecord) -> tuple:
-    return tuple(getattr(record, name.strip()) for name in _SOURCE_COLUMNS.split(","))
+def source_row(record: SourceRecord) -> tuple:
+    return tuple(getattr(record, name.strip()) for name in SOURCE_COLUMNS.split(","))
 
 
-def _structure_json(document: Document) -> str:
+def stored_document(doc_id: str, title: str, text: str, structure_json: str) -> Document:
+    """A document as a catalog stores it (title, text, and its structure as `structure_json` wrote it)."""
+    structure = json.loads(structure_json)
+    return Document(
+        doc_id=doc_id,
+        text=text,
+        title=title,
+        pages=[Page(*p) for p in structure["pages"]],
+        sections=[Section(s[0], s[1], tuple(s[2])) for s in structure["sections"]],
+    )
+
+
+def structure_json(document: Document) -> str:
     return json.dumps(
         {
             "pages": [[p.start, p.end, p.number] for p in document.pages],

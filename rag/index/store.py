@@ -91,9 +91,7 @@ class Index:
         if recorded is None:
             return self.config.embedding
         embedding: EmbeddingBase = TypeAdapter(EmbeddingSection).validate_python(recorded)
-        as_fp32 = embedding.model_copy(update={"precision": "fp32"})
-        if self.manifest.get_meta("embedding_model") == as_fp32.model_id() != embedding.model_id():
-            embedding = as_fp32  # built before `precision` existed: its vectors came from the bundled fp32-compute file
+        embedding = self._model_that_built_the_vectors(embedding)
         return embedding.model_copy(update={"api_key": self.config.embedding.api_key})  # secrets are recorded masked
 
     @property
@@ -105,6 +103,19 @@ class Index:
 
     def _open_vectors(self) -> VectorStore:
         return self.backend.open_vectors(self.config.vector_store, self.manifest)
+
+    def _model_that_built_the_vectors(self, recorded: EmbeddingBase) -> EmbeddingBase:
+        """The recorded config, made to name the local model whose id the index recorded (configs written before
+        `precision` or `int8_recipe` existed leave them out: the current default would be the wrong model)."""
+        from rag.core.bundled import INT8_RECIPES
+
+        built_with = self.manifest.get_meta("embedding_model")
+        variants = [{"precision": "fp32"}] + [{"precision": "int8", "int8_recipe": recipe} for recipe in INT8_RECIPES]
+        for update in variants:
+            candidate = recorded.model_copy(update=update)
+            if candidate.model_id() == built_with != recorded.model_id():
+                return candidate
+        return recorded
 
     @cached_property
     def _shared(self) -> SharedHandle:

@@ -9,29 +9,12 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from rag.core.file_types import EXTENSION_TYPES, FILE_TYPES, SUPPORTED_TYPES
 from rag.errors import LoadError
 
-SUPPORTED_TYPES = ("pdf", "docx", "html", "markdown", "text", "jsonl")
-SUPPORTED_HINT = "supported: .pdf, .docx, .html/.htm, .md/.markdown, .txt/.text/.rst/.log/.csv, .jsonl/.ndjson"
+__all__ = ["EXTENSION_TYPES", "FILE_TYPES", "SUPPORTED_HINT", "SUPPORTED_TYPES", "UnsupportedType", "detect_type"]
 
-# file extension -> loader type: also the upload types the chat UI offers
-EXTENSION_TYPES = {
-    ".pdf": "pdf",
-    ".docx": "docx",
-    ".html": "html",
-    ".htm": "html",
-    ".xhtml": "html",
-    ".md": "markdown",
-    ".markdown": "markdown",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".txt": "text",
-    ".text": "text",
-    ".rst": "text",
-    ".log": "text",
-    ".csv": "text",
-    "": "text",
-}
+SUPPORTED_HINT = "supported: .pdf, .docx, .html/.htm, .md/.markdown, .txt/.text/.rst/.log/.csv, .jsonl/.ndjson"
 _SNIFF_BYTES = 8192
 
 

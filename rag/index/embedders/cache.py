@@ -33,8 +33,12 @@ class CachedEmbedder:
     def cached(self, texts: list[str]) -> dict[int, np.ndarray]:
         """Vectors already in the cache, by position in `texts`."""
         hashes = [self._hash(t) for t in texts]
+        found = self._lookup(list(dict.fromkeys(hashes)))
+        return {i: found[h] for i, h in enumerate(hashes) if h in found}
+
+    def _lookup(self, unique: list[bytes]) -> dict[bytes, np.ndarray]:
+        """The stored vectors of these text hashes (storage: a subclass may keep them elsewhere)."""
         found: dict[bytes, np.ndarray] = {}
-        unique = list(dict.fromkeys(hashes))
         for begin in range(0, len(unique), 500):
             part = unique[begin : begin + 500]
             marks = ",".join("?" * len(part))
@@ -43,7 +47,12 @@ class CachedEmbedder:
                 [self.model_id, *part],
             )
             found.update({h: np.frombuffer(v, dtype=np.float32) for h, v in rows})
-        return {i: found[h] for i, h in enumerate(hashes) if h in found}
+        return found
+
+    def _save(self, rows: list[tuple[str, bytes, bytes]]) -> None:
+        """Store (model, text hash, float32 bytes) rows, committed at once."""
+        self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
+        self._db.commit()
 
     def embed(self, texts: list[str]) -> np.ndarray:
         hits = self.cached(texts)
@@ -52,11 +61,7 @@ class CachedEmbedder:
         fresh = self.inner.embed(unique_missing) if unique_missing else None
         if fresh is not None:
             self.embedded_count += len(unique_missing)
-            self._db.executemany(
-                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
-                [(self.model_id, self._hash(t), fresh[j].astype(np.float32).tobytes()) for j, t in enumerate(unique_missing)],
-            )
-            self._db.commit()
+            self._save([(self.model_id, self._hash(t), fresh[j].astype(np.float32).tobytes()) for j, t in enumerate(unique_missing)])
             by_text = {t: fresh[j] for j, t in enumerate(unique_missing)}
             for i in missing:
                 hits[i] = by_text[texts[i]]

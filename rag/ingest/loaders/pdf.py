@@ -1,4 +1,10 @@
-"""PDF: text per page with pypdf, page numbers kept."""
+"""PDF: text per page with pypdf, page numbers kept, running page headers and footers left out.
+
+A line that starts (or ends) most pages, such as "Company - Internal" or "Handbook v7.2 - Page 3 of 5", is page
+furniture: kept, it lands in every chunk of its page, dilutes the embeddings and gets quoted in answers. It is
+dropped before the text is assembled, so the document text never contains it and every chunk and citation span
+stays an exact slice of that text.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from rag.errors import LoadError
 from rag.ingest.loaders.builder import TextBuilder
+from rag.ingest.loaders.running_lines import strip_running_lines
 from rag.types import LoadedSource
 
 if TYPE_CHECKING:
@@ -23,20 +30,23 @@ def load_pdf(path: Path, doc_id: str) -> LoadedSource:
         reader = PdfReader(path)
         if reader.is_encrypted and not reader.decrypt(""):
             raise LoadError("encrypted PDF: it needs a password; save an unencrypted copy and ingest that")
-        builder = TextBuilder()
-        for number, page in enumerate(reader.pages, start=1):
-            builder.start_page(number)
-            builder.add_block(_clean(page.extract_text() or ""))
+        pages = [_clean(page.extract_text() or "") for page in reader.pages]
     except LoadError:
         raise
     except FileNotDecryptedError:
         raise LoadError("encrypted PDF: it needs a password; save an unencrypted copy and ingest that") from None
     except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError) as exc:
         raise LoadError(f"corrupt or unreadable PDF ({type(exc).__name__}: {exc})") from None
+    pages, removed = strip_running_lines(pages)
+    builder = TextBuilder()
+    for number, text in enumerate(pages, start=1):
+        builder.start_page(number)
+        builder.add_block(text)
     document = builder.build(doc_id, title=_title(reader))
     if not document.text.strip():
         raise LoadError("the PDF has no extractable text (scanned images?); run OCR on it first")
-    return LoadedSource("pdf", [document])
+    left_out = "; ".join(f"{kind} {line!r} ({count} pages)" for kind, line, count in removed)
+    return LoadedSource("pdf", [document], [f"running page lines left out of the text: {left_out}"] if removed else [])
 
 
 def _clean(text: str) -> str:
