@@ -47,7 +47,7 @@ _YEAR = re.compile(r"\b(?:1[5-9]|20)\d\d\b")
 # a document need not contain them, so they never count as unseen
 _ABOUT_THE_TEXT = frozenset(content_terms(
     "author poster writer narrator story article passage text paragraph commenter type kind sort according mention "
-    "talking say said describe name called"
+    "talking say said describe"
 ))
 _ATX_HEADING = re.compile(r"^#{1,6}\s")
 _STARTS_WITH_REFERENCE = re.compile(r"^(?:he|she|it|they|this|that|these|those|his|her|its|their|there|then|the company|the team)\b", re.I)
