@@ -433,7 +433,8 @@ class GenerationConfig(_Section):
     )
     max_sentences: int = Field(3, ge=1, le=10, description="extractive: most sentences quoted.")
     min_support: float = Field(
-        0.45, ge=0, le=1, description="extractive: evidence below this score means 'the documents do not say'."
+        0.28, ge=0, le=1,
+        description="extractive: evidence below this score means 'the documents do not say' (calibrated on dev sets: docs/answers.md).",
     )
     prompt: str = Field("answer", description="Prompt template name in prompts/ for the LLM answerer.")
 

@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Unpack
 
@@ -187,6 +187,7 @@ class RagPipeline:
         checker = CitationChecker(retrieved.passages, self.index.manifest, min_support=0.5)
         stream = CitationStream(checker)
         started = time.perf_counter()
+        short = None
         if not retrieved.passages:
             deltas: Iterator[str] = iter([NOT_FOUND])
             trace.generator = GeneratorInfo(answerer="none", reason="no passages retrieved")
@@ -195,8 +196,9 @@ class RagPipeline:
             trace.generator = GeneratorInfo(answerer="llm", model=self._llm().name)
         else:
             answerer = ExtractiveAnswerer(self.config.generation, self.sentence_embedder, self._heading_path)
-            text, trace.generator = answerer.answer(retrieved.question, retrieved.passages)
-            deltas = iter([text])
+            extracted = answerer.answer(retrieved.question, retrieved.passages, CitationChecker(retrieved.passages, self.index.manifest))
+            deltas, short = iter([extracted.text]), extracted.short
+            trace.generator = GeneratorInfo.model_validate(extracted.trace)
         order = MarkerOrder()  # markers shown as [1], [2], ... in order of first appearance
         for delta in deltas:
             for checked in stream.feed(delta):
@@ -210,7 +212,9 @@ class RagPipeline:
         citations, passages = order.citations(stream.citations), order.passages(retrieved.passages)
         trace.citations_dropped = [DroppedCitation.model_validate(d) for d in order.dropped(stream.dropped)]
         answered = bool(text) and NOT_FOUND.rstrip(".") not in text
-        yield StreamEvent("done", answer=Answer(question, text or NOT_FOUND, citations, passages, trace, answered))
+        keep = answered and short is not None and short.marker in order.mapping and text.startswith(short.text)
+        short = replace(short, marker=order.mapping[short.marker]) if keep and short is not None else None
+        yield StreamEvent("done", answer=Answer(question, text or NOT_FOUND, citations, passages, trace, answered, short))
 
     # --- async ---------------------------------------------------------------------------------
     @cached_property

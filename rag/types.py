@@ -112,6 +112,17 @@ class Citation:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class ShortAnswer:
+    """The span that answers, leading the answer text ("Timmy", "$750", "Yes"): `start`/`end` are offsets in the
+    document text inside the span of citation `marker` (None for "Yes"/"No", which the citation's sentence shows)."""
+
+    text: str
+    marker: int
+    start: int | None = None
+    end: int | None = None
+
+
 @dataclass(slots=True)
 class Answer:
     question: str
@@ -120,3 +131,4 @@ class Answer:
     passages: list[Passage]
     trace: Trace  # typed; its JSON is trace.to_json()
     answered: bool = True  # False when the documents do not contain the answer
+    short_answer: ShortAnswer | None = None  # offline answers: the span the answer text starts with

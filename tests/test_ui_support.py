@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -164,6 +165,20 @@ def test_the_source_view_shows_the_stored_text_the_citation_indexes_into(answere
     assert view.cited_text == citation.text and view.page == citation.page and view.page_count >= citation.page
     assert html.unescape(MARK.search(highlighted_html(view)).group(1)) == citation.text
     assert view.title == f"handbook.pdf · page {citation.page} of {view.page_count}"
+
+
+def test_a_marker_citing_several_spans_opens_the_span_it_first_cites(answered, demo_workdir: Path) -> None:
+    """An offline answer may quote two sentences of one passage, each with the same [n]: the marker's link must open
+    the span its first appearance cites, not whichever came last."""
+    answer, _ = answered
+    first = answer.citations[0]
+    later = replace(first, start=first.start + 1, text=first.text[1:])
+    manifest = Manifest(demo_workdir / ".rag/demo" / MANIFEST_FILE)
+    try:
+        turn = chat_turn(replace(answer, citations=[first, later]), manifest)
+    finally:
+        manifest.close()
+    assert (turn.citations[first.marker].start, turn.citations[first.marker].end) == (first.start, first.end)
 
 
 def test_a_vanished_document_or_span_is_a_clear_error(answered, demo_workdir: Path, tmp_path: Path) -> None:

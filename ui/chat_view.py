@@ -159,7 +159,7 @@ def render_turn(position: int, turn: ChatTurn | ErrorTurn, index_dir: Path) -> N
         if isinstance(turn, ErrorTurn):
             st.error(turn.message + (f"\n\n**Fix:** {turn.hint}" if turn.hint else ""))
             return
-        clicked = ANSWER(data=answer_html(turn.answer, turn.labels(), markdown=turn.written_by_llm), key=f"answer-{position}", on_cite_change=lambda: None)
+        clicked = ANSWER(data=answer_html(turn.answer, turn.labels(), markdown=turn.written_by_llm, short=turn.short_answer), key=f"answer-{position}", on_cite_change=lambda: None)
         if clicked.cite and str(clicked.cite).isdigit() and int(clicked.cite) in turn.citations:
             marker = int(clicked.cite)
             show_source(index_dir, turn.citations[marker], f"Citation [{marker}]")

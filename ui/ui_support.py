@@ -35,13 +35,14 @@ UPLOAD_TYPES = [extension.lstrip(".") for extension in EXTENSION_TYPES if extens
 
 
 # --- answers and sources as HTML ---------------------------------------------------------------
-def answer_html(text: str, labels: dict[int, str], markdown: bool = False) -> str:
+def answer_html(text: str, labels: dict[int, str], markdown: bool = False, short: str | None = None) -> str:
     """The answer as safe HTML, with each verified `[n]` marker turned into a clickable link.
 
     `labels` maps citation markers to a tooltip ("handbook.pdf, page 2"); markers without one stay plain text
     (the citation checker removes unverified markers, so that only happens for hand-made input). `markdown`
     renders an LLM's Markdown (raw HTML escaped, links and images left as text); extractive answers are quotes
-    of the documents and are shown verbatim, escaped.
+    of the documents and are shown verbatim, escaped. `short`: the short answer an extractive answer starts with,
+    shown in bold.
     """
 
     def links(match: re.Match[str]) -> str:
@@ -59,7 +60,10 @@ def answer_html(text: str, labels: dict[int, str], markdown: bool = False) -> st
 
         rendered = MarkdownIt("commonmark", {"html": False}).disable(["image", "link", "autolink"]).render(text)
         return MARKER.sub(links, rendered)
-    paragraphs = MARKER.sub(links, html.escape(text)).split("\n\n")
+    escaped = html.escape(text)
+    if short and text.startswith(short):
+        escaped = f"<strong>{html.escape(short)}</strong>{html.escape(text[len(short):])}"
+    paragraphs = MARKER.sub(links, escaped).split("\n\n")
     return "".join(f"<p>{p.strip(chr(10)).replace(chr(10), '<br>')}</p>" for p in paragraphs if p.strip())
 
 
@@ -155,6 +159,7 @@ class ChatTurn:
     passage_refs: dict[int, SpanRef]
     trace: Trace
     retrievers: list[dict[str, Any]] = field(default_factory=list)  # per query and retriever: ranked candidates
+    short_answer: str | None = None  # offline answers: the span the answer starts with
 
     def labels(self) -> dict[int, str]:
         return {n: _label(ref) for n, ref in self.citations.items()}
@@ -172,9 +177,10 @@ def _label(ref: SpanRef) -> str:
 def chat_turn(answer: Answer, manifest: Catalog) -> ChatTurn:
     """Keep what the chat page shows of an Answer; resolve the trace's chunk ids to sources while the index is open."""
     keys = {p.number: p.source_key for p in answer.passages}
-    citations = {
-        c.marker: SpanRef(c.source, keys[c.marker], c.doc_id, c.start, c.end, c.page) for c in answer.citations if c.marker in keys
-    }
+    citations: dict[int, SpanRef] = {}
+    for c in answer.citations:  # a marker may cite several spans of its passage (one per quoted sentence): it opens the first
+        if c.marker in keys:
+            citations.setdefault(c.marker, SpanRef(c.source, keys[c.marker], c.doc_id, c.start, c.end, c.page))
     candidates = {c.chunk_id: c for c in answer.trace.candidates}
     cited = set(citations)
     passages = []
@@ -191,7 +197,8 @@ def chat_turn(answer: Answer, manifest: Catalog) -> ChatTurn:
         )
     refs = {p.number: SpanRef(p.source, p.source_key, p.doc_id, p.start, p.end, p.page) for p in answer.passages}
     trace = answer.trace.model_copy(deep=True)  # the turn keeps its own copy, whatever the pipeline does next
-    return ChatTurn(answer.question, answer.answer, answer.answered, citations, passages, refs, trace, retriever_rows(trace, manifest))
+    short = answer.short_answer.text if answer.short_answer else None
+    return ChatTurn(answer.question, answer.answer, answer.answered, citations, passages, refs, trace, retriever_rows(trace, manifest), short)
 
 
 def retriever_rows(trace: Trace, manifest: Catalog) -> list[dict[str, Any]]:

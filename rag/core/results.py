@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from rag.core.trace import Trace
-from rag.types import Answer, Citation, Passage, ScoredChunk
+from rag.types import Answer, Citation, Passage, ScoredChunk, ShortAnswer
 
 
 class CitationOut(BaseModel):
@@ -49,11 +49,26 @@ class PassageOut(BaseModel):
         )
 
 
+class ShortAnswerOut(BaseModel):
+    """The span an offline answer starts with ("Timmy"), the citation marker it lies in, and its offsets in
+    that source's text (None for a Yes/No verdict, which is not a quote)."""
+
+    text: str
+    marker: int
+    start: int | None = None
+    end: int | None = None
+
+    @classmethod
+    def of(cls, short: ShortAnswer) -> "ShortAnswerOut":
+        return cls(text=short.text, marker=short.marker, start=short.start, end=short.end)
+
+
 class AnswerOut(BaseModel):
     """The documented `--json` shape: question, answer, answered, citations, passages, trace."""
 
     question: str
     answer: str
+    short_answer: ShortAnswerOut | None = None
     answered: bool
     citations: list[CitationOut]
     passages: list[PassageOut]
@@ -63,6 +78,7 @@ class AnswerOut(BaseModel):
     def of(cls, answer: Answer) -> "AnswerOut":
         return cls(
             question=answer.question, answer=answer.answer, answered=answer.answered,
+            short_answer=ShortAnswerOut.of(answer.short_answer) if answer.short_answer else None,
             citations=[CitationOut.of(c) for c in answer.citations], passages=[PassageOut.of(p) for p in answer.passages],
             trace=answer.trace,
         )
