@@ -5,11 +5,8 @@ failures listed, on the folder and the Postgres index."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,48 +24,13 @@ ray = pytest.importorskip("ray", reason='the ray extra is not installed (pip ins
 QUESTIONS = ["How many vacation days do new employees get?", "What must I do if my laptop is lost?"]
 
 
-def _ray_start(*args: str, temp_dir: Path) -> subprocess.Popen[bytes]:
-    """One `ray start --block` node process; SIGTERM to it stops every Ray process it started (and only those)."""
-    executable = str(Path(sys.executable).with_name("ray"))
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
-    command = [executable, "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", *args]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=temp_dir)
-
-
 @pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A two-node Ray cluster on 127.0.0.1 (head + worker, 1 CPU each): its address."""
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    folder = Path("/tmp") / f"rag-ray-{os.getpid()}"  # Ray's socket paths must stay short
-    head = _ray_start("--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={folder}", "--disable-usage-stats", temp_dir=tmp_path_factory.mktemp("head"))
-    nodes = [head]
-    try:
-        _wait_for_nodes(address, 1, head)
-        nodes.append(_ray_start(f"--address={address}", temp_dir=tmp_path_factory.mktemp("worker")))
-        _wait_for_nodes(address, 2, nodes[1])
+def ray_cluster() -> Iterator[str]:
+    """A two-node Ray cluster on 127.0.0.1 (head + worker node, 1 CPU each): its address."""
+    from rag.testing.ray_cluster import local_ray_cluster
+
+    with local_ray_cluster(nodes=2, cpus_per_node=1) as address:
         yield address
-    finally:
-        for node in reversed(nodes):
-            node.terminate()
-            try:
-                node.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                node.kill()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _wait_for_nodes(address: str, count: int, process: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
-    executable = str(Path(sys.executable).with_name("ray"))
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"`ray start` exited with {process.returncode} while starting node {count}")
-        done = subprocess.run([executable, "status", f"--address={address}"], capture_output=True, text=True, check=False)
-        if done.returncode == 0 and done.stdout.count(" node_") >= count:
-            return
-        time.sleep(1)
-    pytest.fail(f"the Ray cluster at {address} did not reach {count} nodes in {timeout_s:.0f} s")
 
 
 @pytest.fixture
