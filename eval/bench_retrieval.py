@@ -28,9 +28,10 @@ from rag.evaluate.retrieval import ensure_index, evaluate_retrieval
 REPO = Path(__file__).resolve().parents[1]
 OLD_DEFAULT = ["retrieval.fusion=convex", "retrieval.normalization=minmax", "retrieval.dense_weight=0.5"]
 VARIANTS: dict[str, list[str]] = {
-    "BM25 alone": ["retrieval.dense_top_k=0"],
-    "dense alone": ["retrieval.bm25_top_k=0"],
-    "old default (convex 0.5, min-max)": OLD_DEFAULT,
+    "BM25 alone": ["retrieval.dense_top_k=0", "retrieval.cue_weight=0"],
+    "dense alone": ["retrieval.bm25_top_k=0", "retrieval.cue_weight=0"],
+    "old default (convex 0.5, min-max)": [*OLD_DEFAULT, "retrieval.cue_weight=0"],
+    "part-1 default (theoretical, no cues)": ["retrieval.cue_weight=0"],
     "default": [],
 }
 METRICS = ("nDCG@10", "Recall@10", "Recall@100")

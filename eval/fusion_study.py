@@ -9,10 +9,13 @@ and BM25 word dropping (BM25 sees each query word with probability 0.5, at least
 retriever of that column, and the worst margin over all columns.
 
 Candidates are exact: cosine over every chunk vector of the index (no HNSW error) and the index's BM25,
-200 chunks each, fused by the library's own `rag.retrieve.fusion`; a document ranks by its best chunk.
+200 chunks each, fused by the library's own `rag.retrieve.fusion` (and `rag.retrieve.cues` for the name and
+number boost); a document ranks by its best chunk. The SQuAD-shifts sets come from
+`eval/build_squad_shifts_retrieval.py`; keep held-out sets (the FAQ set) out of this study.
 
     python eval/fusion_study.py --dataset ../shared/datasets/scifact --dataset ../shared/datasets/drop \\
-        --gold eval/gold/sample.jsonl --corpus data
+        --dataset .rag/datasets/squad-wiki --dataset .rag/datasets/squad-nyt --dataset .rag/datasets/squad-reddit \\
+        --dataset .rag/datasets/squad-amazon --gold eval/gold/sample.jsonl --corpus data
 """
 
 from __future__ import annotations
@@ -22,22 +25,43 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.config import load_config
+from rag.config import RetrievalConfig, load_config
 from rag.evaluate.datasets import BeirDataset, load_beir, load_gold_retrieval
 from rag.evaluate.metrics import mean_metrics, retrieval_metrics
 from rag.evaluate.retrieval import ensure_index
 from rag.index.store import Index
+from rag.retrieve.cues import boost_by_cues, query_cues
 from rag.retrieve.fusion import convex, rrf
 
 DEPTH = 200
+DEFAULT_CUE_WEIGHT = RetrievalConfig().cue_weight
 FUSIONS = {
     "convex 0.5 min-max (old default)": ("convex", 0.5, "minmax"),
     "convex 0.5 z-score": ("convex", 0.5, "zscore"),
     "RRF k=60": ("rrf", 0.5, ""),
     "convex 0.4 theoretical": ("convex", 0.4, "theoretical"),
-    "convex 0.5 theoretical (default)": ("convex", 0.5, "theoretical"),
+    "convex 0.5 theoretical (part 1)": ("convex", 0.5, "theoretical"),
     "convex 0.6 theoretical": ("convex", 0.6, "theoretical"),
+    "agreement-weighted theoretical (measured, dropped)": ("agreement", 0.5, "theoretical"),
+    **{f"convex 0.5 theoretical + cues {w}{' (default)' if w == DEFAULT_CUE_WEIGHT else ''}": ("cues", w, "theoretical") for w in (0.1, 0.2, 0.3)},
 }
+AGREEMENT_TOP = 10  # how many of a list's top hits the other list is asked to confirm
+AGREEMENT_SHIFT = 0.5  # the most the dense weight moves away from 0.5, as a fraction of 0.5
+
+
+def confirmation(ranked: list[tuple[str, float]], other: list[tuple[str, float]]) -> float:
+    """How well `other` confirms `ranked`'s top hits: the mean of 1 / log2(1 + rank in `other`), 0 when absent."""
+    ranks = {item: rank for rank, (item, _) in enumerate(other, start=1)}
+    top = [item for item, _ in ranked[:AGREEMENT_TOP]]
+    return float(np.mean([1 / np.log2(1 + ranks[item]) if item in ranks else 0.0 for item in top])) if top else 0.0
+
+
+def agreement_weight(dense: list[tuple[str, float]], lexical: list[tuple[str, float]]) -> float:
+    """The dense weight for one query: moved towards the list whose top hits the other list confirms better."""
+    dense_confirmed, lexical_confirmed = confirmation(dense, lexical), confirmation(lexical, dense)
+    if dense_confirmed + lexical_confirmed == 0:
+        return 0.5
+    return 0.5 + AGREEMENT_SHIFT * 0.5 * (dense_confirmed - lexical_confirmed) / (dense_confirmed + lexical_confirmed)
 
 
 class Candidates:
@@ -50,8 +74,9 @@ class Candidates:
         self.query_ids = list(dataset.queries)
         root = dataset.corpus.resolve().parent
         with Index.open(folder, config) as index:
-            rows = index.manifest.db.execute("SELECT chunk_id, source, doc_id FROM chunks ORDER BY chunk_id").fetchall()
+            rows = index.manifest.db.execute("SELECT chunk_id, source, doc_id, text FROM chunks ORDER BY chunk_id").fetchall()
             self.document = {r[0]: (Path(r[1]).relative_to(root).as_posix() if dataset.by_source else r[2]) for r in rows}
+            self.text = {r[0]: r[3] for r in rows}
             ids, matrix = index.vectors.get_vectors([r[0] for r in rows])  # type: ignore[attr-defined]
             self.ids, self.matrix = ids, matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
             texts = [dataset.queries[q] for q in self.query_ids]
@@ -94,9 +119,16 @@ class Candidates:
         return mean_metrics(retrieval_metrics(run, self.qrels))
 
 
-def fuse(kind: str, weight: float, method: str, dense: list[tuple[str, float]], lexical: list[tuple[str, float]]) -> list[tuple[str, float]]:
+def fuse(
+    kind: str, weight: float, method: str, dense: list[tuple[str, float]], lexical: list[tuple[str, float]], query: str, candidates: Candidates
+) -> list[tuple[str, float]]:
+    if kind == "cues":  # `weight` is the cue weight here; the fusion is the part-1 default
+        fused = convex([dense, lexical], [0.5, 0.5], method)
+        return boost_by_cues(fused, query_cues(query), lambda ids: {i: candidates.text[i] for i in ids}, weight)
     if kind == "rrf":
         return rrf([ranked for ranked in (dense, lexical) if ranked])
+    if kind == "agreement":
+        weight = agreement_weight(dense, lexical)
     return convex([dense, lexical], [weight, 1 - weight], method)
 
 
@@ -131,7 +163,7 @@ def main() -> None:
     for label, (kind, weight, method) in FUSIONS.items():
         cells, worst = [], 1.0
         for (_, candidates, dense, lexical), (best_ndcg, best_recall) in zip(columns, best):
-            metrics = candidates.evaluate([fuse(kind, weight, method, d, b) for d, b in zip(dense, lexical)])
+            metrics = candidates.evaluate([fuse(kind, weight, method, d, b, q, candidates) for d, b, q in zip(dense, lexical, candidates.texts)])
             margins = (metrics["nDCG@10"] - best_ndcg, metrics["Recall@10"] - best_recall)
             worst = min(worst, *margins)
             cells.append(f"{metrics['nDCG@10']:.3f} ({margins[0]:+.3f}) / {metrics['Recall@10']:.3f} ({margins[1]:+.3f})")

@@ -295,6 +295,13 @@ class RetrievalConfig(_Section):
         "zscore: mean 0, spread 1.",
     )
     rrf_k: int = Field(60, ge=1, description="rrf: the k constant.")
+    cue_weight: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="convex: boost of the fused top 30 by the share of the question's multi-word capitalised names "
+        "and numbers a chunk contains verbatim (0 = off).",
+    )
     top_k: int = Field(8, ge=1, le=200, description="Chunks passed on to reranking / context assembly.")
 
 

@@ -20,9 +20,10 @@ from rag.core.access import Access
 from rag.index.bm25 import BM25Index
 from rag.index.store import Index
 from rag.retrieve.access import SNAPSHOTS, Snapshot
+from rag.retrieve.cues import boost_by_cues, query_cues
 from rag.retrieve.filters import Filters, resolve
 from rag.retrieve.fusion import Ranked, convex, rrf
-from rag.types import ScoredChunk
+from rag.types import Chunk, ScoredChunk
 
 OVERFETCH = 1.5  # unfiltered HNSW fetches this many times the expected hits needed to keep k visible ones
 EXACT_LIMIT = 2000  # visible sets up to this size are searched exactly over their own vectors
@@ -72,11 +73,12 @@ class HybridSearcher:
         lexical_index = self._lexical_index(snapshot, access) if self.config.bm25_top_k else None
         # the lexical index holds only what `access` may read; user filters narrow it further before ranking
         mask = visible if allowed is not None else None
+        read: dict[str, Chunk] = {}  # chunks already read from the manifest for this search (cue boost)
         vectors = list(self.index.query_embedder.embed(queries)) if self.config.dense_top_k and queries else []
         for position, query in enumerate(queries):
             dense = self._dense(vectors[position], visible, snapshot) if vectors else []
             lexical = _only(lexical_index.search(query, self.config.bm25_top_k, mask), visible) if lexical_index else []
-            per_query.append(self._fuse(dense, lexical))
+            per_query.append(self._boost(query, self._fuse(dense, lexical), manifest, read))
             _keep_best(stage_scores["dense"], dense)
             _keep_best(stage_scores["bm25"], lexical)
             trace["per_query"].append({"query": query, "dense": _top(dense), "bm25": _top(lexical)})
@@ -87,8 +89,8 @@ class HybridSearcher:
             trace["per_query"].append({"query": "(hypothetical answer)", "dense": _top(dense), "bm25": []})
         fused = per_query[0] if len(per_query) == 1 else rrf(per_query, k=self.config.rrf_k)
         fused = fused[: limit or self.config.top_k]
-        chunks = manifest.chunks_by_id([chunk_id for chunk_id, _ in fused])
-        by_id = {c.chunk_id: c for c in chunks}
+        by_id = {chunk_id: read[chunk_id] for chunk_id, _ in fused if chunk_id in read}
+        by_id.update((c.chunk_id, c) for c in manifest.chunks_by_id([chunk_id for chunk_id, _ in fused if chunk_id not in by_id]))
         ranks = {name: _ranks(scores) for name, scores in stage_scores.items()}
         results = []
         for rank, (chunk_id, score) in enumerate(fused, start=1):
@@ -156,6 +158,21 @@ class HybridSearcher:
         restricted = BM25Index(bm25.config)
         restricted.build([c.chunk_id for c in chunks], [c.text for c in chunks])
         return restricted
+
+    def _boost(self, query: str, fused: list[tuple[str, float]], manifest: Any, read: dict[str, Chunk]) -> list[tuple[str, float]]:
+        """The fused list re-scored by the question's names and numbers found verbatim (`rag.retrieve.cues`).
+
+        Convex fusion only: its scores lie in [0, 1] like the boost; RRF's (about 1/60) would be swamped.
+        """
+        cues = query_cues(query) if self.config.cue_weight and self.config.fusion == "convex" else []
+        if not cues:
+            return fused
+
+        def texts(ids: list[str]) -> dict[str, str]:
+            read.update((c.chunk_id, c) for c in manifest.chunks_by_id([i for i in ids if i not in read]))
+            return {i: read[i].text for i in ids if i in read}
+
+        return boost_by_cues(fused, cues, texts, self.config.cue_weight)
 
     def _fuse(self, dense: Ranked, lexical: Ranked) -> list[tuple[str, float]]:
         lists = [ranked for ranked in (dense, lexical)]
