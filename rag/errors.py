@@ -13,6 +13,11 @@ class RagError(Exception):
         return f"{self.message} ({self.hint})" if self.hint else self.message
 
 
+class Unavailable(RagError):
+    """Something the index lives on (its database server) cannot be reached right now. Nothing was changed, and
+    the same call may work later: the HTTP API answers 503 with Retry-After, and the CLI exits like any RagError."""
+
+
 class LoadError(Exception):
     """A single file could not be read; ingestion reports it and carries on with the rest."""
 

@@ -20,8 +20,8 @@ def copy(
 ) -> None:
     """Copy every source, document, chunk, group, tag and vector of an index into another, without embedding again.
 
-    The target gets the source index's recorded settings (embedding model, chunking, BM25). API keys are not
-    copied: create them again with `rag keys create --index TARGET`.
+    The target gets the source index's recorded settings (embedding model, chunking, BM25). API keys come along
+    (as their hashes: the same keys work on the target; revoked ones stay revoked).
 
     Example: rag index copy .rag/demo postgresql://rag@db.example.com:5432/rag
     """
@@ -34,6 +34,6 @@ def copy(
     emit(
         dataclasses.asdict(report),
         as_json,
-        lambda: print(f"copied {report.sources} sources ({report.chunks} chunks) from {report.source} to {report.target}; "
-                      f"{report.texts_embedded} texts embedded"),
+        lambda: print(f"copied {report.sources} sources ({report.chunks} chunks) and {report.keys} API keys from {report.source} "
+                      f"to {report.target}; {report.texts_embedded} texts embedded"),
     )

@@ -266,6 +266,15 @@ class KeyStore(Protocol):
 
     def authenticate(self, token: str) -> ApiKey | None: ...
 
+    def export_hashed(self) -> list[tuple[ApiKey, str]]:
+        """Every key, revoked ones too, with its stored hash (what `rag index copy` carries; no secret exists)."""
+        ...
+
+    def import_hashed(self, keys: list[tuple[ApiKey, str]]) -> int:
+        """Add keys exported from another index; a key whose id, or active name, is already here is skipped.
+        Returns how many were added."""
+        ...
+
 
 # --- the backend ---------------------------------------------------------------------------------
 class WriteLock(Protocol):

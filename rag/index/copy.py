@@ -2,7 +2,8 @@
 
 Every source is read from the source index (its record, documents with their reader groups, chunks and stored
 vectors) and committed to the target through the one writer, with the source index's recorded config, so the
-target's embedding model and BM25 settings are the source's. API keys are not copied (create new ones).
+target's embedding model and BM25 settings are the source's. API keys are copied too, as their stored hashes
+(revoked ones stay revoked; a key whose id or active name the target already has is left out).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, replace
 from rag.config import RagConfig
 from rag.core.progress import Progress
 from rag.errors import RagError
+from rag.index.backends import open_backend
 from rag.index.store import Index
 from rag.index.writer import EMBEDDING_PHASE, IndexWriter, SourceWrite
 
@@ -27,6 +29,7 @@ class CopyReport:
     sources: int
     chunks: int
     texts_embedded: int
+    keys: int  # API keys added to the target
 
 
 def copy_index(source: str | os.PathLike[str], target: str | os.PathLike[str], progress: Progress | None = None) -> CopyReport:
@@ -53,7 +56,8 @@ def copy_index(source: str | os.PathLike[str], target: str | os.PathLike[str], p
                     progress.advance(COPY_PHASE, 1)
                 writer.flush()
                 embedded = writer.texts_embedded
-            return CopyReport(reader.location, index.location, len(records), chunks, embedded)
+            keys = open_backend(target).key_store().import_hashed(open_backend(source).key_store().export_hashed())
+            return CopyReport(reader.location, index.location, len(records), chunks, embedded, keys)
 
 
 def _read_source(reader: Index, path: str, groups: dict[str, str]) -> SourceWrite:

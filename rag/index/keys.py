@@ -100,6 +100,22 @@ class SqliteKeyStore:
             return None
         return record_of(row[:6])
 
+    def export_hashed(self) -> list[tuple[ApiKey, str]]:
+        with self._db() as db:
+            rows = db.execute("SELECT key_id, name, groups, admin, created_at, revoked_at, hash FROM keys ORDER BY created_at").fetchall()
+        return [(record_of(row[:6]), row[6]) for row in rows]
+
+    def import_hashed(self, keys: list[tuple[ApiKey, str]]) -> int:
+        with self._db() as db:
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO keys VALUES (?, ?, ?, ?, ?, ?, ?)", [hashed_row(k, h) for k, h in keys])
+            return db.total_changes - before
+
+
+def hashed_row(key: ApiKey, hashed: str) -> tuple[object, ...]:
+    """A key's stored row (the column order of both backends' key tables)."""
+    return (key.key_id, key.name, hashed, json.dumps(list(key.groups)), key.admin, key.created_at, key.revoked_at)
+
 
 def new_key(name: str, groups: tuple[str, ...], admin: bool) -> tuple[ApiKey, str]:
     """A new key's record and its secret (every key store makes keys this way)."""

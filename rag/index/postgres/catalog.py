@@ -42,6 +42,9 @@ class PostgresCatalog:
             )
 
     def close(self) -> None:
+        if self.conn is not None and self.conn.broken:
+            connections.release(self.url, self.conn)  # nothing to roll back on a dropped connection
+            self.conn = None  # type: ignore[assignment]
         if self.conn is not None:
             self._rollback_open_write()
             connections.release(self.url, self.conn)  # the pool rolls back whatever was left open
@@ -64,12 +67,30 @@ class PostgresCatalog:
         return int(self.get_meta("generation") or 0)
 
     def begin_read(self) -> None:
-        self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        from rag.errors import Unavailable
+
+        try:
+            self._connect_again_if_lost()
+            self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        except Unavailable:  # the connection died while idle (a server restart): once more, on a fresh one
+            self._connect_again_if_lost()
+            self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         connections.bind(self.url, self.conn)  # the vector store's reads share the snapshot
 
     def end_read(self) -> None:
         connections.unbind(self.url)
-        self.conn.execute("ROLLBACK")
+        if self.conn is not None and not self.conn.broken:  # a dropped connection has no transaction to end
+            self.conn.execute("ROLLBACK")
+
+    def _connect_again_if_lost(self) -> None:
+        """Swap a dropped connection for a fresh one (Unavailable while the server is down), so a long-lived
+        reader (each of `rag serve`'s pipelines) recovers by itself when the server is back."""
+        if self.conn is not None and not self.conn.broken and not self.conn.closed:
+            return
+        if self.conn is not None:
+            connections.release(self.url, self.conn)  # the pool discards a broken connection
+            self.conn = None  # type: ignore[assignment]
+        self.conn = connections.acquire(self.url)
 
     # --- reads -------------------------------------------------------------------------------------------
     def sources(self) -> list[SourceRecord]:

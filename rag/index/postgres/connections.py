@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from rag.errors import RagError
+from rag.errors import RagError, Unavailable
 from rag.index.backends import masked
 
 if TYPE_CHECKING:
@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = "1"
 POOL_MAX = 16  # connections per database and process: readers hold one each while open, other stores borrow one
 POOL_WAIT_S = 30.0  # how long a caller waits for a free connection before a clear error
+QUICK_WAIT_S = 0.5  # a caller waiting longer than this checks that the server answers at all (else: Unavailable)
+CONNECT_TIMEOUT_S = 5  # libpq's connect_timeout: an unreachable host fails within this
+RECONNECT_S = 10.0  # the pool retries a failed new connection (backing off) this long, then the next caller tries anew
 
 # One index per database. Every table is created idempotently; `schema_version` in rag_meta names the layout.
 SCHEMA = """
@@ -57,25 +60,20 @@ SCHEMA_LOCK = 72_410_001  # advisory lock key serialising schema creation across
 
 
 def unreachable(url: str, exc: BaseException) -> RagError:
-    """A RagError for a failed connection, with the password masked in both the URL and the driver's text."""
-    from urllib.parse import urlsplit
+    """A `rag.errors.Unavailable` for a failed connection, the password masked in the URL and the driver's text."""
+    from rag.index.postgres.guarded import lost
 
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    password = urlsplit(url).password
-    if password:
-        text = text.replace(password, "***")
-    return RagError(
-        f"cannot use the PostgreSQL index at {masked(url)}: {text}",
-        "check that the server runs and the URL, user and password (URL, PGPASSWORD or ~/.pgpass) are right",
-    )
+    return lost(url, exc)
 
 
 def connect(url: str, **kwargs: Any) -> "psycopg.Connection[Any]":
     """One connection outside the pool (the writer's lock, schema checks), autocommit; errors are RagErrors."""
     import psycopg
 
+    from rag.index.postgres.guarded import GuardedCursor
+
     try:
-        return psycopg.connect(url, autocommit=True, connect_timeout=10, **kwargs)
+        return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, cursor_factory=GuardedCursor, **kwargs)
     except psycopg.Error as exc:
         raise unreachable(url, exc) from None
 
@@ -105,6 +103,8 @@ def ensure_schema(url: str) -> None:
 
 
 def schema_exists(url: str) -> bool:
+    """Whether an index was created in this database. On a connection of its own, not a pooled one: a pooled
+    connection opened before `CREATE EXTENSION vector` would lack the vector type's adapter."""
     with connect(url) as conn:
         row = conn.execute("SELECT to_regclass('rag_meta') IS NOT NULL").fetchone()
         if not row or not row[0]:
@@ -135,25 +135,37 @@ def pool(url: str) -> "ConnectionPool[Any]":
         if found is None:
             from psycopg_pool import ConnectionPool
 
+            from rag.index.postgres.guarded import GuardedCursor
+
             found = ConnectionPool(
                 url, min_size=0, max_size=POOL_MAX, timeout=POOL_WAIT_S, open=True,
-                kwargs={"autocommit": True, "connect_timeout": 10}, configure=_configure, name="rag",
+                kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S, "cursor_factory": GuardedCursor},
+                configure=_configure, check=ConnectionPool.check_connection, name="rag", reconnect_timeout=RECONNECT_S,
             )
             _pools[url] = found
         return found
 
 
 def acquire(url: str) -> "psycopg.Connection[Any]":
-    """A pooled connection for as long as the caller needs it (give it back with `release`)."""
+    """A pooled connection for as long as the caller needs it (give it back with `release`).
+
+    A server that is down fails the call at once with `Unavailable` (a direct connection attempt tells a stopped
+    server from a busy pool), instead of a wait of POOL_WAIT_S for a connection the pool cannot make."""
     import psycopg
     from psycopg_pool import PoolTimeout
 
     try:
-        return pool(url).getconn()
+        try:
+            return pool(url).getconn(timeout=QUICK_WAIT_S)
+        except PoolTimeout:
+            connect(url).close()  # raises Unavailable when the server cannot be reached
+            return pool(url).getconn()
+    except Unavailable:
+        raise
     except PoolTimeout as exc:
         raise RagError(
             f"no connection to the PostgreSQL index at {masked(url)} within {POOL_WAIT_S:.0f} s: {exc}",
-            f"the server may be down or all {POOL_MAX} connections of this process are in use; check the server",
+            f"all {POOL_MAX} connections of this process are in use; retry later",
         ) from None
     except psycopg.Error as exc:
         raise unreachable(url, exc) from None

@@ -13,7 +13,7 @@ from rag.config import BM25Config
 from rag.index.bm25 import BM25Index
 from rag.index.contracts import ApiKey, Catalog, Embedder
 from rag.index.embedders.cache import CachedEmbedder
-from rag.index.keys import digest, key_id_of, name_taken, new_key, record_of
+from rag.index.keys import digest, hashed_row, key_id_of, name_taken, new_key, record_of
 from rag.index.postgres.connections import borrowed
 
 
@@ -64,6 +64,22 @@ class PgKeyStore:
         if row is None or not hmac.compare_digest(row[6], digest(token)):
             return None
         return record_of(row[:6])
+
+    def export_hashed(self) -> list[tuple[ApiKey, str]]:
+        with borrowed(self.url) as conn:
+            rows = conn.execute(
+                "SELECT key_id, name, groups, admin, created_at, revoked_at, hash FROM rag_keys ORDER BY created_at"
+            ).fetchall()
+        return [(record_of(row[:6]), row[6]) for row in rows]
+
+    def import_hashed(self, keys: list[tuple[ApiKey, str]]) -> int:
+        added = 0
+        with borrowed(self.url) as conn, conn.transaction():
+            for key, hashed in keys:  # ON CONFLICT with no target also skips an active key's name taken here
+                added += conn.execute(
+                    "INSERT INTO rag_keys VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", hashed_row(key, hashed)
+                ).rowcount
+        return added
 
 
 class PgEmbeddingCache(CachedEmbedder):
