@@ -25,6 +25,7 @@ from rag.index.store import Index
 from rag.index.writer import EMBEDDING_PHASE, IndexWriter, SourceWrite
 from rag.ingest.pipeline import Ingestor, Progress, _Planned
 from rag.ingest.report import FileProblem, IngestReport
+from rag.ingest.worker import FileReader
 
 __all__ = ["RAY_PHASE", "RayIngestor", "connect"]
 
@@ -184,23 +185,27 @@ def prepare_on_worker(config: RagConfig, tags: list[str] | None, groups: list[st
     view = _WorkerIndex(config, {item.planned.found.path.as_posix(): item.previous for item in work})
     ingestor = Ingestor(cast(Index, view), tags=tags, groups=groups)
     results = []
-    for item in work:
-        found = item.planned.found
-        if not found.path.is_file():
-            reason = f"not readable on Ray node {socket.gethostname()}: every node must see the files at the same path (docs/ray.md)"
-            results.append(WorkerResult(None, failed=[FileProblem(found.display, reason)]))
-            continue
-        problems = IngestReport()
-        write = ingestor._prepare(item.planned, problems)
-        result = WorkerResult(write, problems.failed, problems.skipped, problems.notes)
-        if write is not None:
-            new = [c for c in write.chunks if c.chunk_id not in item.indexed_chunk_ids]
-            if new:
-                vectors = _embedder(config).embed([c.text for c in new])
-                write.vectors = {c.chunk_id: vectors[i] for i, c in enumerate(new)}
-                result.embedded = len(new)
-        results.append(result)
+    with FileReader(config.ingest) as reader:  # the same per-file limits as a plain ingest, on the worker
+        for item in work:
+            results.append(_prepare_one(config, ingestor, reader, item))
     return results
+
+
+def _prepare_one(config: RagConfig, ingestor: Ingestor, reader: FileReader, item: WorkItem) -> WorkerResult:
+    found = item.planned.found
+    if not found.path.is_file():
+        reason = f"not readable on Ray node {socket.gethostname()}: every node must see the files at the same path (docs/ray.md)"
+        return WorkerResult(None, failed=[FileProblem(found.display, reason)])
+    problems = IngestReport()
+    write = ingestor._prepare(item.planned, problems, reader, lambda: None)  # commits happen on the driver
+    result = WorkerResult(write, problems.failed, problems.skipped, problems.notes)
+    if write is not None:
+        new = [c for c in write.chunks if c.chunk_id not in item.indexed_chunk_ids]
+        if new:
+            vectors = _embedder(config).embed([c.text for c in new])
+            write.vectors = {c.chunk_id: vectors[i] for i, c in enumerate(new)}
+            result.embedded = len(new)
+    return result
 
 
 def _embedder(config: RagConfig) -> Embedder:
