@@ -131,7 +131,8 @@ def test_answers_are_rendered_and_each_source_listed_once(workdir: Path) -> None
     assert shown.returncode == 0, shown.stderr
     answer, sources = shown.stdout.split("\nSources\n")
     markers = [int(m) for m in re.findall(r"\[(\d+)\]", answer)]
-    assert markers and markers == sorted(markers) and markers[0] == 1  # numbered in order of first appearance
+    first_seen = list(dict.fromkeys(markers))
+    assert markers and first_seen == sorted(first_seen) and first_seen[0] == 1  # numbered in order of first appearance
     listed = re.findall(r"^  \[[\d, ]+\] (\S+)$", sources, re.M)
     assert listed and len(listed) == len(set(listed))
     assert "**" not in answer and not re.search(r"^- ", answer, re.M)

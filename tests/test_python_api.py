@@ -36,7 +36,7 @@ def test_open_with_defaults_ask_by_keywords_or_by_query(demo_workdir: Path, monk
     # the typed trace keeps the JSON the dict trace had: only what the stages filled in
     assert answer_to_json(nothing)["trace"] == {"filters": {"sources": ["nowhere/**"]}, "filters_match_nothing": True}
     shaped = answer_to_json(by_keywords)
-    assert list(shaped) == ["question", "answer", "answered", "citations", "passages", "trace"]
+    assert list(shaped) == ["question", "answer", "short_answer", "answered", "citations", "passages", "trace"]
     assert "source_key" not in shaped["passages"][0] and shaped["citations"][0]["text"] == by_keywords.citations[0].text
     assert {"rewrite", "queries", "per_query", "context", "candidates", "generator", "citations_dropped"} <= set(shaped["trace"])
     assert "rerank" not in shaped["trace"]  # no reranker configured: not recorded

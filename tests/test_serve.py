@@ -243,9 +243,9 @@ def test_ask_returns_the_cli_json_and_retrieve_returns_spans(server: Server, key
 def test_ask_sends_the_trace_only_when_asked_and_the_schema_says_so(server: Server, keys: dict[str, str]) -> None:
     question = {"question": "How many vacation days do new employees get?"}
     plain = call(server, keys["staff"], "/v1/ask", question)
-    assert set(plain.json()) == {"question", "answer", "answered", "citations", "passages"}
+    assert set(plain.json()) == {"question", "answer", "short_answer", "answered", "citations", "passages"}
     short = call(server, keys["staff"], "/v1/ask", {**question, "include_passages": False})
-    assert set(short.json()) == {"question", "answer", "answered", "citations"} and short.json()["answer"] == plain.json()["answer"]
+    assert set(short.json()) == {"question", "answer", "short_answer", "answered", "citations"} and short.json()["answer"] == plain.json()["answer"]
     traced = call(server, keys["staff"], "/v1/ask", {**question, "include_trace": True})
     assert len(short.content) < len(plain.content) < len(traced.content) and traced.json()["trace"]["candidates"]
     print(f"/v1/ask bytes: {len(short.content)} without passages, {len(plain.content)} by default, {len(traced.content)} with the trace")

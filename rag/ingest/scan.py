@@ -30,12 +30,15 @@ def scan(paths: list[str], config: IngestConfig) -> ScanResult:
     seen: set[Path] = set()
     for given in paths:
         root = Path(given)
+        absolute: Path | None = None
         try:
             absolute = root.resolve()
             kind = "file" if absolute.is_file() else "folder" if absolute.is_dir() else None
         except (OSError, ValueError):  # no file can have this name (a NUL byte, an unencodable character)
             kind = None
-        if kind == "file":
+        if absolute is None:
+            result.missing.append(given)
+        elif kind == "file":
             _add(result, seen, absolute, given)
         elif kind == "folder":
             result.folders.append(absolute)
