@@ -367,7 +367,7 @@ def run() -> None:
     except Exception as exc:  # click's usage errors (bad option values, missing arguments: exit 2), else unexpected
         if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()  # type: ignore[attr-defined]  # click.ClickException (typer < 0.29) or typer's own copy of it
-            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]  # as above: checked by getattr, not by class
         if _state["debug"]:
             raise
         print(f"error: {type(exc).__name__}: {exc}\n(run with --debug for the full traceback)", file=sys.stderr)

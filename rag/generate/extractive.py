@@ -26,9 +26,10 @@ import numpy as np
 
 from rag.config import GenerationConfig
 from rag.generate.answer_types import Expected, asks_duration, best_span, expected_answer, span_candidates, yes_or_no
+from rag.generate.citations import CitationChecker
 from rag.index.contracts import Embedder
 from rag.text_units import Span, content_terms, sentences
-from rag.types import Passage, ShortAnswer
+from rag.types import Citation, Passage, ShortAnswer
 
 NOT_FOUND = "The documents do not contain an answer to this question."
 SHORT_SEPARATOR = " \u2014 "  # "Timmy — Timmy found the dog under the porch. [1]"
@@ -114,7 +115,7 @@ class ExtractiveAnswerer:
         scored.sort(key=lambda s: -s.score)
         return scored
 
-    def answer(self, question: str, passages: list[Passage], checker: "object | None" = None) -> ExtractiveAnswer:
+    def answer(self, question: str, passages: list[Passage], checker: CitationChecker | None = None) -> ExtractiveAnswer:
         """The answer text with [n] markers (one quoted sentence per line, the short answer leading the first),
         and a trace. `checker` (a CitationChecker over the same passages) confirms the short span lies inside
         the citation its line will get; without one the short span is left out."""
@@ -159,25 +160,30 @@ class ExtractiveAnswerer:
             trace["short_answer"] = short.text
         return ExtractiveAnswer("\n".join(lines), trace, short, lines=lines)
 
-    def _short_answer(self, question: str, kind: Expected, best: ScoredSentence, lines: list[str], checker: "object | None") -> ShortAnswer | None:
+    def _short_answer(self, question: str, kind: Expected, best: ScoredSentence, lines: list[str], checker: CitationChecker | None) -> ShortAnswer | None:
         if checker is None:
             return None
         line = next(line for line in lines if " ".join(best.span.text.split()) in line)
         if kind == Expected.YES_NO:
             if best.lexical < YES_NO_VERDICT_LEXICAL:
                 return None  # related evidence ("Premium economy is allowed for flights of 6 hours or more"), no verdict
-            text, start, end = yes_or_no(question, best.span.text), None, None
+            text, where = yes_or_no(question, best.span.text), None
         else:
             span = best_span(question, best.span.text, kind)
             if span is None or len(span.text) >= len(best.span.text) * 0.8:
                 return None
-            text, start, end = span.text, best.span.start + span.start, best.span.start + span.end
-        checked = checker.check(text + SHORT_SEPARATOR + line)  # type: ignore[attr-defined]
+            text, where = span.text, (best.span.start + span.start, best.span.start + span.end)
+        checked = checker.check(text + SHORT_SEPARATOR + line)
         for citation in checked.citations:
-            inside = start is None or citation.start <= start and end <= citation.end and citation.text[start - citation.start : end - citation.start] == text  # type: ignore[operator]
+            inside = where is None or _quotes(citation, text, *where)
             if citation.marker == best.passage and citation.start <= best.span.start and best.span.end <= citation.end and inside:
-                return ShortAnswer(text, citation.marker, start, end)
+                return ShortAnswer(text, citation.marker, *(where or (None, None)))
         return None
+
+
+def _quotes(citation: Citation, text: str, start: int, end: int) -> bool:
+    """Whether the citation's span holds `text` exactly at document offsets start..end."""
+    return citation.start <= start and end <= citation.end and citation.text[start - citation.start : end - citation.start] == text
 
 
 class CachedEmbedder:

@@ -49,4 +49,8 @@ class MarkerOrder:
 
     def dropped(self, dropped: list[dict[str, object]]) -> list[dict[str, object]]:
         """Trace entries of removed markers, renumbered where the marker named a passage that was given."""
-        return [{**d, "marker": self.mapping.get(d["marker"], d["marker"])} for d in dropped]  # type: ignore[call-overload]
+        return [{**d, "marker": self._shown(d["marker"])} for d in dropped]
+
+    def _shown(self, marker: object) -> object:
+        """The shown number of a marker that named a given passage; anything else as it was."""
+        return self.mapping.get(marker, marker) if isinstance(marker, int) else marker

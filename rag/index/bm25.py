@@ -62,11 +62,11 @@ class Tokenizer:
     def ids(self, texts: list[str]) -> tuple[list[list[int]], dict[str, int]]:
         """Token ids per text and the vocabulary they index."""
         tokenized = _bm25s().tokenize(texts, stopwords=self.config.stopwords or [], stemmer=self._stemmer(), show_progress=False)
-        return tokenized.ids, tokenized.vocab  # type: ignore[attr-defined]
+        return tokenized.ids, tokenized.vocab
 
     def tokens(self, text: str) -> list[str]:
         tokens = _bm25s().tokenize([text], stopwords=self.config.stopwords or [], stemmer=self._stemmer(), return_ids=False, show_progress=False)
-        return list(tokens[0])  # type: ignore[index]
+        return list(tokens[0])
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,7 +138,7 @@ class FolderBM25:
         return assemble(config, segments, state.dead)
 
     def _remove_unused(self, version: str) -> None:
-        keep = {f"{version}.json", *self._state(version).names}  # type: ignore[union-attr]
+        keep = {f"{version}.json", *State.read(self.folder / f"{version}.json").names}  # just saved: it is there
         for entry in self.folder.iterdir():
             if entry.name not in keep:
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)

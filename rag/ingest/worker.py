@@ -213,7 +213,8 @@ class FileReader:
             self._stop_child()
             raise LoadError("the reader process died on this file") from None
         if status == "ok":
-            return payload  # type: ignore[no-any-return]
+            result: ReadResult = payload  # the child replies ("ok", ReadResult) or ("error", (kind, message))
+            return result
         kind, message = payload
         raise (UnsupportedType if kind == "unsupported" else LoadError)(message)
 

@@ -9,6 +9,7 @@ an `ApiError` carries its own, a body that is not JSON is 400, a body that break
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -42,7 +43,7 @@ def rag_message(exc: RagError) -> str:
     return f"{exc.message}; {exc.hint}" if exc.hint else exc.message
 
 
-def error_response(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(status: int, message: str, kind: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse(error_body(status, message, kind), status_code=status, headers=headers)
 
 
@@ -86,7 +87,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def usage_error(_: Request, exc: UsageError) -> JSONResponse:  # e.g. a filter tag no readable document has
         return error_response(422, rag_message(exc), "invalid_request_error")
 
-    app.add_exception_handler(Unavailable, unavailable)  # type: ignore[arg-type]  # Starlette types handlers loosely
+    app.add_exception_handler(Unavailable, unavailable)
 
     @app.exception_handler(RagError)
     async def rag_error(_: Request, exc: RagError) -> JSONResponse:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.index.contracts import SourceRecord
 from rag.index.manifest import SOURCE_COLUMNS, source_row, stored_document, structure_json
 from rag.index.postgres import connections
 from rag.types import Chunk, Document
+
+if TYPE_CHECKING:
+    import psycopg
 
 _CHUNK_COLUMNS = "chunk_id, source, doc_id, ordinal, start_at, end_at, text, page, heading, tokens"
 _BUMP = (
@@ -32,7 +35,7 @@ class PostgresCatalog:
     def __init__(self, url: str, location: str) -> None:
         self.url = url
         self.location = location
-        self.conn = connections.acquire(url)
+        self._conn: psycopg.Connection[Any] | None = connections.acquire(url)  # None once closed
         self._writing: str | None = None  # the source whose write transaction is open
         if self.get_meta("index_id") is None:
             import uuid
@@ -41,14 +44,21 @@ class PostgresCatalog:
                 "INSERT INTO rag_meta VALUES ('index_id', %s) ON CONFLICT (key) DO NOTHING", (uuid.uuid4().hex,)
             )
 
+    @property
+    def conn(self) -> psycopg.Connection[Any]:
+        """The connection the catalog holds from open to close."""
+        if self._conn is None:
+            raise RuntimeError(f"the catalog of {self.location} is closed")
+        return self._conn
+
     def close(self) -> None:
-        if self.conn is not None and self.conn.broken:
-            connections.release(self.url, self.conn)  # nothing to roll back on a dropped connection
-            self.conn = None  # type: ignore[assignment]
-        if self.conn is not None:
+        if self._conn is not None and self._conn.broken:
+            connections.release(self.url, self._conn)  # nothing to roll back on a dropped connection
+            self._conn = None
+        if self._conn is not None:
             self._rollback_open_write()
-            connections.release(self.url, self.conn)  # the pool rolls back whatever was left open
-            self.conn = None  # type: ignore[assignment]
+            connections.release(self.url, self._conn)  # the pool rolls back whatever was left open
+            self._conn = None
 
     def _rows(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
         return self.conn.execute(sql, params).fetchall()
@@ -79,18 +89,18 @@ class PostgresCatalog:
 
     def end_read(self) -> None:
         connections.unbind(self.url)
-        if self.conn is not None and not self.conn.broken:  # a dropped connection has no transaction to end
+        if self._conn is not None and not self._conn.broken:  # a dropped connection has no transaction to end
             self.conn.execute("ROLLBACK")
 
     def _connect_again_if_lost(self) -> None:
         """Swap a dropped connection for a fresh one (Unavailable while the server is down), so a long-lived
         reader (each of `rag serve`'s pipelines) recovers by itself when the server is back."""
-        if self.conn is not None and not self.conn.broken and not self.conn.closed:
+        if self._conn is not None and not self._conn.broken and not self._conn.closed:
             return
-        if self.conn is not None:
-            connections.release(self.url, self.conn)  # the pool discards a broken connection
-            self.conn = None  # type: ignore[assignment]
-        self.conn = connections.acquire(self.url)
+        if self._conn is not None:
+            connections.release(self.url, self._conn)  # the pool discards a broken connection
+            self._conn = None
+        self._conn = connections.acquire(self.url)
 
     # --- reads -------------------------------------------------------------------------------------------
     def sources(self) -> list[SourceRecord]:

@@ -29,20 +29,22 @@ def strip_running_lines(pages: list[str]) -> tuple[list[str], list[tuple[str, st
     removed: list[tuple[str, str, int]] = []
     for kind, from_end in (("header", False), ("footer", True)):
         for _ in range(DEPTH):
-            edges = {number: _edge(page, from_end) for number, page in enumerate(lines) if _content_lines(page) > 1}  # never a page's only line
-            keys = {number: _key(lines[number][index]) for number, index in edges.items() if index is not None}
+            edges = {  # never a page's only line
+                number: index for number, page in enumerate(lines) if _content_lines(page) > 1 and (index := _edge(page, from_end)) is not None
+            }
+            keys = {number: _key(lines[number][index]) for number, index in edges.items()}
             counts = Counter(key for key in keys.values() if key)
             running = {
                 key for key, count in counts.items()
-                if count >= needed and _one_number_varies([lines[n][edges[n]] for n, k in keys.items() if k == key])  # type: ignore[index]
+                if count >= needed and _one_number_varies([lines[n][edges[n]] for n, k in keys.items() if k == key])
             }
             if not running:
                 break
             for key in sorted(running, key=lambda k: -counts[k]):
                 pages_with = [number for number, k in keys.items() if k == key]
-                removed.append((kind, lines[pages_with[0]][edges[pages_with[0]]].strip(), len(pages_with)))  # type: ignore[index]
+                removed.append((kind, lines[pages_with[0]][edges[pages_with[0]]].strip(), len(pages_with)))
                 for number in pages_with:
-                    del lines[number][edges[number]]  # type: ignore[arg-type]
+                    del lines[number][edges[number]]
     return ["\n".join(page) for page in lines], removed
 
 
