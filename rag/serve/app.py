@@ -36,7 +36,9 @@ from rag.pipeline import RagPipeline, answer_to_json
 from rag.retrieve.filter_check import nothing_matches
 from rag.retrieve.filters import Filters
 from rag.serve.pool import PipelinePool, PoolBusy
+from rag.serve.reader_routes import reader_routes
 from rag.serve.schemas import AskIn, ChatIn, ErrorOut, FiltersIn, IngestIn, RemoveIn, RetrieveIn, RetrieveOut
+from rag.serve.trusted_header import TrustedHeader
 from rag.serve.usage import chat_usage
 
 if TYPE_CHECKING:
@@ -92,8 +94,16 @@ def create_app(index_dir: str | os.PathLike[str], config: RagConfig) -> FastAPI:
     _install_error_handlers(app)
     app.add_exception_handler(Unavailable, _unavailable)
     bearer = HTTPBearer(auto_error=False, description="An API key from `rag keys create`.")
+    trusted = TrustedHeader.from_config(limits)
 
     def caller(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> ApiKey:
+        user = trusted.user(request) if trusted is not None and credentials is None else None
+        if user is not None:  # signed in by the SSO proxy (rag.serve.trusted_header)
+            key = trusted.key_of(keys, user)  # type: ignore[union-attr]
+            if key is None:
+                raise ApiError(403, f"user {user!r} has no access: an admin gives it with `rag keys create --name {user} --groups ...`", "permission_error")
+            request.state.key_name = key.name
+            return key
         if credentials is None:
             raise ApiError(401, "missing API key: send the header Authorization: Bearer <key>", "authentication_error")
         key = keys.authenticate(credentials.credentials)
@@ -225,6 +235,11 @@ def create_app(index_dir: str | os.PathLike[str], config: RagConfig) -> FastAPI:
         """Everything indexed, with its reader groups and tags (admin keys)."""
         return await anyio.to_thread.run_sync(_sources, index_dir, config)
 
+    async def ingest_uploads(paths: list[str], groups: list[str] | None, tags: list[str] | None) -> dict[str, Any]:
+        checked = _groups_or_422(groups, "groups") if groups is not None else None
+        return await anyio.to_thread.run_sync(_write, writer, index_dir, config, lambda ingestor: ingestor.ingest(paths), checked, tags)
+
+    app.include_router(reader_routes(caller, admin, run_with_pipeline, open_backend(index_dir).uploads_dir, ingest_uploads, ApiError))
     return app
 
 
