@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from rag.index.store import Index
@@ -110,3 +113,36 @@ def recorded_answer_run() -> Path:
     if not found:
         pytest.skip("no recorded answer run in eval/runs")
     return found[0]
+
+
+class Server:
+    """A `rag serve` process; `start()` waits until /healthz answers."""
+
+    def __init__(self, root: Path, index: str) -> None:
+        self.root = root
+        self.index = index
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = root / f"serve-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "Server":
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "rag", "serve", "--index", self.index, "--port", str(self.port)],
+                cwd=self.root, stdout=log, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.3)
+        raise AssertionError("server did not start:\n" + self.log.read_text())
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=60)

@@ -43,6 +43,12 @@ def _corpus(folder: Path) -> list[Path]:
     return paths
 
 
+def _ctrl_c_enabled() -> None:
+    """Ctrl-C as in a terminal: a shell starts background jobs (a CI step, `cmd &`) with SIGINT ignored, and
+    children inherit that, so the CLI under test would never see the signal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_mid_ingest_says_what_was_committed_and_the_next_run_resumes(tmp_path: Path) -> None:
     _corpus(tmp_path / "notes")
     held = threading.Event()
@@ -68,6 +74,7 @@ def test_ctrl_c_mid_ingest_says_what_was_committed_and_the_next_run_resumes(tmp_
         process = subprocess.Popen(
             [sys.executable, "-m", "rag", "ingest", "notes", "--index", ".rag/notes"],
             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=_ctrl_c_enabled,
         )
         try:
             assert held.wait(timeout=300), "the ingest never reached its third embedding request"

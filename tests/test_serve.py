@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +20,7 @@ import httpx
 import pytest
 
 from tests.fake_openai import FakeOpenAI
-from tests.helpers import free_port, run_rag, seed_from_demo
+from tests.helpers import Server, run_rag, seed_from_demo
 
 pytestmark = pytest.mark.slow
 
@@ -39,38 +37,6 @@ QUERIES = [
 HR_MARKERS = ["$166,000", "CAD 148,000", "Jun Halvorsen", "Partially meets expectations", "52 percent of Portland", "salary_bands", "performance_review"]
 
 
-
-
-class Server:
-    """A `rag serve` process; `start()` waits until /healthz answers."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = root / f"serve-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> "Server":
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "rag", "serve", "--index", INDEX, "--port", str(self.port)],
-                cwd=self.root, stdout=log, stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.3)
-        raise AssertionError("server did not start:\n" + self.log.read_text())
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +76,7 @@ def keys(workdir: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def server(workdir: Path, keys: dict[str, str]) -> Iterator[Server]:
-    running = Server(workdir).start()
+    running = Server(workdir, INDEX).start()
     yield running
     running.stop()
 
@@ -169,6 +135,33 @@ def test_admin_endpoints_refuse_other_keys_with_403(server: Server, keys: dict[s
             assert not leaked(response.text)
     sources = call(server, keys["admin"], "/v1/sources").json()
     assert {s["display_path"]: s["groups"] for s in sources}["data/hr/salary_bands.md"] == ["hr"]
+
+
+def test_removal_over_http_is_exact_and_refusals_remove_nothing(server: Server, keys: dict[str, str]) -> None:
+    before = call(server, keys["admin"], "/v1/sources").json()
+    for body in ({"paths": [""]}, {"paths": ["  "]}, {"paths": ["data/hr/salary_bands.md", ""], "recursive": True},
+                 {"paths": ["/"], "recursive": True}, {"paths": ["data"], "recursive": True}, {"paths": ["data/hr"], "recursive": 1}):
+        refused = call(server, keys["admin"], "/v1/remove", body)
+        assert refused.status_code == 422 and refused.json()["error"]["type"] == "invalid_request_error", (body, refused.text)
+    folder = call(server, keys["admin"], "/v1/remove", {"paths": ["data/hr", "data/nothing.md"]})
+    assert folder.status_code == 200 and folder.json()["removed"] == 0
+    assert [f["reason"] for f in folder.json()["failed"]] == [
+        "is a folder holding 2 sources: name them one by one, or remove the folder recursively", "not in the index (see `rag sources`)"]
+    assert call(server, keys["admin"], "/v1/sources").json() == before
+
+
+def test_the_schema_documents_what_the_server_does(server: Server, keys: dict[str, str]) -> None:
+    spec = httpx.get(server.url + "/openapi.json").json()
+    chat = spec["paths"]["/v1/chat/completions"]["post"]["responses"]
+    assert {"application/json", "text/event-stream"} <= set(chat["200"]["content"])
+    assert all("400" in spec["paths"][path]["post"]["responses"] for path in ("/v1/ask", "/v1/retrieve", "/v1/chat/completions", "/v1/ingest", "/v1/remove"))
+    assert set(spec["components"]["schemas"]["ContentMessage"]["required"]) == {"role", "content"}
+    tool = call(server, keys["staff"], "/v1/chat/completions", {"messages": [{"role": "tool"}, {"role": "user", "content": "hi"}]})
+    assert tool.status_code == 422 and "content" in tool.json()["error"]["message"]
+    wrong = httpx.delete(server.url + "/v1/ask", headers={"Authorization": f"Bearer {keys['staff']}"})
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST" and wrong.json()["error"]["code"] == 405
+    not_json = httpx.post(server.url + "/v1/ask", content=b"{not json", headers={"Authorization": f"Bearer {keys['staff']}"})
+    assert not_json.status_code == 400 and not_json.json()["error"]["message"].startswith("the request body is not valid JSON")
 
 
 # --- permissions -----------------------------------------------------------------------------
@@ -414,7 +407,7 @@ def gated(tmp_path_factory: pytest.TempPathFactory, fake_embeddings: FakeOpenAI)
     for name, extra in (("staff", ["--groups", "staff"]), ("admin", ["--admin"])):
         created = run_rag("keys", "create", "--index", INDEX, "--name", name, *extra, "--json", cwd=root)
         made[name] = json.loads(created.stdout)["key"]
-    running = Server(root).start()
+    running = Server(root, INDEX).start()
     yield running, made
     running.stop()
 
@@ -532,7 +525,7 @@ def test_a_server_killed_mid_ingest_loses_nothing_committed_and_restarts(gated: 
     for i in range(6):
         (root / f"later/note-{i}.md").write_text(f"# Note {i}\n\nThe ferry timetable entry {i} lists pier {i}.\n", encoding="utf-8")
     before = {s["path"]: s["chunks"] for s in call(server, keys["admin"], "/v1/sources").json()}
-    doomed = Server(root).start()  # a second server on the same index, killed while it writes
+    doomed = Server(root, INDEX).start()  # a second server on the same index, killed while it writes
     gate = EmbeddingGate("ferry timetable entry 3 ")
     fake_embeddings.before_reply = gate
     posting = threading.Thread(target=lambda: _ignore_errors(lambda: call(doomed, keys["admin"], "/v1/ingest", {"paths": ["later"]})))
@@ -544,7 +537,7 @@ def test_a_server_killed_mid_ingest_loses_nothing_committed_and_restarts(gated: 
         gate.release.set()
         fake_embeddings.before_reply = None
         posting.join()
-    restarted = Server(root).start()
+    restarted = Server(root, INDEX).start()
     try:
         listed = call(restarted, keys["admin"], "/v1/sources").json()
         assert {s["path"]: s["chunks"] for s in listed if s["path"] in before} == before  # nothing committed before was lost

@@ -126,7 +126,13 @@ def ingest(
 
 @app.command()
 def remove(
-    paths: Annotated[list[str], typer.Argument(help="Indexed files (or folders) to remove, as given at ingest.")],
+    paths: Annotated[
+        Optional[list[str]],
+        typer.Argument(help="Indexed files to remove as `rag sources` lists them (or as given at ingest); a folder removes every source below it."),
+    ] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Allow emptying the index: with no PATH, remove every source; with folders, allow them to cover it all.")
+    ] = False,
     index: IndexOption = DEFAULT_INDEX,
     config: ConfigOption = None,
     set_: SetOption = None,
@@ -134,15 +140,27 @@ def remove(
 ) -> None:
     """Remove documents from every part of the index (vectors, BM25, manifest).
 
-    Example: rag remove data/handbook.pdf --index .rag/demo
+    Says how many sources each folder takes before removing them. Folders that would empty the index need
+    --all; an empty path is refused (exit 2, nothing removed); a path that names no source is reported (exit 1).
+
+    Example: rag remove data/handbook.pdf --index .rag/demo; rag remove data/hr/ --index .rag/demo
     """
-    from rag.cli.output import print_ingest_report
+    from rag.cli.output import print_ingest_report, stderr_console
     from rag.index.store import Index
     from rag.ingest.pipeline import Ingestor
+    from rag.ingest.removal import plan_removal, reject_blank_paths
 
+    if not paths and not everything:
+        raise UsageError("no path given", "name the sources to remove (see `rag sources`), or pass --all to empty the index")
+    reject_blank_paths(paths or [], "give the source's path as `rag sources` lists it; nothing was removed")
     settings = _config(config, set_)
     with Index.open(index, settings, writable=True) as opened:
-        report = Ingestor(opened).remove(paths)
+        given = paths or [record.path for record in opened.manifest.sources()]
+        plan = plan_removal(opened.manifest.sources(), given, folders=True, everything=everything)
+        if not as_json:
+            folders = ", ".join(f"{folder} ({plan.per_path[folder]})" for folder in plan.folders)
+            stderr_console().print(f"Removing {len(plan.sources)} source(s)" + (f"; folders: {folders}" if folders else ""))
+        report = Ingestor(opened).remove(given, folders=True, everything=everything)
     emit(report.to_json(), as_json, lambda: print_ingest_report(report, opened.location))
     raise typer.Exit(report.exit_code)
 

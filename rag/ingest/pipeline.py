@@ -21,6 +21,7 @@ from rag.index.writer import EMBEDDING_PHASE, IndexWriter, SourceWrite
 from rag.ingest.chunking import Chunker
 from rag.ingest.detect import UnsupportedType, detect_type
 from rag.ingest.loaders import load_file
+from rag.ingest.removal import plan_removal, reject_blank_paths
 from rag.ingest.report import FileProblem, IngestReport
 from rag.ingest.scan import FoundFile, scan
 from rag.ingest.session import source_groups, write_session
@@ -58,6 +59,7 @@ class Ingestor:
 
     # --- public --------------------------------------------------------------------------
     def ingest(self, paths: list[str]) -> IngestReport:
+        reject_blank_paths(paths, "a blank path would mean the current folder: name it, e.g. `.`; nothing was ingested")
         report = IngestReport()
         with write_session(self.index, self.progress, report) as writer:
             found = scan(paths, self.config.ingest)
@@ -73,20 +75,19 @@ class Ingestor:
                         report.removed += 1
         return report
 
-    def remove(self, paths: list[str]) -> IngestReport:
-        """Remove indexed sources by file path, or every source under a folder path."""
+    def remove(self, paths: list[str], *, folders: bool = True, everything: bool = False) -> IngestReport:
+        """Remove indexed sources by exact path; with `folders`, every source under a folder path too.
+
+        The rules are in rag.ingest.removal: a blank path, or folders that would empty the index without
+        `everything`, raise UsageError and remove nothing; a path that names no source is reported as failed."""
         report = IngestReport()
+        plan_removal(self.index.manifest.sources(), paths, folders=folders, everything=everything)  # refuse before writing
         with write_session(self.index, self.progress, report) as writer:
-            records = self.index.manifest.sources()
-            for given in paths:
-                exact = [r.path for r in records if r.path == given]  # sources not from files, e.g. "langchain:..."
-                target = Path(given).resolve().as_posix()
-                matches = exact or [r.path for r in records if r.path == target or r.path.startswith(target.rstrip("/") + "/")]
-                if not matches:
-                    report.failed.append(FileProblem(given, "not in the index (see `rag sources`)"))
-                for path in matches:
-                    report.chunks_removed += writer.remove(path)
-                    report.removed += 1
+            plan = plan_removal(self.index.manifest.sources(), paths, folders=folders, everything=everything)
+            report.failed.extend(plan.problems)
+            for path in plan.sources:
+                report.chunks_removed += writer.remove(path)
+                report.removed += 1
         return report
 
     # --- steps ---------------------------------------------------------------------------

@@ -28,10 +28,14 @@ def scan(paths: list[str], config: IngestConfig) -> ScanResult:
     seen: set[Path] = set()
     for given in paths:
         root = Path(given)
-        absolute = root.resolve()
-        if absolute.is_file():
+        try:
+            absolute = root.resolve()
+            kind = "file" if absolute.is_file() else "folder" if absolute.is_dir() else None
+        except (OSError, ValueError):  # no file can have this name (a NUL byte, an unencodable character)
+            kind = None
+        if kind == "file":
             _add(result, seen, absolute, given)
-        elif absolute.is_dir():
+        elif kind == "folder":
             result.folders.append(absolute)
             for found in _walk(absolute, config):
                 relative = found.relative_to(absolute).as_posix()

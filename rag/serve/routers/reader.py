@@ -4,26 +4,33 @@
 - `POST /v1/document`: a document's stored text by the `source` and `doc_id` a passage or citation gives, under
   the same permission rule as retrieval (a document the caller may not read is "not found", as if it did not exist);
 - `POST /v1/upload`: files sent as base64 in JSON, saved in the index's uploads folder and ingested (admin keys).
-
-Kept apart from rag.serve.app so the app module only includes this router.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import anyio
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from rag.core.access import Access
+from rag.core.access import Access, parse_groups
+from rag.index.backends import open_backend
 from rag.index.contracts import ApiKey, Catalog
-from rag.pipeline import RagPipeline
 from rag.retrieve.access import SNAPSHOTS
+from rag.serve.context import ServerState, admin, caller, run_with_pipeline, server
+from rag.serve.errors import BODY_ERRORS, ERRORS, TIMEOUT_ERRORS, ApiError
+from rag.serve.schemas import ErrorOut
+from rag.serve.writes import write
 
+if TYPE_CHECKING:
+    from rag.ingest.pipeline import Ingestor
+    from rag.ingest.report import IngestReport
+
+router = APIRouter(responses=ERRORS)
 NOT_FOUND = "no such document (it was removed, or this key may not read it)"
 
 
@@ -72,45 +79,44 @@ def safe_upload_name(name: str) -> str:
     return Path(name.replace("\\", "/")).name.lstrip(".") or "upload"
 
 
-def reader_routes(
-    caller: Callable[..., ApiKey],
-    admin: Callable[..., ApiKey],
-    with_pipeline: Callable[[Callable[[RagPipeline], Any]], Awaitable[Any]],
-    uploads_dir: Callable[[], Path],
-    ingest: Callable[[list[str], list[str] | None, list[str] | None], Awaitable[dict[str, Any]]],
-    error: Callable[[int, str, str], Exception],
-) -> APIRouter:
-    """The router; `error(status, message, kind)` builds the app's JSON error, `ingest(paths, groups, tags)` writes."""
-    router = APIRouter(prefix="/v1")
 
-    @router.get("/me", tags=["questions"])
-    async def me(key: ApiKey = Depends(caller)) -> dict[str, Any]:
-        """The caller: key (or signed-in user) name, reader groups, and whether it may ingest."""
-        return {"name": key.name, "groups": list(key.groups), "admin": key.admin}
+@router.get("/v1/me", tags=["questions"])
+async def me(key: ApiKey = Depends(caller)) -> dict[str, Any]:
+    """The caller: key (or signed-in user) name, reader groups, and whether it may ingest."""
+    return {"name": key.name, "groups": list(key.groups), "admin": key.admin}
 
-    @router.post("/document", tags=["questions"])
-    async def document(body: DocumentIn, key: ApiKey = Depends(caller)) -> dict[str, Any]:
-        """A document's stored text (the text citation spans index into), its sections and page count."""
-        found = await with_pipeline(lambda p: readable_document(p.index.manifest, body.source, body.doc_id, key.access))
-        if found is None:
-            raise error(404, NOT_FOUND, "not_found")
-        return found
 
-    @router.post("/upload", tags=["admin"])
-    async def upload(body: UploadIn, key: ApiKey = Depends(admin)) -> dict[str, Any]:
-        """Save the files in the index's uploads folder (same name = replaced) and ingest them (admin keys)."""
-        decoded = []
-        for file in body.files:
-            try:
-                decoded.append((safe_upload_name(file.name), base64.b64decode(file.content_base64, validate=True)))
-            except binascii.Error:
-                raise error(422, f"files[{file.name!r}].content_base64 is not base64", "invalid_request_error") from None
-        folder = uploads_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for name, content in decoded:
-            (folder / name).write_bytes(content)
-            paths.append(str(folder / name))
-        return await ingest(paths, body.groups, body.tags)
+@router.post("/v1/document", tags=["questions"],
+             responses={404: {"model": ErrorOut, "description": "Not there, or not readable by this key."}, **BODY_ERRORS, **TIMEOUT_ERRORS})
+async def document(body: DocumentIn, key: ApiKey = Depends(caller), state: ServerState = Depends(server)) -> dict[str, Any]:
+    """A document's stored text (the text citation spans index into), its sections and page count."""
+    found = await run_with_pipeline(state, lambda p: readable_document(p.index.manifest, body.source, body.doc_id, key.access))
+    if found is None:
+        raise ApiError(404, NOT_FOUND, "not_found")
+    return found
 
-    return router
+
+@router.post("/v1/upload", tags=["admin"], responses={409: {"model": ErrorOut, "description": "Another write is running."}, **BODY_ERRORS})
+async def upload(body: UploadIn, key: ApiKey = Depends(admin), state: ServerState = Depends(server)) -> dict[str, Any]:
+    """Save the files in the index's uploads folder (same name = replaced) and ingest them (admin keys)."""
+    try:
+        groups = list(parse_groups(body.groups)) if body.groups is not None else None
+    except ValueError as exc:
+        raise ApiError(422, f"groups: {exc}") from None
+    decoded = []
+    for file in body.files:
+        try:
+            decoded.append((safe_upload_name(file.name), base64.b64decode(file.content_base64, validate=True)))
+        except binascii.Error:
+            raise ApiError(422, f"files[{file.name!r}].content_base64 is not base64") from None
+    folder = open_backend(state.index_dir).uploads_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, content in decoded:
+        (folder / name).write_bytes(content)
+        paths.append(str(folder / name))
+
+    def action(ingestor: Ingestor) -> IngestReport:
+        return ingestor.ingest(paths)
+
+    return await anyio.to_thread.run_sync(write, state.writer, state.index_dir, state.config, action, groups, body.tags)
