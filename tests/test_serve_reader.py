@@ -78,7 +78,7 @@ def test_uploads_need_an_admin_key_and_are_ingested_with_their_groups(client: Te
         assert "bonus_plan.md" in client.post("/v1/ask", json=question, headers=bearer(keys["ui-hr"])).text
         assert "bonus_plan.md" not in client.post("/v1/ask", json=question, headers=bearer(keys["ui-staff"])).text
         bad = client.post("/v1/upload", json={"files": [{"name": "a.md", "content_base64": "%%%"}]}, headers=bearer(keys["ui-admin"]))
-        assert bad.status_code == 422 and "base64" in bad.json()["error"]["message"]
+        assert bad.status_code == 422 and "content_base64" in bad.json()["error"]["message"]
     finally:
         uploaded = str(open_backend(hr_workdir / INDEX).uploads_dir() / "bonus_plan.md")
         assert client.post("/v1/remove", json={"paths": [uploaded]}, headers=bearer(keys["ui-admin"])).status_code == 200

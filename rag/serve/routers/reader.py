@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import base64
-import binascii
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,7 @@ from rag.index.contracts import ApiKey, Catalog
 from rag.retrieve.access import SNAPSHOTS
 from rag.serve.context import ServerState, admin, caller, run_with_pipeline, server
 from rag.serve.errors import BODY_ERRORS, ERRORS, TIMEOUT_ERRORS, ApiError
-from rag.serve.schemas import ErrorOut
+from rag.serve.schemas import ErrorOut, GroupName
 from rag.serve.writes import write
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from rag.ingest.report import IngestReport
 
 router = APIRouter(responses=ERRORS)
+BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"  # what b64decode(validate=True) takes
 NOT_FOUND = "no such document (it was removed, or this key may not read it)"
 
 
@@ -41,12 +42,12 @@ class DocumentIn(BaseModel):
 
 class UploadFile(BaseModel):
     name: str = Field(description="File name; its extension picks the loader (.pdf, .docx, .md, ...).")
-    content_base64: str
+    content_base64: str = Field(pattern=BASE64, description="The file's bytes, base64 (standard alphabet, padded).")
 
 
 class UploadIn(BaseModel):
     files: list[UploadFile] = Field(min_length=1)
-    groups: list[str] | None = Field(None, description="Reader groups of the uploaded documents; none = every reader.")
+    groups: list[GroupName] | None = Field(None, description="Reader groups of the uploaded documents; none = every reader.")
     tags: list[str] | None = None
 
 
@@ -75,8 +76,8 @@ def readable_document(manifest: Catalog, source: str, doc_id: str, access: Acces
 
 
 def safe_upload_name(name: str) -> str:
-    """The file name without folders or a leading dot (an upload never escapes the uploads folder)."""
-    return Path(name.replace("\\", "/")).name.lstrip(".") or "upload"
+    """The file name without folders, control characters or a leading dot (an upload never escapes the uploads folder)."""
+    return Path(re.sub(r"[\x00-\x1f\x7f]", "", name).replace("\\", "/")).name.lstrip(".") or "upload"
 
 
 
@@ -103,12 +104,7 @@ async def upload(body: UploadIn, key: ApiKey = Depends(admin), state: ServerStat
         groups = list(parse_groups(body.groups)) if body.groups is not None else None
     except ValueError as exc:
         raise ApiError(422, f"groups: {exc}") from None
-    decoded = []
-    for file in body.files:
-        try:
-            decoded.append((safe_upload_name(file.name), base64.b64decode(file.content_base64, validate=True)))
-        except binascii.Error:
-            raise ApiError(422, f"files[{file.name!r}].content_base64 is not base64") from None
+    decoded = [(safe_upload_name(file.name), base64.b64decode(file.content_base64, validate=True)) for file in body.files]
     folder = open_backend(state.index_dir).uploads_dir()
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
