@@ -254,6 +254,35 @@ LoaderSection = Annotated[
 ]
 
 
+class IngestLimits(_Section):
+    """Per-file bounds: a file past one fails fast, with a reason naming the setting, and the run goes on.
+
+    Files are read in a worker process, so a loader that hangs or balloons is stopped without stopping the run.
+    """
+
+    max_chars: int = Field(20_000_000, ge=1, description="Extracted text per file, in characters.")
+    max_chunks: int = Field(100_000, ge=1, description="Chunks per file.")
+    max_unzipped_mb: float = Field(
+        256.0, gt=0, description="ZIP-based formats (DOCX): total declared size of the package's parts once unpacked."
+    )
+    max_zip_ratio: float = Field(
+        100.0, gt=1, description="ZIP-based formats: unpacked / packed size of any part over 1 MB unpacked (zip bombs)."
+    )
+    max_xml_part_mb: float = Field(
+        32.0, gt=0, description="ZIP-based formats: unpacked size of one XML part (word/document.xml), parsed in memory."
+    )
+    max_depth: int = Field(256, ge=8, description="HTML nesting depth (XML parts are parsed with libxml2's own limit of 256).")
+    max_pages: int = Field(5_000, ge=1, description="PDF pages.")
+    timeout_s: float = Field(120.0, gt=0, description="Wall time to read and chunk one file; the reader is stopped after it.")
+    max_memory_mb: int = Field(
+        1536, ge=128, description="Memory (resident) of the process reading a file; it is stopped past this."
+    )
+    isolate: bool = Field(
+        True,
+        description="Read files in a worker process (enforces timeout_s and max_memory_mb); false reads in-process.",
+    )
+
+
 class IngestConfig(_Section):
     """Which files are read and how."""
 
@@ -261,6 +290,7 @@ class IngestConfig(_Section):
     include_hidden: bool = Field(False, description="Also read files and folders whose name starts with '.'.")
     exclude: list[str] = Field(default_factory=list, description="Glob patterns of paths to leave out.")
     write_batch_chunks: int = Field(2048, ge=1, description="Chunks embedded and written per batch.")
+    limits: IngestLimits = Field(default_factory=IngestLimits)
     jsonl: JsonlConfig = Field(default_factory=JsonlConfig)
     groups: dict[str, list[str]] = Field(
         default_factory=dict,
@@ -403,7 +433,8 @@ class GenerationConfig(_Section):
     )
     max_sentences: int = Field(3, ge=1, le=10, description="extractive: most sentences quoted.")
     min_support: float = Field(
-        0.45, ge=0, le=1, description="extractive: evidence below this score means 'the documents do not say'."
+        0.28, ge=0, le=1,
+        description="extractive: evidence below this score means 'the documents do not say' (calibrated on dev sets: docs/answers.md).",
     )
     prompt: str = Field("answer", description="Prompt template name in prompts/ for the LLM answerer.")
 

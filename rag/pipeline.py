@@ -8,34 +8,36 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import AsyncIterator, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any
+from typing import Any, Unpack
 
-from rag.config import RagConfig
+from rag.config import RagConfig, load_config
 from rag.core.tokens import count_tokens
 from rag.errors import RagError
 from rag.generate.citations import CitationChecker, CitationStream
 from rag.generate.extractive import NOT_FOUND, CachedEmbedder, ExtractiveAnswerer
-from rag.core.access import Access
-from rag.core.chat import ChatModel, Message
+from rag.core.chat import ChatModel
+from rag.core.results import AnswerOut
+from rag.core.trace import Candidate, DroppedCitation, GeneratorInfo, RerankInfo, Rewrite, Trace
 from rag.generate.llm import build_chat_model
 from rag.generate.marker_order import MarkerOrder
 from rag.index.store import Index
 from rag.prompts import render
 from rag.retrieve.context import ContextAssembler
 from rag.retrieve.filter_check import check_filters, nothing_matches
-from rag.retrieve.filters import Filters
+from rag.retrieve.query import LOCAL, Query, QueryOptions
 from rag.retrieve.rerank import ListwiseStats, Reranker, build_reranker
 from rag.retrieve.rewrite import QueryRewriter
 from rag.retrieve.search import HybridSearcher
 from rag.types import Answer, Passage, ScoredChunk
 
-
-LOCAL = Access.unrestricted()  # the local CLI and Python API read the index files directly, so everything
+__all__ = ["LOCAL", "Query", "RagPipeline", "Retrieved", "StreamEvent", "answer_to_json"]
 
 
 @dataclass(slots=True)
@@ -43,7 +45,7 @@ class Retrieved:
     question: str  # standalone question
     ranked: list[ScoredChunk]
     passages: list[Passage]
-    trace: dict[str, Any] = field(default_factory=dict)
+    trace: Trace = field(default_factory=Trace)
 
 
 @dataclass(slots=True)
@@ -64,8 +66,11 @@ class RagPipeline:
         index.on_change(self._forget_documents)
 
     @classmethod
-    def open(cls, location: str | os.PathLike[str], config: RagConfig) -> "RagPipeline":
-        """The pipeline over the index at `location` (a folder, or a URL of another backend), read-only."""
+    def open(cls, location: str | os.PathLike[str], config: RagConfig | None = None) -> "RagPipeline":
+        """The pipeline over the index at `location` (a folder, or a URL of another backend), read-only.
+
+        `config`: default `load_config()` (built-in defaults, ./rag.yaml, RAG_* environment variables)."""
+        config = config if config is not None else load_config()
         index = Index.open(location, config)
         try:
             return cls(index, config)
@@ -77,6 +82,13 @@ class RagPipeline:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the index (and the worker thread of the async methods, if they were used)."""
+        worker = self.__dict__.pop("_worker", None)
+        if worker is not None:
+            worker.shutdown(wait=True)
         self.index.close()
 
     # --- components ----------------------------------------------------------------------
@@ -114,99 +126,79 @@ class RagPipeline:
         return mode == "llm" or (mode == "auto" and self.chat is not None)
 
     # --- stages ----------------------------------------------------------------------------
-    def retrieve(
-        self,
-        question: str,
-        history: list[Message] | None = None,
-        filters: Filters = Filters(),
-        access: Access = LOCAL,
-        top_k: int | None = None,
-    ) -> Retrieved:
-        """`access`: whose permissions apply (the server passes the API key's; the local CLI reads everything).
-
-        `top_k`: chunks kept for context (default retrieval.top_k)."""
+    def retrieve(self, query: Query | str, /, **options: Unpack[QueryOptions]) -> Retrieved:
+        """Search and assemble the context for `query` (a Query, or the question with Query's fields as keywords)."""
+        query = Query.of(query, options)
         started = time.perf_counter()
         self.index.sync()  # see what writers committed since the last question
-        if check_filters(filters, self.index.manifest, access) == 0:  # unknown values raise FilterError
-            return Retrieved(question, [], [], {"filters": filters.describe(), "filters_match_nothing": True})
-        rewritten = QueryRewriter(self.config.rewrite, self.chat).rewrite(question, history)
+        if check_filters(query.filters, self.index.manifest, query.access) == 0:  # unknown values raise FilterError
+            return Retrieved(query.question, [], [], Trace(filters=query.filters.describe(), filters_match_nothing=True))
+        rewritten = QueryRewriter(self.config.rewrite, self.chat).rewrite(query.question, query.history)
         extra = [self.index.query_embedder.embed([rewritten.hypothetical])[0]] if rewritten.hypothetical else None
-        top_k = top_k or self.config.retrieval.top_k
+        top_k = query.top_k or self.config.retrieval.top_k
         reranker = self.reranker
         limit = max(self.config.rerank.candidates, top_k) if reranker else top_k
-        result = self.searcher.search(rewritten.queries, filters, extra_vectors=extra, limit=limit, access=access)
+        result = self.searcher.search(rewritten.queries, query.filters, extra_vectors=extra, limit=limit, access=query.access)
         ranked = result.chunks
-        trace: dict[str, Any] = {"rewrite": {"standalone": rewritten.standalone, **rewritten.notes}, **result.trace}
+        trace = result.trace
+        trace.rewrite = Rewrite(standalone=rewritten.standalone, **rewritten.notes)
         if reranker is not None:
             ranked = reranker.rerank(rewritten.standalone, ranked)
-            trace["rerank"] = {"kind": self.config.rerank.kind, "failed_windows": 0, "windows": None}
+            trace.rerank = RerankInfo(kind=self.config.rerank.kind, failed_windows=0, windows=None)
             if isinstance(reranker, ListwiseStats):
-                trace["rerank"].update(failed_windows=reranker.last_failures, windows=reranker.last_windows)
+                trace.rerank = RerankInfo(kind=self.config.rerank.kind, failed_windows=reranker.last_failures, windows=reranker.last_windows)
         ranked = ranked[:top_k]
-        passages, context_trace = self.assembler.assemble(ranked, result.visible)
-        trace["context"] = context_trace
-        trace["candidates"] = [
-            {
-                "chunk_id": s.chunk.chunk_id,
-                "source": s.source_display,
-                "page": s.chunk.page,
-                "scores": {k: round(v, 4) for k, v in s.scores.items()},
-                "ranks": s.ranks,
-            }
+        passages, trace.context = self.assembler.assemble(ranked, result.visible)
+        trace.candidates = [
+            Candidate(
+                chunk_id=s.chunk.chunk_id,
+                source=s.source_display,
+                page=s.chunk.page,
+                scores={k: round(v, 4) for k, v in s.scores.items()},
+                ranks=s.ranks,
+            )
             for s in ranked
         ]
-        trace["retrieval_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        trace.retrieval_ms = round((time.perf_counter() - started) * 1000, 1)
         return Retrieved(rewritten.standalone, ranked, passages, trace)
 
-    def ask(
-        self,
-        question: str,
-        history: list[Message] | None = None,
-        filters: Filters = Filters(),
-        access: Access = LOCAL,
-        top_k: int | None = None,
-    ) -> Answer:
+    def ask(self, query: Query | str, /, **options: Unpack[QueryOptions]) -> Answer:
+        """The checked answer to `query` (a Query, or the question with Query's fields as keywords)."""
         answer: Answer | None = None
-        for event in self.stream(question, history, filters, access, top_k):
+        for event in self.stream(query, **options):
             if event.kind == "done":
                 answer = event.answer
         assert answer is not None
         return answer
 
-    def stream(
-        self,
-        question: str,
-        history: list[Message] | None = None,
-        filters: Filters = Filters(),
-        access: Access = LOCAL,
-        top_k: int | None = None,
-    ) -> Iterator[StreamEvent]:
+    def stream(self, query: Query | str, /, **options: Unpack[QueryOptions]) -> Generator[StreamEvent, None, None]:
         """Yield checked answer text sentence by sentence, then the final Answer."""
+        query = Query.of(query, options)
+        question = query.question
         if not question.strip():
             raise RagError("the question is empty", "ask something, e.g. rag ask \"How many vacation days do I get?\"")
-        retrieved = self.retrieve(question, history, filters, access, top_k)
+        retrieved = self.retrieve(query)
         trace = retrieved.trace
-        if trace.get("filters_match_nothing"):  # said plainly, not "the documents do not contain an answer"
-            message = nothing_matches(filters, access)
+        if trace.filters_match_nothing:  # said plainly, not "the documents do not contain an answer"
+            message = nothing_matches(query.filters, query.access)
             yield StreamEvent("delta", message)
             yield StreamEvent("done", answer=Answer(question, message, [], [], trace, answered=False))
             return
         checker = CitationChecker(retrieved.passages, self.index.manifest, min_support=0.5)
         stream = CitationStream(checker)
         started = time.perf_counter()
+        short = None
         if not retrieved.passages:
             deltas: Iterator[str] = iter([NOT_FOUND])
-            trace["generator"] = {"answerer": "none", "reason": "no passages retrieved"}
+            trace.generator = GeneratorInfo(answerer="none", reason="no passages retrieved")
         elif self.uses_llm:
             deltas = self._llm_deltas(retrieved)
-            trace["generator"] = {"answerer": "llm", "model": self._llm().name}
+            trace.generator = GeneratorInfo(answerer="llm", model=self._llm().name)
         else:
             answerer = ExtractiveAnswerer(self.config.generation, self.sentence_embedder, self._heading_path)
-            text, generator_trace = answerer.answer(
-                retrieved.question, retrieved.passages
-            )
-            deltas = iter([text])
-            trace["generator"] = generator_trace
+            extracted = answerer.answer(retrieved.question, retrieved.passages, CitationChecker(retrieved.passages, self.index.manifest))
+            deltas, short = iter([extracted.text]), extracted.short
+            trace.generator = GeneratorInfo.model_validate(extracted.trace)
         order = MarkerOrder()  # markers shown as [1], [2], ... in order of first appearance
         for delta in deltas:
             for checked in stream.feed(delta):
@@ -215,12 +207,37 @@ class RagPipeline:
         for checked in stream.finish():
             if checked.text:
                 yield StreamEvent("delta", order.text(checked.text))
-        trace["generation_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        trace.generation_ms = round((time.perf_counter() - started) * 1000, 1)
         text = order.text(stream.text.strip())
         citations, passages = order.citations(stream.citations), order.passages(retrieved.passages)
-        trace["citations_dropped"] = order.dropped(stream.dropped)
+        trace.citations_dropped = [DroppedCitation.model_validate(d) for d in order.dropped(stream.dropped)]
         answered = bool(text) and NOT_FOUND.rstrip(".") not in text
-        yield StreamEvent("done", answer=Answer(question, text or NOT_FOUND, citations, passages, trace, answered))
+        keep = answered and short is not None and short.marker in order.mapping and text.startswith(short.text)
+        short = replace(short, marker=order.mapping[short.marker]) if keep and short is not None else None
+        yield StreamEvent("done", answer=Answer(question, text or NOT_FOUND, citations, passages, trace, answered, short))
+
+    # --- async ---------------------------------------------------------------------------------
+    @cached_property
+    def _worker(self) -> ThreadPoolExecutor:
+        """The async methods run the pipeline here: one thread, so calls on one pipeline never overlap."""
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-pipeline")
+
+    async def aask(self, query: Query | str, /, **options: Unpack[QueryOptions]) -> Answer:
+        """`ask` without blocking the event loop (it runs on this pipeline's worker thread)."""
+        return await asyncio.wrap_future(self._worker.submit(self.ask, Query.of(query, options)))
+
+    async def aretrieve(self, query: Query | str, /, **options: Unpack[QueryOptions]) -> Retrieved:
+        """`retrieve` without blocking the event loop."""
+        return await asyncio.wrap_future(self._worker.submit(self.retrieve, Query.of(query, options)))
+
+    async def astream(self, query: Query | str, /, **options: Unpack[QueryOptions]) -> AsyncIterator[StreamEvent]:
+        """`stream` without blocking the event loop: each checked sentence as it comes, then the final Answer."""
+        events = self.stream(Query.of(query, options))
+        try:
+            while (event := await asyncio.wrap_future(self._worker.submit(next, events, None))) is not None:
+                yield event
+        finally:
+            await asyncio.wrap_future(self._worker.submit(events.close))
 
     def _heading_path(self, passage: Passage, offset: int) -> tuple[str, ...]:
         document = self.assembler.document(passage.source_key, passage.doc_id)
@@ -245,17 +262,6 @@ class RagPipeline:
 
 
 def answer_to_json(answer: Answer) -> dict[str, Any]:
-    """The documented `--json` shape: question, answer, citations[marker, source, page, start, end, text], trace."""
-    return {
-        "question": answer.question,
-        "answer": answer.answer,
-        "answered": answer.answered,
-        "citations": [
-            {"marker": c.marker, "source": c.source, "page": c.page, "start": c.start, "end": c.end, "text": c.text}
-            for c in answer.citations
-        ],
-        "passages": [
-            {k: v for k, v in asdict(p).items() if k not in ("source_key",)} for p in answer.passages
-        ],
-        "trace": answer.trace,
-    }
+    """The documented `--json` shape (`rag.core.results.AnswerOut`): question, answer, answered,
+    citations[marker, source, page, start, end, text], passages, trace."""
+    return AnswerOut.of(answer).to_json()

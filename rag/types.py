@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rag.core.trace import Trace
+
 
 @dataclass(frozen=True, slots=True)
 class Section:
@@ -110,11 +112,23 @@ class Citation:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class ShortAnswer:
+    """The span that answers, leading the answer text ("Timmy", "$750", "Yes"): `start`/`end` are offsets in the
+    document text inside the span of citation `marker` (None for "Yes"/"No", which the citation's sentence shows)."""
+
+    text: str
+    marker: int
+    start: int | None = None
+    end: int | None = None
+
+
 @dataclass(slots=True)
 class Answer:
     question: str
     answer: str
     citations: list[Citation]
     passages: list[Passage]
-    trace: dict[str, object]
+    trace: Trace  # typed; its JSON is trace.to_json()
     answered: bool = True  # False when the documents do not contain the answer
+    short_answer: ShortAnswer | None = None  # offline answers: the span the answer text starts with

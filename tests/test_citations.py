@@ -58,7 +58,7 @@ def test_correct_citation_is_kept_with_an_exact_span(index_dir: Path) -> None:
     assert citation.source.endswith("data/handbook.pdf") and citation.page is not None
     assert "20 vacation days" in citation.text
     assert f"[{citation.marker}]" in answer.answer
-    assert answer.trace["citations_dropped"] == []
+    assert answer.trace.citations_dropped == []
     assert_citations_exact(answer, index_dir)
 
 
@@ -71,7 +71,7 @@ def test_marker_pointing_at_the_wrong_passage_is_dropped(index_dir: Path) -> Non
         answer = rag.ask(QUESTION)
     assert answer.citations == []
     assert not re.search(r"\[\d+\]", answer.answer)
-    assert answer.trace["citations_dropped"][0]["reason"]
+    assert answer.trace.citations_dropped[0].reason
 
 
 def test_out_of_range_marker_is_removed(index_dir: Path) -> None:
@@ -80,7 +80,7 @@ def test_out_of_range_marker_is_removed(index_dir: Path) -> None:
         answer = rag.ask(QUESTION)
     assert "[42]" not in answer.answer
     assert [c.marker for c in answer.citations] == [int(re.search(r"\[(\d+)\]", answer.answer).group(1))]
-    assert any("no passage [42]" in d["reason"] for d in answer.trace["citations_dropped"])
+    assert any("no passage [42]" in d.reason for d in answer.trace.citations_dropped)
 
 
 def test_fabricated_quote_and_wrong_figure_are_dropped(index_dir: Path) -> None:
@@ -94,7 +94,7 @@ def test_fabricated_quote_and_wrong_figure_are_dropped(index_dir: Path) -> None:
 
     with FakeOpenAI(chat_reply=reply) as server, RagPipeline.open(index_dir, llm_config(server)) as rag:
         answer = rag.ask(QUESTION)
-    reasons = " ".join(d["reason"] for d in answer.trace["citations_dropped"])
+    reasons = " ".join(d.reason for d in answer.trace.citations_dropped)
     assert "quoted text not found" in reasons and "figures ['35']" in reasons
     assert len(answer.citations) == 1 and "20 vacation days" in answer.citations[0].text
     sentences = answer.answer.split(". ")
@@ -161,11 +161,11 @@ def test_pipeline_reranks_with_a_rerank_endpoint(index_dir: Path) -> None:
         with RagPipeline.open(index_dir, config) as rag:
             retrieved = rag.retrieve(QUESTION)
         rerank_calls = [r for r in server.requests if r["path"].endswith("/rerank")]
-    assert retrieved.trace["rerank"]["kind"] == "endpoint" and rerank_calls
+    assert retrieved.trace.rerank.kind == "endpoint" and rerank_calls
     assert len(rerank_calls[0]["body"]["documents"]) == 10
-    scores = [c["scores"]["rerank"] for c in retrieved.trace["candidates"] if "rerank" in c["scores"]]
+    scores = [c.scores["rerank"] for c in retrieved.trace.candidates if "rerank" in c.scores]
     assert scores and scores == sorted(scores, reverse=True)
-    assert [c["ranks"]["rerank"] for c in retrieved.trace["candidates"]][: len(scores)] == list(range(1, len(scores) + 1))
+    assert [c.ranks["rerank"] for c in retrieved.trace.candidates][: len(scores)] == list(range(1, len(scores) + 1))
 
 
 def test_the_sentence_vector_cache_returns_the_vectors_of_the_texts_asked_for() -> None:

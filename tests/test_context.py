@@ -203,7 +203,7 @@ def test_neighbours_alone_never_create_passages(manifest: Manifest, count_tokens
     alpha = chunks_of(manifest, "alpha.txt")
     ranked = [scored(alpha[2], 1.0), scored(alpha[9], 0.1)]  # alpha[9] is cut by min_relative_score
     passages, trace = assemble(manifest, count_tokens, ranked, neighbours=1, min_relative_score=0.5, max_tokens=1500)
-    assert trace["cut_by_relevance"] == 1
+    assert trace.cut_by_relevance == 1
     assert len(passages) == 1
     assert passages[0].chunk_ids == [alpha[1].chunk_id, alpha[2].chunk_id, alpha[3].chunk_id]
     included = {i for p in passages for i in p.chunk_ids}
@@ -226,9 +226,9 @@ def test_min_relative_score_cuts_weak_chunks(manifest: Manifest, count_tokens) -
     ranked = [scored(alpha[0], 1.0), scored(beta[0], 0.6), scored(gamma[0], 0.4)]
     passages, trace = assemble(manifest, count_tokens, ranked, min_relative_score=0.5, max_tokens=1500)
     assert [p.chunk_ids for p in passages] == [[alpha[0].chunk_id], [beta[0].chunk_id]]
-    assert trace["cut_by_relevance"] == 1
+    assert trace.cut_by_relevance == 1
     passages, trace = assemble(manifest, count_tokens, ranked, min_relative_score=0.0, max_tokens=1500)
-    assert len(passages) == 3 and trace["cut_by_relevance"] == 0
+    assert len(passages) == 3 and trace.cut_by_relevance == 0
 
 
 def test_token_budget_is_respected(manifest: Manifest, count_tokens) -> None:
@@ -241,7 +241,7 @@ def test_token_budget_is_respected(manifest: Manifest, count_tokens) -> None:
     passages, trace = assemble(manifest, count_tokens, ranked, max_tokens=64)
     used = sum(count_tokens(p.text) for p in passages)
     assert 1 <= len(passages) < 5
-    assert used <= 64 and trace["context_tokens"] == used
+    assert used <= 64 and trace.context_tokens == used
     for passage in passages:
         assert_exact(manifest, passage)
         assert passage.chunk_ids in [p.chunk_ids for p in unlimited]  # whole passages, never cut (only the first may be)
@@ -257,7 +257,7 @@ def test_a_smaller_passage_after_one_that_does_not_fit_is_still_used(manifest: M
     passages, trace = assemble(manifest, count_tokens, ranked, max_tokens=64)
     assert [p.chunk_ids for p in passages] == [[alpha[0].chunk_id], [small.chunk_id]]
     assert [p.number for p in passages] == [1, 2]
-    assert trace["context_tokens"] == sum(sizes)
+    assert trace.context_tokens == sum(sizes)
 
 
 def test_first_passage_over_budget_is_truncated_at_a_word_boundary(manifest: Manifest, count_tokens) -> None:
@@ -271,7 +271,7 @@ def test_first_passage_over_budget_is_truncated_at_a_word_boundary(manifest: Man
     tokens = count_tokens(first.text)
     assert 32 <= tokens <= 64  # cut near the budget, not to almost nothing
     assert text[first.end].isspace() and not first.text[-1].isspace()  # ends at a word boundary
-    assert sum(count_tokens(p.text) for p in passages) == trace["context_tokens"] <= 64
+    assert sum(count_tokens(p.text) for p in passages) == trace.context_tokens <= 64
 
 
 def test_max_passages_keeps_the_best(manifest: Manifest, count_tokens) -> None:
@@ -279,7 +279,7 @@ def test_max_passages_keeps_the_best(manifest: Manifest, count_tokens) -> None:
     ranked = [scored(gamma[0], 0.4), scored(alpha[0], 0.7), scored(beta[0], 0.9), scored(alpha[8], 0.5)]
     passages, trace = assemble(manifest, count_tokens, ranked, max_passages=2, max_tokens=1500)
     assert [p.chunk_ids for p in passages] == [[beta[0].chunk_id], [alpha[0].chunk_id]]
-    assert trace["passages"] == 2
+    assert trace.passages == 2
 
 
 def test_passages_are_numbered_by_score(manifest: Manifest, count_tokens) -> None:
@@ -293,7 +293,8 @@ def test_passages_are_numbered_by_score(manifest: Manifest, count_tokens) -> Non
 
 
 def test_no_chunks_no_passages(manifest: Manifest, count_tokens) -> None:
-    assert assemble(manifest, count_tokens, []) == ([], {})
+    passages, trace = assemble(manifest, count_tokens, [])
+    assert (passages, trace.model_dump(exclude_unset=True)) == ([], {})
 
 
 # --- token counts stored at ingest ------------------------------------------------------
@@ -315,10 +316,10 @@ def test_single_chunk_passages_are_not_re_encoded(manifest: Manifest, count_toke
     ranked = [scored(alpha[0], 0.9), scored(gamma[1], 0.8), scored(beta[3], 0.7)]  # three separate passages
     passages, trace = ContextAssembler(manifest, ContextConfig(max_tokens=1500), counting).assemble(ranked)
     assert len(passages) == 3 and counted == []
-    assert trace["context_tokens"] == sum(count_tokens(p.text) for p in passages)
+    assert trace.context_tokens == sum(count_tokens(p.text) for p in passages)
     merged = [scored(alpha[4], 0.9), scored(alpha[5], 0.8)]  # one passage of two chunks: only their shared text is encoded
     passages, trace = ContextAssembler(manifest, ContextConfig(max_tokens=1500), counting).assemble(merged)
-    assert len(passages) == 1 and trace["context_tokens"] == count_tokens(passages[0].text)
+    assert len(passages) == 1 and trace.context_tokens == count_tokens(passages[0].text)
     assert sum(len(text) for text in counted) < len(passages[0].text) / 2
 
 
@@ -331,7 +332,7 @@ def test_merged_passages_count_exactly_from_stored_counts(manifest: Manifest, co
         for first in range(len(chunks) - size + 1):
             ranked = [scored(c, 1.0 - 0.01 * i) for i, c in enumerate(chunks[first : first + size])]
             passages, trace = assemble(manifest, count_tokens, ranked, max_tokens=100_000, max_passages=50)
-            assert trace["context_tokens"] == sum(count_tokens(p.text) for p in passages)
+            assert trace.context_tokens == sum(count_tokens(p.text) for p in passages)
             checked += len(passages) < size  # at least two chunks merged into one passage
     assert checked > 0
 

@@ -69,7 +69,7 @@ def test_the_custom_loader_and_reranker_work_in_a_real_ingest_and_question(plugi
 
     with RagPipeline.open(tmp_path / "index", config) as pipeline:
         retrieved = pipeline.retrieve("When do unused parking permits expire?")
-        assert retrieved.trace["rerank"]["kind"] == "my_plugins:PreferSources"
+        assert retrieved.trace.rerank.kind == "my_plugins:PreferSources"
         assert any(s.source_display.endswith("garage.eml") for s in retrieved.ranked)  # the e-mail's text is searchable
         assert any("carry over until the end of March" in p.text for p in retrieved.passages)
         for scored in retrieved.ranked:  # the plug-in's rule, applied to every candidate it saw

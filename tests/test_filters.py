@@ -164,9 +164,9 @@ def test_unfiltered_search_finds_the_zebra_document(index: Index, searcher: Hybr
     """The control for the filtered tests: without a filter, both retrievers rank the zebra chunk first."""
     result = searcher.search(["zebra stripes"], access=Access.unrestricted())
     zebra_ids = index.manifest.chunk_ids_of(next(p for p, d in display_of(index).items() if d == ZEBRA))
-    step = result.trace["per_query"][0]
-    assert step["bm25"] and step["bm25"][0][0] in zebra_ids
-    assert step["dense"] and step["dense"][0][0] in zebra_ids
+    step = result.trace.per_query[0]
+    assert step.bm25 and step.bm25[0][0] in zebra_ids
+    assert step.dense and step.dense[0][0] in zebra_ids
     assert result.chunks[0].chunk.chunk_id in zebra_ids
 
 
@@ -184,11 +184,11 @@ def test_filtered_search_never_leaves_the_allowed_sources(index: Index, searcher
     assert result.chunks, "the allowed sources still have candidates"
     assert {s.chunk.chunk_id for s in result.chunks} <= allowed.chunk_ids
     assert ZEBRA not in {s.source_display for s in result.chunks}
-    lexical, dense = result.trace["per_query"][0]["bm25"], result.trace["per_query"][0]["dense"]
-    hypothetical = result.trace["per_query"][1]
-    assert hypothetical["query"] == "(hypothetical answer)"
-    assert dense and hypothetical["dense"]  # dense still answers, from allowed chunks only
-    for ranked in (lexical, dense, hypothetical["dense"]):
+    lexical, dense = result.trace.per_query[0].bm25, result.trace.per_query[0].dense
+    hypothetical = result.trace.per_query[1]
+    assert hypothetical.query == "(hypothetical answer)"
+    assert dense and hypothetical.dense  # dense still answers, from allowed chunks only
+    for ranked in (lexical, dense, hypothetical.dense):
         assert {chunk_id for chunk_id, _ in ranked} <= allowed.chunk_ids
     if "vacation" in query:
         # BM25 matches "vacation" in allowed documents, and never the zebra document that also has it
@@ -202,7 +202,7 @@ def test_filter_matching_nothing_returns_nothing(searcher: HybridSearcher) -> No
     for filters in (Filters(tags=("nope",)), Filters(sources=("elsewhere/**",)), Filters(file_types=("pdf",))):
         result = searcher.search(["zebra vacation"], filters, extra_vectors=[vector], access=Access.unrestricted())
         assert result.chunks == []
-        assert all(step["dense"] == [] and step["bm25"] == [] for step in result.trace["per_query"])
+        assert all(step.dense == [] and step.bm25 == [] for step in result.trace.per_query)
 
 
 def test_pipeline_applies_filters_to_passages(index: Index, built) -> None:
@@ -211,7 +211,7 @@ def test_pipeline_applies_filters_to_passages(index: Index, built) -> None:
     retrieved = pipeline.retrieve("zebra stripes vacation", filters=Filters(sources=("corpus/hr",)))
     assert retrieved.passages
     assert {p.source for p in retrieved.passages} <= {"corpus/hr/benefits.md", "corpus/hr/sub/dental.txt"}
-    assert retrieved.trace["filters"] == {"sources": ["corpus/hr"]}
+    assert retrieved.trace.filters == {"sources": ["corpus/hr"]}
     answer = pipeline.ask("zebra stripes", filters=Filters(sources=("elsewhere/**",)))
     assert answer.answered is False and answer.passages == [] and answer.citations == []
 

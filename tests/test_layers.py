@@ -16,16 +16,16 @@ from tests.conftest import REPO
 
 # bottom first: per layer, its components and the module prefixes each holds (the longest matching prefix wins)
 LAYERS: list[dict[str, tuple[str, ...]]] = [
-    {"ground floor": ("rag", "rag.errors", "rag.types", "rag.core", "rag.text_units", "rag.prompts", "rag.openai_client")},
+    {"ground floor": ("rag.version", "rag.errors", "rag.types", "rag.core", "rag.text_units", "rag.prompts", "rag.openai_client")},
     {"config": ("rag.config",)},
     {"index": ("rag.index",)},
     {"ingest": ("rag.ingest",), "retrieve": ("rag.retrieve",), "generate": ("rag.generate",)},
     {"pipeline": ("rag.pipeline",)},
     {
         "evaluate": ("rag.evaluate",), "serve": ("rag.serve",), "interop": ("rag.interop",),
-        "ui support": ("rag.ui_support",), "testing": ("rag.testing",),
+        "testing": ("rag.testing",),
     },
-    {"cli": ("rag.cli", "rag.__main__")},
+    {"cli": ("rag.cli", "rag.__main__"), "python api": ("rag", "rag.api")},  # `rag` itself: the public names
     {"ui": ("ui",)},
 ]
 
@@ -160,3 +160,16 @@ def _strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:
                         break
                 groups.append(group)
     return groups
+
+
+def test_the_library_never_imports_the_ui() -> None:
+    """The UI's modules (ui/*.py, imported by their bare names as Streamlit runs them) stay out of rag/."""
+    ui_names = {"ui", *(path.stem for path in (REPO / "ui").rglob("*.py"))}
+    wrong = []
+    for path in sorted((REPO / "rag").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            )
+            wrong += [f"{path.relative_to(REPO)} imports {name}" for name in names if name.split(".")[0] in ui_names]
+    assert not wrong, "\n".join(wrong)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rag.config import BM25Config
-from rag.index.bm25 import BM25Index
+from rag.index.bm25 import BM25Index, Segment, State, assemble
 from rag.index.store import Index
 from rag.ingest.pipeline import Ingestor
 from rag.retrieve.access import Access
@@ -28,8 +28,9 @@ def test_bm25_over_text_without_words_matches_nothing_and_survives_save_and_load
     index = BM25Index(BM25Config())
     index.build(["a", "b", "c"], NO_WORDS)
     assert index.search("ð the", 10) == [] and index.search("anything", 10, allowed={"a"}) == []
-    index.save(tmp_path / "gen")
-    loaded = BM25Index.load(tmp_path / "gen", BM25Config())
+    index.save(tmp_path, ["segment"], tmp_path / "version.json", catalog_generation=1)
+    state = State.read(tmp_path / "version.json")
+    loaded = assemble(BM25Config(), [Segment.load(tmp_path / name) for name in state.names], state.dead)
     assert loaded.chunk_ids == ["a", "b", "c"] and loaded.search("ð", 10) == []
 
 
@@ -55,7 +56,7 @@ def test_an_index_without_lexical_vocabulary_ingests_removes_and_answers_densely
             result = HybridSearcher(index, config.retrieval).search(["ð"], access=Access.unrestricted())
             assert result.chunks and result.chunks[0].chunk.text == "ð"
             assert all("bm25" not in s.scores for s in result.chunks)
-            assert result.trace["per_query"][0]["bm25"] == []
+            assert result.trace.per_query[0].bm25 == []
         _write_jsonl(tmp_path / "corpus/odd.jsonl", [{"_id": "o0", "text": "ð"}])
         with Index.open(tmp_path / "index", config, writable=True) as index:
             assert not Ingestor(index).ingest([str(tmp_path / "corpus")]).failed  # a rewrite rebuilds BM25 again
@@ -76,7 +77,7 @@ def test_a_reader_whose_visible_chunks_have_no_words_gets_dense_results(tmp_path
             for query in ("ð", "salary bands"):
                 result = searcher.search([query], access=Access.of_groups(("odd",)))
                 assert {s.chunk.doc_id for s in result.chunks} <= {"w", "x"} and result.chunks
-                assert result.trace["per_query"][0]["bm25"] == []
+                assert result.trace.per_query[0].bm25 == []
             everyone = searcher.search(["salary bands"], access=Access.unrestricted())
             assert everyone.chunks[0].chunk.doc_id == "s" and "bm25" in everyone.chunks[0].scores
 

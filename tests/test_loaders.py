@@ -273,6 +273,8 @@ def test_every_gold_answer_is_in_the_loaded_text_of_one_of_its_sources() -> None
                 loaded = load(REPO / source)
                 texts[source] = "\n".join(d.text for d in loaded.documents)
         for answer in row["answers"]:
+            if answer in ("Yes", "No"):
+                continue  # a yes/no question's verdict, not a quote (its evidence is checked by the answer tests)
             holders = [s for s in row["sources"] if answer in texts[s]]
             assert holders, f"{row['id']}: answer {answer!r} not found in {row['sources']}"
             checked += 1

@@ -106,7 +106,7 @@ def prompt_of(server: FakeOpenAI, kind: str) -> str:
 
 
 def candidate_files(trace) -> list[str]:
-    return [c["source"].rsplit("/", 1)[-1] for c in trace["candidates"]]
+    return [c.source.rsplit("/", 1)[-1] for c in trace.candidates]
 
 
 # --- condensing a follow-up ----------------------------------------------------------------
@@ -115,27 +115,27 @@ def candidate_files(trace) -> list[str]:
 def test_condense_sends_history_and_follow_up_and_searches_the_standalone_question(chat, index_dir) -> None:
     chat.chat_reply = script(condense=f'\n- "{STANDALONE}"\nI hope this helps.')
     with RagPipeline.open(index_dir, llm_config(chat)) as rag:
-        retrieved = rag.retrieve(FOLLOW_UP, HISTORY)
+        retrieved = rag.retrieve(FOLLOW_UP, history=HISTORY)
     assert kinds_sent(chat) == ["condense"]
     prompt = prompt_of(chat, "condense")
     assert "user: How many vacation days do employees get?" in prompt
     assert "assistant: Employees receive 20 vacation days per year [1]." in prompt
     assert f"Last message: {FOLLOW_UP}" in prompt
     trace = retrieved.trace
-    assert trace["queries"] == [STANDALONE]
-    assert [step["query"] for step in trace["per_query"]] == [STANDALONE]
-    assert trace["rewrite"]["standalone"] == retrieved.question == STANDALONE
-    assert STANDALONE in trace["rewrite"]["condense"]
+    assert trace.queries == [STANDALONE]
+    assert [step.query for step in trace.per_query] == [STANDALONE]
+    assert trace.rewrite.standalone == retrieved.question == STANDALONE
+    assert STANDALONE in trace.rewrite.notes["condense"]
     assert candidate_files(trace)[0] == "contractors.txt"
 
 
 def test_the_answer_is_written_for_the_standalone_question(chat, index_dir) -> None:
     chat.chat_reply = script(condense=STANDALONE, answer="The documents do not contain an answer to this question.")
     with RagPipeline.open(index_dir, llm_config(chat)) as rag:
-        answer = rag.ask(FOLLOW_UP, HISTORY)
+        answer = rag.ask(FOLLOW_UP, history=HISTORY)
     assert kinds_sent(chat) == ["condense", "answer"]
     assert prompt_of(chat, "answer").rstrip().endswith(f"Question: {STANDALONE}")
-    assert answer.trace["queries"] == [STANDALONE]
+    assert answer.trace.queries == [STANDALONE]
 
 
 def test_condense_sends_only_the_recent_history(chat, index_dir) -> None:
@@ -144,7 +144,7 @@ def test_condense_sends_only_the_recent_history(chat, index_dir) -> None:
         history += [{"role": "user", "content": f"question-{turn:02d}"}, {"role": "assistant", "content": f"reply-{turn:02d}"}]
     chat.chat_reply = script(condense=STANDALONE)
     with RagPipeline.open(index_dir, llm_config(chat)) as rag:
-        rag.retrieve(FOLLOW_UP, history)
+        rag.retrieve(FOLLOW_UP, history=history)
     prompt = prompt_of(chat, "condense")
     assert "question-04" in prompt and "reply-09" in prompt  # the last 6 turns
     assert "question-03" not in prompt and "reply-03" not in prompt
@@ -165,16 +165,16 @@ def test_condense_sends_only_the_recent_history(chat, index_dir) -> None:
 def test_model_reply_is_cleaned(chat, index_dir, reply: str, standalone: str) -> None:
     chat.chat_reply = script(condense=reply)
     with RagPipeline.open(index_dir, llm_config(chat)) as rag:
-        retrieved = rag.retrieve(FOLLOW_UP, HISTORY)
-    assert retrieved.trace["rewrite"]["standalone"] == standalone
-    assert retrieved.trace["queries"] == [standalone]
+        retrieved = rag.retrieve(FOLLOW_UP, history=HISTORY)
+    assert retrieved.trace.rewrite.standalone == standalone
+    assert retrieved.trace.queries == [standalone]
 
 
 def test_empty_condense_reply_keeps_the_follow_up(chat, index_dir) -> None:
     chat.chat_reply = script(condense="  \n\n")
     with RagPipeline.open(index_dir, llm_config(chat)) as rag:
-        retrieved = rag.retrieve(FOLLOW_UP, HISTORY)
-    assert retrieved.question == FOLLOW_UP and retrieved.trace["queries"] == [FOLLOW_UP]
+        retrieved = rag.retrieve(FOLLOW_UP, history=HISTORY)
+    assert retrieved.question == FOLLOW_UP and retrieved.trace.queries == [FOLLOW_UP]
 
 
 # --- multi-query ---------------------------------------------------------------------------
@@ -202,10 +202,10 @@ def test_multi_query_searches_the_question_and_the_model_queries(chat, index_dir
     assert prompt_of(chat, "multi_query") == render("multi_query", count="2", question=BIKE)
     expected = [BIKE, "Rooftop observatory telescope booking", "2024 holidays"]
     trace = retrieved.trace
-    assert trace["queries"] == expected
-    assert [step["query"] for step in trace["per_query"]] == expected
-    assert trace["rewrite"]["multi_query"] == "2 extra queries"
-    assert trace["rewrite"]["standalone"] == BIKE
+    assert trace.queries == expected
+    assert [step.query for step in trace.per_query] == expected
+    assert trace.rewrite.notes["multi_query"] == "2 extra queries"
+    assert trace.rewrite.standalone == BIKE
     files = candidate_files(trace)
     assert {"parking.txt", "telescope.txt", "holidays.txt"} <= set(files)  # fused across all three queries
 
@@ -234,22 +234,22 @@ def test_hyde_adds_a_dense_search_with_a_hypothetical_answer(chat, index_dir) ->
     assert prompt_of(chat, "hyde") == render("hyde", question=question)
     assert HYPOTHETICAL in chat.embedded_texts()  # the passage itself is embedded, stripped
     trace = retrieved.trace
-    assert trace["queries"] == [question]  # the passage is not searched as text
-    steps = trace["per_query"]
-    assert [step["query"] for step in steps] == [question, "(hypothetical answer)"]
-    assert steps[1]["bm25"] == [] and steps[1]["dense"][0][0] == parking
-    assert trace["rewrite"]["hyde"]
+    assert trace.queries == [question]  # the passage is not searched as text
+    steps = trace.per_query
+    assert [step.query for step in steps] == [question, "(hypothetical answer)"]
+    assert steps[1].bm25 == [] and steps[1].dense[0][0] == parking
+    assert trace.rewrite.notes["hyde"]
 
 
 def test_condensed_question_feeds_multi_query_and_hyde(chat, index_dir) -> None:
     chat.chat_reply = script(condense=STANDALONE, multi_query="contractor invoices\nvacation eligibility", hyde=HYPOTHETICAL)
     settings = ("rewrite.multi_query=2", "rewrite.hyde=true")
     with RagPipeline.open(index_dir, llm_config(chat, *settings)) as rag:
-        retrieved = rag.retrieve(FOLLOW_UP, HISTORY)
+        retrieved = rag.retrieve(FOLLOW_UP, history=HISTORY)
     assert kinds_sent(chat) == ["condense", "multi_query", "hyde"]
     assert prompt_of(chat, "multi_query") == render("multi_query", count="2", question=STANDALONE)
     assert prompt_of(chat, "hyde") == render("hyde", question=STANDALONE)
-    assert [step["query"] for step in retrieved.trace["per_query"]] == [
+    assert [step.query for step in retrieved.trace.per_query] == [
         STANDALONE,
         "contractor invoices",
         "vacation eligibility",
@@ -263,24 +263,24 @@ def test_condensed_question_feeds_multi_query_and_hyde(chat, index_dir) -> None:
 def test_without_an_llm_each_step_is_skipped_with_a_note(chat, index_dir) -> None:
     settings = ("rewrite.multi_query=2", "rewrite.hyde=true")
     with RagPipeline.open(index_dir, offline_config(chat, *settings)) as rag:
-        retrieved = rag.retrieve(FOLLOW_UP, HISTORY)
-        answer = rag.ask(FOLLOW_UP, HISTORY)
+        retrieved = rag.retrieve(FOLLOW_UP, history=HISTORY)
+        answer = rag.ask(FOLLOW_UP, history=HISTORY)
     assert chat.chat_requests() == []
-    notes = retrieved.trace["rewrite"]
+    notes = retrieved.trace.rewrite.notes
     for step in ("condense", "multi_query", "hyde"):
         assert "no LLM" in notes[step]
-    combined = f"{HISTORY[0]['content']} {FOLLOW_UP}"  # the previous user question + the follow-up
-    assert retrieved.trace["queries"] == [combined]
-    assert [step["query"] for step in retrieved.trace["per_query"]] == [combined]  # no extra queries, no HyDE
-    assert retrieved.question == FOLLOW_UP
+    combined = "How many vacation days do employees get contractors?"  # the fragment completes the previous question
+    assert retrieved.trace.queries == [combined]
+    assert [step.query for step in retrieved.trace.per_query] == [combined]  # no extra queries, no HyDE
+    assert retrieved.question == combined  # the answer is written for the standalone question too
     assert "contractors.txt" in candidate_files(retrieved.trace)[:2]
-    assert answer.trace["generator"]["answerer"] == "extractive"
-    assert answer.trace["queries"] == [combined]
+    assert answer.trace.generator.answerer == "extractive"
+    assert answer.trace.queries == [combined]
 
 
 def test_without_an_llm_and_without_history_the_question_is_searched_as_is(chat, index_dir) -> None:
     with RagPipeline.open(index_dir, offline_config(chat, "rewrite.multi_query=3")) as rag:
         retrieved = rag.retrieve(BIKE)
     assert chat.chat_requests() == []
-    assert retrieved.trace["queries"] == [BIKE]
-    assert "condense" not in retrieved.trace["rewrite"] and "no LLM" in retrieved.trace["rewrite"]["multi_query"]
+    assert retrieved.trace.queries == [BIKE]
+    assert "condense" not in retrieved.trace.rewrite.notes and "no LLM" in retrieved.trace.rewrite.notes["multi_query"]

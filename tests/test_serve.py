@@ -513,6 +513,25 @@ def test_documents_sent_in_the_request_are_ingested_with_their_groups(gated: tup
     assert {r["doc_id"] for r in staff} >= {"memo-upload"} and "board-secret" not in {r["doc_id"] for r in staff}
 
 
+def test_hostile_server_paths_fail_per_file_in_the_answer(gated: tuple[Server, dict[str, str]]) -> None:
+    """Files past a limit come back as per-file failures with the setting to raise (issue 18), not a 500."""
+    from tests.hostile_files import billion_laughs_xml, docx_with_document_xml, self_referencing_pdf
+
+    server, keys = gated
+    folder = server.root / "hostile"
+    folder.mkdir()
+    (folder / "deep.html").write_bytes(b"<html><body>" + b"<div>" * 5000 + b"deep" + b"</div>" * 5000 + b"</body></html>")
+    (folder / "laughs.docx").write_bytes(docx_with_document_xml(billion_laughs_xml()))
+    (folder / "loop.pdf").write_bytes(self_referencing_pdf())
+    (folder / "kestrels.md").write_text("# Kestrels\n\nKestrels hover over motorway verges.\n", encoding="utf-8")
+    answer = call(server, keys["admin"], "/v1/ingest", {"paths": ["hostile"]})
+    assert answer.status_code == 200, answer.text
+    failed = {Path(p["path"]).name: p["reason"] for p in answer.json()["failed"]}
+    assert "ingest.limits.max_depth" in failed["deep.html"]
+    assert "DTD" in failed["laughs.docx"] and "PDF" in failed["loop.pdf"]
+    assert answer.json()["new"] == 1
+
+
 def test_a_server_killed_mid_ingest_loses_nothing_committed_and_restarts(gated: tuple[Server, dict[str, str]], fake_embeddings: FakeOpenAI) -> None:
     """SIGKILL while the ingest is held at a known file; the restarted server repairs the index and answers."""
     from rag.config import load_config

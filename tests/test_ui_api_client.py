@@ -14,7 +14,8 @@ from rag.pipeline import RagPipeline, answer_to_json
 from tests.conftest import REPO
 from tests.helpers import free_port
 
-sys.path.insert(0, str(REPO / "ui"))
+if str(REPO / "ui") not in sys.path:
+    sys.path.insert(0, str(REPO / "ui"))
 from api_client import ApiRefused, RagApi, chat_turn_from_json, source_view_from_json  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -33,7 +34,7 @@ def test_an_answer_becomes_a_turn_whose_spans_open_the_cited_text(demo_workdir: 
         served = {"text": stored.text, "pages": len(stored.pages),
                   "sections": [{"start": s.start, "end": s.end, "heading_path": list(s.heading_path)} for s in stored.sections]}
         view = source_view_from_json(served, ref)
-        cited = next(c for c in answer.citations if c.marker == marker)
+        cited = next(c for c in answer.citations if c.marker == marker)  # the first span of the marker
         assert view.cited_text == cited.text and view.source == cited.source and view.page_count == len(stored.pages)
     with pytest.raises(RagError, match="no longer exists"):
         source_view_from_json({"text": "short"}, next(iter(turn.citations.values())))

@@ -18,7 +18,7 @@ from rag.config import load_config
 from rag.index.manifest import Manifest
 from rag.index.store import MANIFEST_FILE
 from rag.pipeline import RagPipeline, answer_to_json
-from rag.ui_support import INDEX_ENV, RUNS_ENV, SETTINGS_ENV, index_stats
+from ui_support import INDEX_ENV, RUNS_ENV, SETTINGS_ENV, index_stats
 from tests.conftest import REPO
 from tests.fake_openai import FakeOpenAI
 
@@ -127,9 +127,9 @@ def test_settings_apply_to_the_next_question_and_survive_a_page_visit(app) -> No
     assert (at.number_input(key="setting_top_k").value, at.selectbox(key="setting_fusion").value) == (2, "rrf")
     ask(at, QUESTION)
     turn = at.session_state.turns[0]
-    assert len(turn.trace["candidates"]) == 2
-    assert all(set(c["scores"]) >= {"fused"} for c in turn.trace["candidates"])
-    assert turn.trace["candidates"][0]["scores"]["fused"] < 0.1  # an RRF score (1/(60 + rank) sums), not a [0, 1] convex one
+    assert len(turn.trace.candidates) == 2
+    assert all(set(c.scores) >= {"fused"} for c in turn.trace.candidates)
+    assert turn.trace.candidates[0].scores["fused"] < 0.1  # an RRF score (1/(60 + rank) sums), not a [0, 1] convex one
 
 
 def test_sidebar_filters_narrow_the_search_and_are_shown(app) -> None:
@@ -140,7 +140,7 @@ def test_sidebar_filters_narrow_the_search_and_are_shown(app) -> None:
     ask(at, QUESTION)
     pdf_only = at.session_state.turns[0]
     assert pdf_only.passages and all(p["source"].endswith(".pdf") for p in pdf_only.passages)
-    assert all(c["source"].endswith(".pdf") for c in pdf_only.trace["candidates"])
+    assert all(c.source.endswith(".pdf") for c in pdf_only.trace.candidates)
 
     at.multiselect(key="setting_filter_file_types").set_value([]).run()
     at.text_input(key="setting_filter_sources").set_value("data/hr").run()
@@ -183,7 +183,7 @@ def test_follow_up_is_condensed_with_an_llm_set_in_the_sidebar(app) -> None:
         ask(at, "And after five years?")
     first, second = at.session_state.turns
     assert "20 vacation days" in first.answer and first.citations
-    assert second.trace["rewrite"]["condense"].startswith("rewritten as: How many vacation days do employees with more than 5 years")
+    assert second.trace.rewrite.notes["condense"].startswith("rewritten as: How many vacation days do employees with more than 5 years")
     assert "25 days" in second.answer and second.citations, second.answer
     condense = [r for r in server.chat_requests() if r["messages"][-1]["content"].startswith("Rewrite the user's last message")]
     assert len(condense) == 1 and QUESTION in condense[0]["messages"][-1]["content"]  # the history reached the LLM

@@ -1,4 +1,4 @@
-"""The chat UI's Streamlit-free logic (rag.ui_support): escaping, citation links, the source window, settings as
+"""The chat UI's Streamlit-free logic (ui/ui_support.py): escaping, citation links, the source window, settings as
 config overrides, uploads, turns built from real answers."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from rag.errors import RagError
 from rag.index.manifest import Manifest
 from rag.index.store import MANIFEST_FILE
 from rag.pipeline import RagPipeline, answer_to_json
-from rag.ui_support import (
+from ui_support import (
     CallbackProgress,
     Settings,
     SourceView,
@@ -166,6 +167,20 @@ def test_the_source_view_shows_the_stored_text_the_citation_indexes_into(answere
     assert view.title == f"handbook.pdf · page {citation.page} of {view.page_count}"
 
 
+def test_a_marker_citing_several_spans_opens_the_span_it_first_cites(answered, demo_workdir: Path) -> None:
+    """An offline answer may quote two sentences of one passage, each with the same [n]: the marker's link must open
+    the span its first appearance cites, not whichever came last."""
+    answer, _ = answered
+    first = answer.citations[0]
+    later = replace(first, start=first.start + 1, text=first.text[1:])
+    manifest = Manifest(demo_workdir / ".rag/demo" / MANIFEST_FILE)
+    try:
+        turn = chat_turn(replace(answer, citations=[first, later]), manifest)
+    finally:
+        manifest.close()
+    assert (turn.citations[first.marker].start, turn.citations[first.marker].end) == (first.start, first.end)
+
+
 def test_a_vanished_document_or_span_is_a_clear_error(answered, demo_workdir: Path, tmp_path: Path) -> None:
     _, turn = answered
     ref = turn.citations[1]
@@ -195,7 +210,7 @@ def test_list_runs_and_comparison_rows(tmp_path: Path) -> None:
 
 
 def test_comparison_defaults_pair_runs_of_the_same_kind_and_dataset() -> None:
-    from rag.ui_support import comparison_defaults
+    from ui_support import comparison_defaults
 
     metas = {
         "r5": {"kind": "meta", "dataset": {"name": "judge_labels"}, "configs": ["lexical", "offline"]},
@@ -218,7 +233,7 @@ def test_comparison_defaults_pair_runs_of_the_same_kind_and_dataset() -> None:
 
 
 def test_index_labels_fit_the_sidebar(tmp_path: Path) -> None:
-    from rag.ui_support import INDEX_LABEL_CHARS, index_label
+    from ui_support import INDEX_LABEL_CHARS, index_label
 
     assert index_label(tmp_path / ".rag/demo", cwd=tmp_path) == ".rag/demo"
     deep = tmp_path / "a-rather-long-folder-name/and-another-one/.rag/team-docs"

@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 
 from rag.cli.ui_cmd import API_ENV, SSO_HEADER_ENV
+from rag.core.trace import Trace
 from rag.errors import RagError
-from rag.ui_support import ChatTurn, SourceView, SpanRef
+from ui_support import ChatTurn, SourceView, SpanRef
 
 TIMEOUT_S = 180.0  # an answer by a slow LLM may take long; the server has its own limit (serve.request_timeout_s)
 
@@ -98,12 +99,12 @@ def chat_turn_from_json(answer: dict[str, Any]) -> ChatTurn:
     asks the server for the document again, under the caller's permissions."""
     passages = sorted(answer.get("passages", []), key=lambda p: p["number"])
     refs = {p["number"]: SpanRef(p["source"], p["source"], p["doc_id"], p["start"], p["end"], p.get("page")) for p in passages}
-    citations = {
-        c["marker"]: SpanRef(c["source"], c["source"], refs[c["marker"]].doc_id, c["start"], c["end"], c.get("page"))
-        for c in answer.get("citations", []) if c["marker"] in refs
-    }
-    trace = answer.get("trace", {})
-    scores = {c["chunk_id"]: c.get("scores", {}) for c in trace.get("candidates", [])}
+    citations: dict[int, SpanRef] = {}
+    for c in answer.get("citations", []):  # a marker may cite several spans of its passage: it opens the first
+        if c["marker"] in refs:
+            citations.setdefault(c["marker"], SpanRef(c["source"], c["source"], refs[c["marker"]].doc_id, c["start"], c["end"], c.get("page")))
+    trace = Trace.model_validate(answer.get("trace") or {})
+    scores = {c.chunk_id: c.scores for c in trace.candidates}
     rows = []
     for p in passages:
         best: dict[str, float] = {}
@@ -113,7 +114,12 @@ def chat_turn_from_json(answer: dict[str, Any]) -> ChatTurn:
         rows.append({"passage": p["number"], "cited": p["number"] in citations, "source": p["source"], "page": p.get("page"),
                      "heading": " › ".join(p.get("heading_path", [])), "score": round(p["score"], 4),
                      **{s: best.get(s) for s in ("dense", "bm25", "fused", "rerank")}, "chars": p["end"] - p["start"]})
-    return ChatTurn(answer["question"], answer["answer"], answer["answered"], citations, rows, refs, trace)
+    return ChatTurn(answer["question"], answer["answer"], answer["answered"], citations, rows, refs, trace, short_answer=_short(answer.get("short_answer")))
+
+
+def _short(value: Any) -> str | None:
+    """The short answer's text (an object with `text` in the JSON, or absent)."""
+    return value.get("text") if isinstance(value, dict) else value
 
 
 def source_view_from_json(document: dict[str, Any], ref: SpanRef) -> SourceView:

@@ -14,7 +14,7 @@ import streamlit as st
 
 from api_client import API_ENV, SSO_HEADER_ENV, ApiRefused, Caller, RagApi, chat_turn_from_json, source_view_from_json
 from chat_view import ErrorTurn, render_queued, render_turn
-from rag.ui_support import UPLOAD_TYPES, ChatTurn, SpanRef, history_messages
+from ui_support import UPLOAD_TYPES, ChatTurn, SpanRef, history_messages
 from sidebar import _show_last_ingest
 
 KEY = "api_key"  # session state: the signed-in API key

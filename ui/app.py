@@ -2,8 +2,8 @@
 $RAG_UI_INDEX, else $RAG_INDEX, else .rag/index).
 
 Two pages: Chat (ui/views/chat.py) and Evaluation (ui/views/evaluation.py); with `rag ui --api URL`, one: the
-chat as a client of `rag serve` (ui/views/api_chat.py, people sign in). The logic lives in
-rag.ui_support and the library; these files only lay it out.
+chat as a client of `rag serve` (ui/views/api_chat.py, people sign in). The logic lives in ui_support.py and
+api_client.py (Streamlit-free, unit-tested) and the library; these files only lay it out.
 """
 
 from __future__ import annotations

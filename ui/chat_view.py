@@ -15,7 +15,9 @@ import streamlit as st
 
 from rag.config import RagConfig
 from rag.errors import RagError
-from rag.ui_support import (
+from rag.retrieve.query import Query
+from shared_pipelines import SHARED
+from ui_support import (
     ChatTurn,
     SourceView,
     SpanRef,
@@ -50,7 +52,7 @@ export default function (component) {
     root.className = "rag-answer";
     parentElement.appendChild(root);
   }
-  root.innerHTML = data;  // built by rag.ui_support.answer_html: text escaped, markers are links
+  root.innerHTML = data;  // built by ui_support.answer_html: text escaped, markers are links
   root.querySelectorAll("a.rag-cite").forEach((link) => {
     link.onclick = (event) => {
       event.preventDefault();
@@ -96,21 +98,24 @@ class ErrorTurn:
 # --- asking --------------------------------------------------------------------------------------
 def ask(question: str, index_dir: Path, config: RagConfig, filters: Filters, turns: list[Any], pending: list[str]) -> None:
     """Stream the answer into the page, then keep the turn (or the error) in the session, take the question off
-    `pending` and redraw. Interrupted before that (another question was asked), the question stays pending."""
-    from rag.pipeline import RagPipeline
-
+    `pending` and redraw. Interrupted before that (another question was asked), the question stays pending.
+    The pipeline is the shared one for this index and settings (ui/shared_pipelines.py), not opened per question."""
     with st.chat_message("user"):
         st.text(question)
     with st.chat_message("assistant"):
         turn: ChatTurn | ErrorTurn
         try:
-            with RagPipeline.open(index_dir, config) as pipeline:
-                events = pipeline.stream(question, history_messages([t for t in turns if isinstance(t, ChatTurn)]), filters)
-                with st.spinner("Searching the documents…"):
-                    first = next(events)  # retrieval, then the first checked sentence
-                final: list[Any] = []
-                st.write_stream(_texts(itertools.chain([first], events), final))
-                turn = chat_turn(final[0], pipeline.index.manifest)
+            with SHARED.lease(index_dir, config) as pipeline:
+                history = history_messages([t for t in turns if isinstance(t, ChatTurn)])
+                events = pipeline.stream(Query(question, history, filters))
+                try:
+                    with st.spinner("Searching the documents…"):
+                        first = next(events)  # retrieval, then the first checked sentence
+                    final: list[Any] = []
+                    st.write_stream(_texts(itertools.chain([first], events), final))
+                    turn = chat_turn(final[0], pipeline.index.manifest)
+                finally:
+                    events.close()  # stopped mid-answer (a new question reran the page): end it before the lease
         except RagError as exc:
             hint = exc.hint + (" (here: the Settings in the sidebar)" if SIDEBAR_KEYS.search(exc.hint) else "")
             turn = ErrorTurn(question, exc.message, hint)
@@ -156,7 +161,7 @@ def render_turn(position: int, turn: ChatTurn | ErrorTurn, index_dir: Path | Sou
         if isinstance(turn, ErrorTurn):
             st.error(turn.message + (f"\n\n**Fix:** {turn.hint}" if turn.hint else ""))
             return
-        clicked = ANSWER(data=answer_html(turn.answer, turn.labels(), markdown=turn.written_by_llm), key=f"answer-{position}", on_cite_change=lambda: None)
+        clicked = ANSWER(data=answer_html(turn.answer, turn.labels(), markdown=turn.written_by_llm, short=turn.short_answer), key=f"answer-{position}", on_cite_change=lambda: None)
         if clicked.cite and str(clicked.cite).isdigit() and int(clicked.cite) in turn.citations:
             marker = int(clicked.cite)
             show_source(index_dir, turn.citations[marker], f"Citation [{marker}]")
@@ -180,12 +185,16 @@ def _citation_buttons(position: int, turn: ChatTurn, index_dir: Path | SourceOpe
 
 def _summary_line(turn: ChatTurn) -> None:
     trace = turn.trace
-    generator = trace.get("generator", {})
-    answerer = generator.get("model") or generator.get("answerer") or "extractive"
+    generator = trace.generator
+    answerer = (generator.model or generator.answerer if generator else None) or "extractive"
     st.caption(
-        f"{_count(len(turn.citations), 'citation')} · {_count(len(turn.passages), 'passage')} · retrieval {trace.get('retrieval_ms', '?')} ms · "
-        f"generation {trace.get('generation_ms', '?')} ms · answerer: {answerer}"
+        f"{_count(len(turn.citations), 'citation')} · {_count(len(turn.passages), 'passage')} · retrieval {_or_unknown(trace.retrieval_ms)} ms · "
+        f"generation {_or_unknown(trace.generation_ms)} ms · answerer: {answerer}"
     )
+
+
+def _or_unknown(value: float | None) -> str:
+    return "?" if value is None else str(value)
 
 
 def _count(n: int, noun: str) -> str:
@@ -210,17 +219,15 @@ def _sources_panel(position: int, turn: ChatTurn, index_dir: Path | SourceOpener
 
 def render_trace(turn: ChatTurn) -> None:
     trace = turn.trace
-    rewrite = trace.get("rewrite", {})
     st.markdown("**Queries searched**")
-    for query in trace.get("queries", []):
+    for query in trace.queries:
         st.code(query, language=None, wrap_lines=True)
-    if rewrite.get("standalone") and rewrite.get("standalone") != turn.question:
-        st.caption(f"Standalone question: {rewrite['standalone']}")
-    for step, note in rewrite.items():
-        if step != "standalone":
-            st.caption(f"{step}: {note}")
-    if trace.get("filters"):
-        st.caption(f"Filters: {trace['filters']}")
+    if trace.rewrite and trace.rewrite.standalone and trace.rewrite.standalone != turn.question:
+        st.caption(f"Standalone question: {trace.rewrite.standalone}")
+    for step, note in (trace.rewrite.notes if trace.rewrite else {}).items():
+        st.caption(f"{step}: {note}")
+    if trace.filters:
+        st.caption(f"Filters: {trace.filters}")
     st.markdown("**Final ranking** (after fusion and reranking)")
     st.dataframe(candidate_rows(trace), hide_index=True, width="stretch", placeholder=MISSING,
                  column_config={s: st.column_config.NumberColumn(s, format="%.4f") for s in ("dense", "bm25", "fused", "rerank")})
@@ -234,17 +241,17 @@ def render_trace(turn: ChatTurn) -> None:
                 if step[name]:
                     st.dataframe(step[name], hide_index=True, width="stretch", placeholder=MISSING,
                                  column_order=("rank", "score", "source", "page", "text"))
-    context = trace.get("context", {})
-    notes = [f"{context.get('passages', '?')} passages, {context.get('context_tokens', '?')} context tokens"]
-    if context.get("cut_by_relevance"):
-        notes.append(f"{context['cut_by_relevance']} chunks cut by relevance")
-    if trace.get("rerank"):
-        notes.append(f"reranker: {trace['rerank'].get('kind')}")
+    context = trace.context
+    notes = [f"{context.passages} passages, {context.context_tokens} context tokens" if context else "? passages, ? context tokens"]
+    if context and context.cut_by_relevance:
+        notes.append(f"{context.cut_by_relevance} chunks cut by relevance")
+    if trace.rerank:
+        notes.append(f"reranker: {trace.rerank.kind}")
     st.caption(" · ".join(notes))
-    for dropped in trace.get("citations_dropped", []):
-        st.warning(f"Citation [{dropped.get('marker')}] was removed: {dropped.get('reason')}")
+    for dropped in trace.citations_dropped:
+        st.warning(f"Citation [{dropped.marker}] was removed: {dropped.reason}")
     with st.popover("Raw trace (JSON)"):
-        st.json(trace, expanded=False)
+        st.json(trace.to_json(), expanded=False)
 
 
 # --- the source viewer ---------------------------------------------------------------------------

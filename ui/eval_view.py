@@ -10,7 +10,7 @@ import streamlit as st
 
 from rag.errors import RagError
 from rag.evaluate.report import Run, charts, load_run, summary_metrics
-from rag.ui_support import comparison_defaults, comparison_rows
+from ui_support import comparison_defaults, comparison_rows
 
 PLOTS_PER_ROW = 3
 

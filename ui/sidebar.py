@@ -11,7 +11,7 @@ import streamlit as st
 from rag.config import RagConfig, load_config, resolve_config_path
 from rag.errors import RagError
 from rag.retrieve.filters import Filters
-from rag.ui_support import (
+from ui_support import (
     INDEX_ENV,
     UPLOAD_TYPES,
     CallbackProgress,

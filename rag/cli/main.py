@@ -8,6 +8,7 @@ problem that stopped the command (missing index, unreachable endpoint, index bus
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -86,6 +87,15 @@ def ingest(
         ),
     ] = None,
     public: Annotated[bool, typer.Option("--public", help="Make these documents readable by every API key (clears their groups).")] = False,
+    ray: Annotated[
+        Optional[str],
+        typer.Option(
+            "--ray",
+            metavar="auto|ADDRESS",
+            help="Load, chunk and embed on a Ray cluster's workers (the `ray` extra; docs/ray.md): auto = the cluster "
+            "this machine belongs to, or the head's HOST:PORT. Every node must read the files at the same path.",
+        ),
+    ] = None,
 ) -> None:
     """Add or update documents in an index (incremental).
 
@@ -113,15 +123,30 @@ def ingest(
             f"no such file or folder: {', '.join(missing)}",
             "check the path (relative to the current folder); nothing was ingested and no index was created or changed",
         )
+    if ray is not None:  # before the index is opened: an unreachable cluster must not create or lock an index
+        from rag.ingest.ray_ingest import connect
+
+        connect(ray)
     started = time.time()
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         with Index.open(index, settings, writable=True) as opened, RichProgress(stderr_console()) as progress:
-            report = Ingestor(opened, progress, tags=tag, groups=chosen).ingest(paths)
+            if ray is not None:
+                from rag.ingest.ray_ingest import RayIngestor
+
+                report = RayIngestor(opened, ray, progress, tags=tag, groups=chosen).ingest(paths)
+            else:
+                report = Ingestor(opened, progress, tags=tag, groups=chosen).ingest(paths)
     except KeyboardInterrupt:
         print_interrupted_ingest(index, started)
         raise Interrupted() from None
     emit(report.to_json(), as_json, lambda: print_ingest_report(report, opened.location))
     raise typer.Exit(report.exit_code)
+
+
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (a service manager, `kill`) stops an ingest as Ctrl-C does: finished files are kept and listed."""
+    raise KeyboardInterrupt
 
 
 @app.command()

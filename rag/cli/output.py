@@ -99,25 +99,24 @@ def print_sources(rows: list[dict[str, Any]]) -> None:
 
 
 def print_trace(answer: Answer) -> None:
-    trace: dict[str, Any] = answer.trace  # JSON-shaped until the trace is typed
+    trace = answer.trace
     console = Console()
     console.print("\n[bold]Retrieval trace[/]")
-    rewrite = trace.get("rewrite", {})
-    console.print(f"  searched: {trace.get('queries')}  (standalone question: {rewrite.get('standalone')!r})", markup=False)
-    for step, note in rewrite.items():
-        if step != "standalone":
-            console.print(f"  {step}: {note}", markup=False)
-    if trace.get("filters"):
-        console.print(f"  filters: {trace['filters']}", markup=False)
+    standalone = trace.rewrite.standalone if trace.rewrite else None
+    console.print(f"  searched: {trace.queries}  (standalone question: {standalone!r})", markup=False)
+    for step, note in (trace.rewrite.notes if trace.rewrite else {}).items():
+        console.print(f"  {step}: {note}", markup=False)
+    if trace.filters:
+        console.print(f"  filters: {trace.filters}", markup=False)
     table = Table(show_header=True, header_style="bold")
     for column in ("#", "source", "page", "dense", "rank", "bm25", "rank", "fused", "rerank"):
         table.add_column(column, justify="left" if column == "source" else "right")
-    for position, candidate in enumerate(trace.get("candidates", []), start=1):
-        scores, ranks = candidate["scores"], candidate["ranks"]
+    for position, candidate in enumerate(trace.candidates, start=1):
+        scores, ranks = candidate.scores, candidate.ranks
         table.add_row(
             str(position),
-            candidate["source"],
-            str(candidate["page"] or "-"),
+            candidate.source,
+            str(candidate.page or "-"),
             _fmt(scores.get("dense")),
             str(ranks.get("dense", "-")),
             _fmt(scores.get("bm25")),
@@ -126,11 +125,11 @@ def print_trace(answer: Answer) -> None:
             _fmt(scores.get("rerank")),
         )
     console.print(table)
-    context = trace.get("context", {})
-    console.print(f"  passages: {context.get('passages')}, context tokens: {context.get('context_tokens')}, "
-                  f"retrieval {trace.get('retrieval_ms')} ms, generation {trace.get('generation_ms')} ms", markup=False)
-    for dropped in trace.get("citations_dropped", []):
-        console.print(f"  dropped citation [{dropped['marker']}]: {dropped['reason']}", markup=False)
+    context = trace.context
+    console.print(f"  passages: {context.passages if context else None}, context tokens: {context.context_tokens if context else None}, "
+                  f"retrieval {trace.retrieval_ms} ms, generation {trace.generation_ms} ms", markup=False)
+    for dropped in trace.citations_dropped:
+        console.print(f"  dropped citation [{dropped.marker}]: {dropped.reason}", markup=False)
 
 
 def _fmt(value: "float | None") -> str:

@@ -40,5 +40,5 @@ class RichProgress(ProgressSink):
         task = self._tasks[name]
         if total is not None:
             current = self._bars.tasks[self._tasks[name]].total or 0
-            self._bars.update(task, total=current + total, visible=True)
+            self._bars.update(task, total=current + total, visible=bool(current + total))
         self._bars.advance(task, amount)

@@ -14,6 +14,11 @@ import typer
 from rag.cli.options import ConfigOption, IndexOption, SetOption
 from rag.errors import RagError
 
+# How `rag ui` tells the app (ui/app.py, started as its own process) what to open: environment variables.
+INDEX_ENV = "RAG_UI_INDEX"  # the index folder `rag ui --index` opens first
+SETTINGS_ENV = "RAG_UI_SET"  # JSON list of `section.key=value` overrides given to `rag ui --set`
+RUNS_ENV = "RAG_UI_RUNS"  # folder of evaluation run folders for the evaluation page
+
 
 API_ENV = "RAG_UI_API"  # the `rag serve` URL of API mode (`--api`)
 SSO_HEADER_ENV = "RAG_UI_SSO_HEADER"  # the header an SSO proxy puts the user name in (`--sso-header`)
@@ -71,7 +76,6 @@ def ui(
     Example: rag ui --api http://127.0.0.1:8000
     """
     from rag.config import load_config, resolve_config_path
-    from rag.ui_support import INDEX_ENV, RUNS_ENV, SETTINGS_ENV
 
     if importlib.util.find_spec("streamlit") is None:
         raise RagError("streamlit is not installed", "install the UI extra: pip install 'rag[ui]'")

@@ -19,22 +19,23 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import rag
 from rag.errors import RagError
+from rag.version import __version__
 
 QUERY_KEY = "query_id"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # rag/, inside the checkout whose commit is recorded
 LEGACY_QUERY_KEY = "id"  # answer and meta runs recorded before QUERY_KEY was shared
 
 
 def code_version() -> dict[str, str]:
-    version = {"package": rag.__version__}
+    version = {"package": __version__}
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(rag.__file__).parent, capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "HEAD"], cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=5
         )
         if commit.returncode == 0:
             version["git_commit"] = commit.stdout.strip()
-            dirty = subprocess.run(["git", "status", "--porcelain"], cwd=Path(rag.__file__).parent, capture_output=True, text=True, timeout=5)
+            dirty = subprocess.run(["git", "status", "--porcelain"], cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=5)
             version["git_dirty"] = str(bool(dirty.stdout.strip())).lower()
     except (OSError, subprocess.SubprocessError):
         pass

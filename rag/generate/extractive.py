@@ -1,29 +1,56 @@
-"""The offline answerer: quotes the passages' sentences that best answer the question, with citations.
+"""The offline answerer: the short answer first, then the passages' sentences that show it, with citations.
 
-No LLM. Each candidate sentence is scored by how many of the question's content words it covers
-(lexical recall) and by the cosine between its embedding and the question's. When the best score is
-below `generation.min_support`, it says plainly that the documents do not contain the answer.
+No LLM. Each candidate sentence is scored by
+- lexical coverage: the share of the question's content words it contains, each weighted by how rare it is among
+  the candidate sentences (a name counts more than "policy"); words of its section heading and of the sentence
+  before it count half (the sentence before often names who "He" is);
+- dense similarity: the cosine between its embedding (read with its heading) and the question's;
+- answer type: a who/when/how-many question needs a person, a time or a figure that the question does not
+  already hold (rag.generate.answer_types); a sentence without one is penalised, one with it rewarded.
+When the best score is below `generation.min_support` the answer says plainly that the documents do not contain it.
+Otherwise the answer leads with the shortest span of the best sentence that answers (a name, a figure, a date, a
+phrase; "Yes"/"No" for yes/no questions), followed by the evidence sentence(s), each with its [n] marker; the span
+is kept only when it lies inside the verified citation of the line that carries it.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from rag.config import GenerationConfig
+from rag.generate.answer_types import Expected, asks_duration, best_span, expected_answer, span_candidates, yes_or_no
 from rag.index.contracts import Embedder
 from rag.text_units import Span, content_terms, sentences
-from rag.types import Passage
+from rag.types import Passage, ShortAnswer
 
 NOT_FOUND = "The documents do not contain an answer to this question."
+SHORT_SEPARATOR = " \u2014 "  # "Timmy — Timmy found the dog under the porch. [1]"
 MIN_SENTENCE_TERMS = 2
-FOLLOWER_RATIO = 0.85
-_ATX_HEADING = re.compile(r"^#{1,6}\s")  # further sentences must score at least this share of the best one
+FOLLOWER_RATIO = 0.85  # further sentences must score at least this share of the best one
+LEXICAL_WEIGHT, DENSE_WEIGHT = 0.5, 0.5
+TYPE_BONUS, TYPE_PENALTY = 0.05, 0.15  # a sentence with / without a span of the kind a strict question expects
+CONTEXT_WEIGHT = 0.5  # heading and previous-sentence words count this much toward coverage
+MIN_LEXICAL = 0.2  # a figure, time or person from a sentence sharing almost no question words answers by accident
+MAX_UNSEEN = 0.4  # the documents are silent when this share of the question's words occurs in no retrieved passage,
+MIN_UNSEEN_WORDS = 2  # and at least this many: one paraphrased word of a two-word question ("What color was Cotton?") is not silence
+YES_NO_VERDICT_LEXICAL = 0.5  # "Yes"/"No" only from a sentence that holds at least this share of the question's words;
+YES_NO_MIN_LEXICAL = 0.25  # between the two the sentence is quoted without a verdict, below both it is refused
+_YEAR = re.compile(r"\b(?:1[5-9]|20)\d\d\b")
+# words about the text rather than in it ("according to the author", "what type of controller does the poster use?"):
+# a document need not contain them, so they never count as unseen
+_ABOUT_THE_TEXT = frozenset(content_terms(
+    "author poster writer narrator story article passage text paragraph commenter type kind sort according mention "
+    "talking say said describe"
+))
+_ATX_HEADING = re.compile(r"^#{1,6}\s")
+_STARTS_WITH_REFERENCE = re.compile(r"^(?:he|she|it|they|this|that|these|those|his|her|its|their|there|then|the company|the team)\b", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +59,21 @@ class ScoredSentence:
     span: Span
     lexical: float
     dense: float
+    typed: float = 0.0  # + when it holds a span of the expected kind, - when a strict question finds none
+    previous: Span | None = None  # the sentence before it in the same passage
 
     @property
     def score(self) -> float:
-        return 0.5 * self.lexical + 0.5 * self.dense
+        return LEXICAL_WEIGHT * self.lexical + DENSE_WEIGHT * self.dense + self.typed
+
+
+@dataclass(slots=True)
+class ExtractiveAnswer:
+    text: str
+    trace: dict[str, object]
+    short: ShortAnswer | None = None
+    answered: bool = True
+    lines: list[str] = field(default_factory=list)
 
 
 class ExtractiveAnswerer:
@@ -50,49 +88,96 @@ class ExtractiveAnswerer:
 
     def score_sentences(self, question: str, passages: list[Passage]) -> list[ScoredSentence]:
         terms = set(content_terms(question))
-        candidates: list[tuple[int, Span, str]] = []
+        kind, durations = expected_answer(question), asks_duration(question)
+        candidates: list[tuple[int, Span, str, Span | None]] = []
         for passage in passages:
+            previous: Span | None = None
             for span in sentences(passage.text, passage.start):
                 if len(content_terms(span.text)) >= MIN_SENTENCE_TERMS and not is_label(span.text):
                     path = self.headings(passage, span.start) if self.headings else passage.heading_path
-                    candidates.append((passage.number, span, path[-1] if path else ""))
+                    candidates.append((passage.number, span, path[-1] if path else "", previous))
+                previous = span
         if not candidates:
             return []
-        in_context = [f"{heading}: {span.text}" if heading else span.text for _, span, heading in candidates]
+        own_terms = [set(content_terms(span.text)) for _, span, _, _ in candidates]
+        weights = _rarity(terms, own_terms)
+        in_context = [f"{heading}: {span.text}" if heading else span.text for _, span, heading, _ in candidates]
         vectors = self.embedder.embed([question] + in_context)
         cosines = np.clip(vectors[1:] @ vectors[0], 0.0, 1.0)
+        total = sum(weights.values())
         scored = []
-        for (number, span, heading), cosine in zip(candidates, cosines):
-            own = set(content_terms(span.text))
-            with_heading = own | set(content_terms(heading))
-            lexical = (len(terms & own) + len(terms & with_heading)) / (2 * len(terms)) if terms else 0.0
-            scored.append(ScoredSentence(number, span, lexical, float(cosine)))
+        for (number, span, heading, previous), own, cosine in zip(candidates, own_terms, cosines):
+            around = set(content_terms(heading)) | (set(content_terms(previous.text)) if previous else set())
+            covered = sum(w for t, w in weights.items() if t in own) + CONTEXT_WEIGHT * sum(w for t, w in weights.items() if t in around - own)
+            lexical = covered / total if total else 0.0
+            scored.append(ScoredSentence(number, span, lexical, float(cosine), _type_score(kind, terms, span.text, durations), previous))
         scored.sort(key=lambda s: -s.score)
         return scored
 
-    def answer(self, question: str, passages: list[Passage]) -> tuple[str, dict[str, object]]:
-        """The answer text with [n] markers (one quoted sentence per line), and a trace."""
+    def answer(self, question: str, passages: list[Passage], checker: "object | None" = None) -> ExtractiveAnswer:
+        """The answer text with [n] markers (one quoted sentence per line, the short answer leading the first),
+        and a trace. `checker` (a CitationChecker over the same passages) confirms the short span lies inside
+        the citation its line will get; without one the short span is left out."""
         scored = self.score_sentences(question, passages)
+        kind = expected_answer(question)
         trace: dict[str, object] = {
             "answerer": "extractive",
+            "expected": kind.value,
             "top_sentences": [
-                {"passage": s.passage, "text": s.span.text[:200], "lexical": round(s.lexical, 3), "dense": round(s.dense, 3)}
+                {"passage": s.passage, "text": s.span.text[:200], "lexical": round(s.lexical, 3), "dense": round(s.dense, 3), "typed": s.typed}
                 for s in scored[:5]
             ],
         }
-        if not scored or scored[0].score < self.config.min_support:
-            trace["evidence"] = "weak"
-            return NOT_FOUND, trace
-        chosen = [scored[0]]
+        trace["best_score"] = round(scored[0].score, 4) if scored else None
+        coverage = coverage_features(question, passages, scored[0].passage) if scored else {}
+        if scored:
+            trace["features"] = {**evidence_features(scored), **coverage}
+        weak = _weak_evidence(kind, scored, self.config.min_support, coverage)
+        if weak:
+            trace["evidence"] = f"weak: {weak}"
+            return ExtractiveAnswer(NOT_FOUND, trace, answered=False)
+        best = scored[0]
+        chosen = [best]
         for candidate in scored[1:]:
             if len(chosen) >= self.config.max_sentences:
                 break
-            if candidate.score >= max(self.config.min_support, FOLLOWER_RATIO * scored[0].score) and not any(
+            if candidate.score >= max(self.config.min_support, FOLLOWER_RATIO * best.score) and not any(
                 _overlaps(candidate.span, c.span) for c in chosen
             ):
                 chosen.append(candidate)
+        lines = [_line(s.span, s.passage) for s in chosen]
+        if best.previous is not None and _needs_previous(best, question) and len(chosen) < self.config.max_sentences + 1:
+            if not any(_overlaps(best.previous, c.span) for c in chosen):
+                lines.insert(0, _line(best.previous, best.passage))
         trace["evidence"] = "strong"
-        return "\n".join(f"{' '.join(s.span.text.split())} [{s.passage}]" for s in chosen), trace
+        short = self._short_answer(question, kind, best, lines, checker)
+        if short is not None:
+            index = next(i for i, line in enumerate(lines) if " ".join(best.span.text.split()) in line)
+            lines[index] = short.text + SHORT_SEPARATOR + lines[index]
+            if index:
+                lines.insert(0, lines.pop(index))
+            trace["short_answer"] = short.text
+        return ExtractiveAnswer("\n".join(lines), trace, short, lines=lines)
+
+    def _short_answer(self, question: str, kind: Expected, best: ScoredSentence, lines: list[str], checker: "object | None") -> ShortAnswer | None:
+        if checker is None:
+            return None
+        line = next(line for line in lines if " ".join(best.span.text.split()) in line)
+        if kind == Expected.YES_NO:
+            if best.lexical < YES_NO_VERDICT_LEXICAL:
+                return None  # related evidence ("Premium economy is allowed for flights of 6 hours or more"), no verdict
+            text, start, end = yes_or_no(question, best.span.text), None, None
+        else:
+            span = best_span(question, best.span.text, kind)
+            if span is None or len(span.text) >= len(best.span.text) * 0.8:
+                return None
+            text, start, end = span.text, best.span.start + span.start, best.span.start + span.end
+        checked = checker.check(text + SHORT_SEPARATOR + line)  # type: ignore[attr-defined]
+        for citation in checked.citations:
+            inside = start is None or citation.start <= start and end <= citation.end and citation.text[start - citation.start : end - citation.start] == text  # type: ignore[operator]
+            if citation.marker == best.passage and citation.start <= best.span.start and best.span.end <= citation.end and inside:
+                return ShortAnswer(text, citation.marker, start, end)
+        return None
 
 
 class CachedEmbedder:
@@ -137,7 +222,90 @@ def is_label(text: str) -> bool:
         return True
     has_digit = any(ch.isdigit() for ch in stripped)
     ends_like_sentence = stripped[-1:] in ".!?:"
+    words = re.findall(r"[A-Za-z][\w'-]*", stripped)
+    title_cased = sum(w[0].isupper() for w in words if len(w) > 3) >= 0.6 * max(1, sum(len(w) > 3 for w in words))
+    if not ends_like_sentence and title_cased and 0 < len(words) <= 12 and not re.search(r"[$%:;,|]", stripped):
+        return True  # "Installing and Configuring Tidewater 4.3 (Self-Hosted)"
     return not has_digit and not ends_like_sentence and (len(stripped.split()) <= 10 or " | " in stripped)
+
+
+def _rarity(terms: set[str], sentence_terms: list[set[str]]) -> dict[str, float]:
+    """Weight of each question term: its inverse sentence frequency among the candidates (BM25's idf shape)."""
+    frequency = Counter(t for own in sentence_terms for t in own & terms)
+    count = len(sentence_terms)
+    return {t: math.log(1 + (count - frequency[t] + 0.5) / (frequency[t] + 0.5)) for t in terms}
+
+
+def _weak_evidence(kind: Expected, scored: list[ScoredSentence], min_support: float, coverage: dict[str, float]) -> str:
+    """Why the best sentence cannot carry an answer ("" when it can)."""
+    if not scored:
+        return "no sentence to quote"
+    if scored[0].score < min_support:
+        return f"best score {scored[0].score:.3f} < generation.min_support {min_support}"
+    if coverage.get("unseen", 0.0) >= MAX_UNSEEN and coverage.get("unseen_words", 0) >= MIN_UNSEEN_WORDS:
+        return f"{coverage['unseen']:.0%} of the question's words appear in no retrieved passage (>= {MAX_UNSEEN:.0%})"
+    if kind.strict and scored[0].lexical < MIN_LEXICAL:
+        return f"the best sentence holds too few of the question's words (lexical {scored[0].lexical:.2f} < {MIN_LEXICAL})"
+    if kind == Expected.YES_NO and scored[0].lexical < YES_NO_MIN_LEXICAL:
+        return f"a yes/no question needs a sentence with some of its words (lexical {scored[0].lexical:.2f} < {YES_NO_MIN_LEXICAL})"
+    return ""
+
+
+def evidence_features(scored: list[ScoredSentence]) -> dict[str, float]:
+    """What the refusal decision may look at besides the best score: whether lexical and dense evidence agree on
+    the best sentence (its rank under each alone) and how far it leads."""
+    best = scored[0]
+    return {
+        "score": round(best.score, 4),
+        "lexical": round(best.lexical, 4),
+        "dense": round(best.dense, 4),
+        "dense_rank": 1 + sum(s.dense > best.dense for s in scored),
+        "lexical_rank": 1 + sum(s.lexical > best.lexical for s in scored),
+        "top_dense": round(max(s.dense for s in scored), 4),
+        "top_lexical": round(max(s.lexical for s in scored), 4),
+        "margin": round(best.score - scored[1].score, 4) if len(scored) > 1 else 1.0,
+        "typed": best.typed,
+    }
+
+
+def coverage_features(question: str, passages: list[Passage], best_passage: int) -> dict[str, float]:
+    """Whether the documents speak of what the question names: the share of its content words found in the best
+    sentence's passage (with its heading path) and the share found in no retrieved passage at all."""
+    terms = set(content_terms(question))
+    texts = {p.number: " ".join([*p.heading_path, p.text]) for p in passages}
+    years = set(_YEAR.findall(question))
+    missing_years = len(years - set(_YEAR.findall(texts.get(best_passage, ""))))
+    if not terms:
+        return {"passage_coverage": 1.0, "unseen": 0.0, "unseen_words": 0, "missing_years": missing_years}
+    words = {number: set(content_terms(text)) for number, text in texts.items()}
+    anywhere = set().union(*words.values()) if words else set()
+    unseen = terms - anywhere - _ABOUT_THE_TEXT
+    return {
+        "passage_coverage": round(len(terms & words.get(best_passage, set())) / len(terms), 4),
+        "unseen": round(len(unseen) / len(terms), 4),
+        "unseen_words": len(unseen),
+        "missing_years": missing_years,
+    }
+
+
+def _type_score(kind: Expected, terms: set[str], text: str, durations: bool = False) -> float:
+    if kind in (Expected.YES_NO, Expected.ENTITY):
+        return 0.0
+    fresh = [c for c in span_candidates(text, kind, durations) if not set(content_terms(c.text)) <= terms]
+    if fresh:
+        return TYPE_BONUS
+    return -TYPE_PENALTY if kind.strict else 0.0
+
+
+def _needs_previous(best: ScoredSentence, question: str) -> bool:
+    """The best sentence refers back ("He ...") to the sentence before it: quote both."""
+    return bool(_STARTS_WITH_REFERENCE.match(best.span.text.strip())) and bool(
+        set(content_terms(best.previous.text if best.previous else "")) & set(content_terms(question))
+    )
+
+
+def _line(span: Span, passage: int) -> str:
+    return f"{' '.join(span.text.split())} [{passage}]"
 
 
 def _overlaps(a: Span, b: Span) -> bool:

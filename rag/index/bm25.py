@@ -1,24 +1,36 @@
-"""The lexical index beside the vectors: bm25s, rebuilt whenever the chunk set changes.
+"""The lexical index beside the vectors: BM25 over immutable segments, so a change costs what changed.
 
-bm25s has no incremental update, but it indexes tens of thousands of chunks in seconds, so
-the index is rebuilt from the manifest's chunk texts and saved as a new generation folder;
-the manifest records which generation is current, so a crash mid-save never leaves a torn index.
+bm25s precomputes each (term, chunk) score, and every score depends on the whole corpus (document frequency,
+average length), so it has no incremental update: rebuilding it from token ids takes about 4 s at 100,000
+chunks, and tokenising them about 6 s more. Instead, chunks are tokenised once (bm25s' tokenizer, stopwords and
+stemmer) into a `Segment` of term frequencies, and a change adds a small segment and marks replaced chunks
+dead. Scores are computed at query time from the live chunks' statistics with bm25s' Lucene formulas, in the
+same float arithmetic as bm25s, so they equal a full bm25s rebuild's (tests/test_bm25_segments.py checks it).
+Segments are merged when there are many of them or much of the index is dead (`catch_up`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from itertools import compress
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rag.config import BM25Config
 
-BM25S_PARAMS_FILE = "params.index.json"  # written by bm25s.BM25.save
+if TYPE_CHECKING:
+    from rag.index.contracts import Catalog
+
+MAX_SEGMENTS = 8  # more small segments than this: they are merged into one
+MAX_CHANGED_SHARE = 0.25  # dead chunks plus chunks outside the largest segment above this share: full rebuild
 
 
 def _bm25s() -> ModuleType:
@@ -31,14 +43,12 @@ def _bm25s() -> ModuleType:
     return bm25s
 
 
-class BM25Index:
-    """bm25s over chunk texts with the configured stopwords and stemmer; ids kept beside it."""
+class Tokenizer:
+    """bm25s' tokenizer with the configured stopwords and stemmer."""
 
     def __init__(self, config: BM25Config) -> None:
         self.config = config
-        self._retriever: Any = None  # bm25s.BM25; None when no chunk has an indexable word
         self._stemmer_instance: object | None = None
-        self.chunk_ids: list[str] = []
 
     def _stemmer(self) -> object | None:
         if not self.config.stemmer:
@@ -49,61 +59,244 @@ class BM25Index:
             self._stemmer_instance = Stemmer.Stemmer(self.config.stemmer)
         return self._stemmer_instance
 
-    def _tokenize(self, texts: list[str], as_ids: bool = True) -> object:
-        return _bm25s().tokenize(
-            texts,
-            stopwords=self.config.stopwords or [],
-            stemmer=self._stemmer(),
-            return_ids=as_ids,
-            show_progress=False,
-        )
+    def ids(self, texts: list[str]) -> tuple[list[list[int]], dict[str, int]]:
+        """Token ids per text and the vocabulary they index."""
+        tokenized = _bm25s().tokenize(texts, stopwords=self.config.stopwords or [], stemmer=self._stemmer(), show_progress=False)
+        return tokenized.ids, tokenized.vocab  # type: ignore[attr-defined]
 
-    def build(self, chunk_ids: list[str], texts: list[str]) -> None:
-        self.chunk_ids = list(chunk_ids)
-        self._retriever = None
-        tokenized = self._tokenize(texts) if texts else None
-        # Texts with no indexable word (a lone symbol such as "ð", stopwords only) leave the
-        # vocabulary empty, which bm25s cannot index: such an index simply matches no query.
-        if tokenized is not None and tokenized.vocab:  # type: ignore[attr-defined]
-            retriever = _bm25s().BM25(k1=self.config.k1, b=self.config.b, method="lucene")
-            retriever.index(tokenized, show_progress=False)
-            self._retriever = retriever
+    def tokens(self, text: str) -> list[str]:
+        tokens = _bm25s().tokenize([text], stopwords=self.config.stopwords or [], stemmer=self._stemmer(), return_ids=False, show_progress=False)
+        return list(tokens[0])  # type: ignore[index]
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Term frequencies of a fixed set of chunks, by term (CSR: the postings of term t are `starts[t]:starts[t+1]`)."""
+
+    chunk_ids: list[str]
+    lengths: np.ndarray  # tokens per chunk (after stopwords), int32
+    terms: dict[str, int]  # token -> term number
+    starts: np.ndarray  # int64, len(terms) + 1
+    docs: np.ndarray  # int32 chunk positions, ascending within each term
+    freqs: np.ndarray  # float32 term frequencies beside `docs`
+
+    @classmethod
+    def build(cls, chunk_ids: list[str], texts: list[str], tokenizer: Tokenizer) -> "Segment":
+        ids, vocab = tokenizer.ids(texts) if texts else ([], {})
+        lengths = np.fromiter((len(row) for row in ids), dtype=np.int32, count=len(ids))
+        flat = np.fromiter((token for row in ids for token in row), dtype=np.int64, count=int(lengths.sum()))
+        n = max(len(chunk_ids), 1)
+        keys, freqs = np.unique(flat * n + np.repeat(np.arange(len(ids), dtype=np.int64), lengths), return_counts=True)
+        term_of = keys // n
+        terms = {token: number for token, number in vocab.items()}
+        starts = np.searchsorted(term_of, np.arange(len(terms) + 1)).astype(np.int64)
+        return cls(list(chunk_ids), lengths, terms, starts, (keys % n).astype(np.int32), freqs.astype(np.float32))
+
+    def postings(self, token: str) -> tuple[np.ndarray, np.ndarray] | None:
+        term = self.terms.get(token)
+        if term is None:
+            return None
+        begin, end = int(self.starts[term]), int(self.starts[term + 1])
+        return self.docs[begin:end], self.freqs[begin:end]
 
     def save(self, directory: Path) -> None:
         tmp = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        if self._retriever is not None:
-            self._retriever.save(str(tmp), show_progress=False)
+        for name in ("lengths", "starts", "docs", "freqs"):
+            np.save(tmp / f"{name}.npy", getattr(self, name))
+        vocabulary = sorted(self.terms, key=self.terms.__getitem__)
+        (tmp / "terms.json").write_text(json.dumps(vocabulary))
         (tmp / "chunk_ids.json").write_text(json.dumps(self.chunk_ids))
         shutil.rmtree(directory, ignore_errors=True)
         tmp.rename(directory)
 
     @classmethod
-    def load(cls, directory: Path, config: BM25Config) -> "BM25Index":
-        index = cls(config)
-        index.chunk_ids = json.loads((directory / "chunk_ids.json").read_text())
-        if (directory / BM25S_PARAMS_FILE).is_file():  # absent when the chunks held no indexable word
-            index._retriever = _bm25s().BM25.load(str(directory), mmap=True, show_progress=False)
-        return index
+    def load(cls, directory: Path) -> "Segment":
+        arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in ("lengths", "starts", "docs", "freqs")}
+        vocabulary = json.loads((directory / "terms.json").read_text())
+        chunk_ids = json.loads((directory / "chunk_ids.json").read_text())
+        return cls(chunk_ids, np.asarray(arrays["lengths"]), {t: i for i, t in enumerate(vocabulary)}, **{k: arrays[k] for k in ("starts", "docs", "freqs")})
+
+
+@dataclass(slots=True)
+class BM25Index:
+    """BM25 (bm25s' Lucene variant) over segments; `live[i]` masks the chunks of `segments[i]` still indexed.
+
+    Immutable once built: `updated` returns a new index sharing the unchanged segments, so readers holding
+    this one keep a consistent view.
+    """
+
+    config: BM25Config
+    segments: list[Segment] = field(default_factory=list)
+    live: list[np.ndarray] = field(default_factory=list)
+    _tokenizer: Tokenizer | None = None
+    _chunk_ids: list[str] | None = None
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        if self._tokenizer is None:
+            self._tokenizer = Tokenizer(self.config)
+        return self._tokenizer
+
+    @property
+    def chunk_ids(self) -> list[str]:
+        """The indexed chunk ids, sorted."""
+        if self._chunk_ids is None:
+            self._chunk_ids = sorted(self.live_ids())
+        return self._chunk_ids
+
+    def live_ids(self) -> set[str]:
+        """The indexed chunk ids, unordered (cheaper than `chunk_ids`)."""
+        return set().union(*(compress(s.chunk_ids, alive.tolist()) for s, alive in zip(self.segments, self.live)))
+
+    def build(self, chunk_ids: list[str], texts: list[str]) -> None:
+        """Index exactly these chunks (one segment)."""
+        segment = Segment.build(chunk_ids, texts, self.tokenizer)
+        self.segments, self.live, self._chunk_ids = [segment], [np.ones(len(chunk_ids), dtype=bool)], None
+
+    def updated(self, added: list[str], texts: list[str], removed: Iterable[str]) -> "BM25Index":
+        """A new index without `removed` and with `added` (ids of chunks not indexed yet, with their texts)."""
+        gone = set(removed)
+        live = [alive & ~np.fromiter((c in gone for c in s.chunk_ids), dtype=bool, count=len(s.chunk_ids)) if gone else alive
+                for s, alive in zip(self.segments, self.live)]
+        segments = list(self.segments)
+        if added:
+            segments.append(Segment.build(added, texts, self.tokenizer))
+            live.append(np.ones(len(added), dtype=bool))
+        return BM25Index(self.config, segments, live, self._tokenizer)
 
     def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
-        """Top-k chunk ids by BM25 (score > 0, ties by chunk order); `allowed` restricts scoring to those ids.
-
-        Scores every chunk with bm25s' sparse matrix and selects the top k here: bm25s' own `retrieve`
-        starts a thread pool and progress bars on every call, which cost more than the scoring itself.
-        """
-        if self._retriever is None or k <= 0 or (allowed is not None and not allowed):
+        """Top-k chunk ids by BM25 (score > 0, ties by chunk id); `allowed` restricts the results to those ids
+        (the statistics stay those of the whole index)."""
+        if k <= 0 or (allowed is not None and not allowed):
             return []
-        # Query tokens as strings: the index vocabulary maps them to ids; unknown ones are dropped.
-        tokens = self._tokenize([query], as_ids=False)[0]  # type: ignore[index]
-        ids = self._retriever.get_tokens_ids(list(tokens))
-        if not ids:
-            return []
-        scores = self._retriever.get_scores_from_ids(ids)
+        scores = self._scores(self.tokenizer.tokens(query))
+        flat = np.concatenate(scores) if scores else np.zeros(0, dtype=np.float32)
+        candidates = np.flatnonzero(flat > 0)
         if allowed is not None:
-            scores = scores * np.fromiter((chunk_id in allowed for chunk_id in self.chunk_ids), dtype=bool, count=len(self.chunk_ids))
-        k = min(k, scores.size)
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.lexsort((top, -scores[top]))]
-        return [(self.chunk_ids[int(i)], float(scores[i])) for i in top if scores[i] > 0]
+            candidates = candidates[np.fromiter((self._id_at(int(i)) in allowed for i in candidates), dtype=bool, count=candidates.size)]
+        if candidates.size > k:  # keep the k best and every candidate tied with the k-th, then order by id
+            kth = np.partition(flat[candidates], candidates.size - k)[candidates.size - k]
+            candidates = candidates[flat[candidates] >= kth]
+        found = [(self._id_at(int(i)), float(flat[i])) for i in candidates]
+        found.sort(key=lambda hit: (-hit[1], hit[0]))
+        return found[:k]
+
+    def _id_at(self, position: int) -> str:
+        """The chunk id at a position of the segments laid end to end."""
+        for segment in self.segments:
+            if position < len(segment.chunk_ids):
+                return segment.chunk_ids[position]
+            position -= len(segment.chunk_ids)
+        raise IndexError(position)
+
+    def _scores(self, tokens: list[str]) -> list[np.ndarray]:
+        """Per segment, float32 scores accumulated token by token exactly as bm25s does (a token repeated in the
+        query counts again); idf and the term-frequency part in float64, rounded to float32 per term as bm25s
+        stores them."""
+        scores = [np.zeros(len(s.chunk_ids), dtype=np.float32) for s in self.segments]
+        n_docs = sum(int(alive.sum()) for alive in self.live)
+        if n_docs == 0:
+            return scores
+        total_length = sum(int(s.lengths[alive].sum(dtype=np.int64)) for s, alive in zip(self.segments, self.live))
+        average = np.float64(total_length) / n_docs
+        k1, b = self.config.k1, self.config.b
+        for token in tokens:
+            postings = []
+            for number, (segment, alive) in enumerate(zip(self.segments, self.live)):
+                found = segment.postings(token)
+                if found is None:
+                    continue
+                docs, freqs = found
+                keep = alive[docs]
+                if not keep.all():
+                    docs, freqs = docs[keep], freqs[keep]
+                if docs.size:
+                    postings.append((number, docs, freqs))
+            df = sum(docs.size for _, docs, _ in postings)
+            if df == 0:
+                continue
+            idf = np.float32(math.log(1 + (n_docs - df + 0.5) / (df + 0.5)))
+            for number, docs, freqs in postings:
+                lengths = self.segments[number].lengths[docs]
+                tfc = freqs / (k1 * ((1 - b) + b * lengths / average) + freqs)
+                scores[number][docs] += (idf * tfc).astype(np.float32)
+        return scores
+
+    # --- persistence (the folder backend) ----------------------------------------------------
+    def save(self, folder: Path, names: list[str], state_file: Path, catalog_generation: int) -> None:
+        """Save the segments not saved yet as `folder/<name>` and the state (segment names, dead chunks) atomically."""
+        for segment, name in zip(self.segments, names):
+            if not (folder / name).is_dir():
+                segment.save(folder / name)
+        state = {
+            "settings": self.config.model_dump_json(),
+            "catalog_generation": catalog_generation,
+            "segments": [{"name": name, "dead": np.flatnonzero(~alive).tolist()} for name, alive in zip(names, self.live)],
+        }
+        tmp = state_file.with_name(state_file.name + ".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.rename(state_file)
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """What a saved BM25 version is made of."""
+
+    settings: str
+    catalog_generation: int
+    names: list[str]
+    dead: list[list[int]]
+
+    @classmethod
+    def read(cls, path: Path) -> "State":
+        raw = json.loads(path.read_text())
+        return cls(raw["settings"], raw["catalog_generation"], [s["name"] for s in raw["segments"]], [s["dead"] for s in raw["segments"]])
+
+
+def assemble(config: BM25Config, segments: list[Segment], dead: list[list[int]]) -> BM25Index:
+    live = []
+    for segment, positions in zip(segments, dead):
+        alive = np.ones(len(segment.chunk_ids), dtype=bool)
+        alive[np.asarray(positions, dtype=np.int64)] = False
+        live.append(alive)
+    return BM25Index(config, segments, live)
+
+
+def catch_up(index: BM25Index | None, catalog: "Catalog", config: BM25Config) -> BM25Index:
+    """`index` brought up to the catalog's committed chunks: only new chunks are tokenised, removed ones are
+    marked dead. Rebuilt from all chunk texts when there is no index, the settings changed, or dead chunks plus
+    those outside the largest segment pass MAX_CHANGED_SHARE; small segments are merged past MAX_SEGMENTS."""
+    if index is None or index.config.model_dump_json() != config.model_dump_json():
+        return _full(catalog, config)
+    current = catalog.all_chunk_ids()
+    indexed = index.live_ids()
+    added = sorted(current - indexed)
+    removed = indexed - current
+    if not added and not removed:
+        return index
+    updated = index.updated(added, [c.text for c in catalog.chunks_by_id(added)], removed)
+    sizes = [len(s.chunk_ids) for s in updated.segments]
+    largest = max(range(len(sizes)), key=sizes.__getitem__)
+    dead = sum(int((~alive).sum()) for alive in updated.live)
+    changed = dead + sum(sizes) - sizes[largest]
+    if changed > MAX_CHANGED_SHARE * max(len(current), 1):
+        return _full(catalog, config)
+    if len(updated.segments) > MAX_SEGMENTS:
+        return _merge_small(updated, largest, catalog)
+    return updated
+
+
+def _full(catalog: "Catalog", config: BM25Config) -> BM25Index:
+    index = BM25Index(config)
+    index.build(*catalog.chunk_texts())
+    return index
+
+
+def _merge_small(index: BM25Index, keep: int, catalog: "Catalog") -> BM25Index:
+    """Every segment but the largest, re-tokenised into one."""
+    ids = sorted(c for n, (s, alive) in enumerate(zip(index.segments, index.live)) if n != keep for c, on in zip(s.chunk_ids, alive) if on)
+    chunks = catalog.chunks_by_id(ids)
+    merged = Segment.build([c.chunk_id for c in chunks], [c.text for c in chunks], index.tokenizer)
+    return BM25Index(index.config, [index.segments[keep], merged], [index.live[keep], np.ones(len(chunks), dtype=bool)], index._tokenizer)

@@ -1,19 +1,20 @@
 """The folder backend: an index is a folder holding a SQLite manifest, the vectors (embedded Chroma under
-`chroma/`, or a Chroma server), the BM25 index in `bm25/<generation>/`, `embeddings.sqlite` and `keys.sqlite`.
+`chroma/`, or a Chroma server), the BM25 index's segments and versions under `bm25/`, `embeddings.sqlite` and `keys.sqlite`.
 
 Writers take an exclusive file lock (`.write.lock`), so one process writes at a time.
 """
 
 from __future__ import annotations
 
-import hashlib
 import shutil
+import threading
+import uuid
 from pathlib import Path
 
 from rag.config import BM25Config, VectorStoreBase
 from rag.core.registry import VECTOR_STORES
 from rag.errors import RagError
-from rag.index.bm25 import BM25Index
+from rag.index.bm25 import BM25Index, Segment, State, assemble, catch_up
 from rag.index.contracts import Catalog, Embedder, EmbeddingCache, KeyStore, LexicalStore, StorePlace, VectorStore, WriteLock
 
 MANIFEST_FILE = "manifest.sqlite"
@@ -76,12 +77,14 @@ class FolderBackend:
 
 
 class FolderBM25:
-    """BM25 saved as `bm25/<generation>/`, the generation recorded in the catalog's meta.
-
-    bm25s has no incremental update, but it indexes tens of thousands of chunks in seconds, so the index is
-    rebuilt from the catalog's chunk texts and saved as a new generation folder; the catalog records which
-    generation is current, so a crash mid-save never leaves a torn index.
+    """BM25 saved as segment folders `bm25/<segment>/` plus one state file `bm25/<version>.json` per version (its
+    segments and their dead chunks); the catalog's meta `bm25_generation` names the current version, so a crash
+    mid-save never leaves a torn index. A refresh tokenises only the chunks committed since the last one
+    (`rag.index.bm25.catch_up`) and writes only the new segments.
     """
+
+    _segments: dict[Path, Segment] = {}  # immutable segments already read by this process, by folder
+    _lock = threading.Lock()
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -90,31 +93,52 @@ class FolderBM25:
         return catalog.get_meta("bm25_generation")
 
     def refresh(self, catalog: Catalog, config: BM25Config) -> bool:
-        chunk_ids, texts = catalog.chunk_texts()
-        generation = _generation(config, chunk_ids)
-        if catalog.get_meta("bm25_generation") == generation and (self.folder / generation).is_dir():
+        """Bring BM25 up to the catalog's chunks; True if it changed (nothing is read when no commit happened)."""
+        version = catalog.get_meta("bm25_generation")
+        state = self._state(version)
+        settings = config.model_dump_json()
+        if state is not None and state.settings == settings and state.catalog_generation == catalog.generation():
             return False
-        index = BM25Index(config)
-        index.build(chunk_ids, texts)
-        index.save(self.folder / generation)
-        catalog.set_meta("bm25_generation", generation)
-        for old in self.folder.iterdir():
-            if old.name != generation:
-                shutil.rmtree(old, ignore_errors=True)
-        return True
+        current = self._assemble(state, config) if state is not None and state.settings == settings else None
+        index = catch_up(current, catalog, config)
+        names = {id(segment): name for segment, name in zip(current.segments, state.names)} if current and state else {}
+        version = uuid.uuid4().hex
+        self.folder.mkdir(parents=True, exist_ok=True)
+        index.save(self.folder, [names.get(id(s)) or uuid.uuid4().hex for s in index.segments], self.folder / f"{version}.json", catalog.generation())
+        catalog.set_meta("bm25_generation", version)
+        self._remove_unused(version)
+        return index is not current
 
     def load(self, catalog: Catalog, config: BM25Config) -> BM25Index:
-        generation = catalog.get_meta("bm25_generation")
-        folder = self.folder / str(generation)
-        if generation is None or not folder.is_dir():
-            raise RagError(f"the BM25 index in {self.folder.parent} is missing", "run `rag ingest` again to rebuild it")
-        return BM25Index.load(folder, config)
+        state = self._state(catalog.get_meta("bm25_generation"))
+        if state is None:
+            if catalog.get_meta("bm25_generation") is None:
+                raise RagError(f"the BM25 index in {self.folder.parent} is missing", "run `rag ingest` again to rebuild it")
+            # an index saved before segments existed: built in memory until the next ingest saves segments
+            return catch_up(None, catalog, config)
+        return self._assemble(state, config)
 
+    def _state(self, version: str | None) -> State | None:
+        path = self.folder / f"{version}.json"
+        try:
+            return State.read(path) if version else None
+        except FileNotFoundError:
+            return None
 
-def _generation(config: BM25Config, chunk_ids: list[str]) -> str:
-    """Names a build by its settings and chunk set: an unchanged index is never rebuilt."""
-    digest = hashlib.blake2b(digest_size=12)
-    digest.update(config.model_dump_json().encode())
-    for chunk_id in chunk_ids:
-        digest.update(chunk_id.encode())
-    return digest.hexdigest()
+    def _assemble(self, state: State, config: BM25Config) -> BM25Index:
+        with self._lock:
+            segments = []
+            for name in state.names:
+                path = self.folder / name
+                if path not in self._segments:
+                    self._segments[path] = Segment.load(path)
+                segments.append(self._segments[path])
+            for path in [p for p in self._segments if p.parent == self.folder and p.name not in state.names]:
+                del self._segments[path]
+        return assemble(config, segments, state.dead)
+
+    def _remove_unused(self, version: str) -> None:
+        keep = {f"{version}.json", *self._state(version).names}  # type: ignore[union-attr]
+        for entry in self.folder.iterdir():
+            if entry.name not in keep:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ registered with `on_change` follow the catalog's generation. Writes go through `
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
 from functools import cached_property
@@ -24,6 +25,8 @@ from rag.index.folder import EMBEDDING_CACHE_FILE, LOCK_FILE, MANIFEST_FILE
 from rag.index.handles import VECTOR_HANDLES, SharedHandle
 
 __all__ = ["EMBEDDING_CACHE_FILE", "LOCK_FILE", "MANIFEST_FILE", "Index"]
+
+log = logging.getLogger(__name__)
 
 
 class Index:
@@ -48,11 +51,36 @@ class Index:
         self.bm25_generation: str | None = None  # the lexical version `bm25()` returned last
 
     @classmethod
-    def open(cls, location: str | os.PathLike[str], config: RagConfig, writable: bool = False) -> "Index":
+    def open(cls, location: str | os.PathLike[str], config: RagConfig, writable: bool = False, repair: bool = True) -> "Index":
+        """`repair`: a reader that finds an abandoned write (a killed writer) repairs it when no writer is at work."""
         backend = open_backend(location)
         if not writable and not backend.exists():
             raise RagError(f"no index at {backend.location}", f"create one with `rag ingest PATH --index {backend.location}`")
-        return cls(backend, config, writable)
+        index = cls(backend, config, writable)
+        if repair and not writable and index.needs_repair():
+            index._repair_abandoned_write()
+        return index
+
+    def _repair_abandoned_write(self) -> None:
+        """A writer killed before its BM25 refresh (SIGKILL, power loss) left the index dirty: when no writer holds
+        the lock now, repair it here, so BM25 holds every committed chunk; while one does, its `finish` will."""
+        from rag.index.writer import IndexWriter
+
+        try:
+            writable = Index(self.backend, self.config, writable=True)
+        except RagError:
+            return  # a writer is at work: its own finish (or the next writer) repairs
+        except Exception as exc:  # read-only storage, a database role that may only read: search as it is
+            log.warning("index %s needs a repair this reader cannot make (%s: %s); the next ingest makes it", self.location, type(exc).__name__, exc)
+            return
+        try:
+            if writable.needs_repair():
+                IndexWriter(writable).repair()
+        except Exception as exc:  # the reader still works; BM25 may miss the last committed files until then
+            log.warning("repairing index %s on open failed (%s: %s); the next ingest repairs it", self.location, type(exc).__name__, exc)
+        finally:
+            writable.close()
+        self.sync()
 
     def __enter__(self) -> "Index":
         return self

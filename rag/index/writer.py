@@ -8,6 +8,7 @@ write and hand it over as `SourceWrite`s; the writer decides *how*:
         committed += writer.flush()                     # commit what is staged now (e.g. after every file)
         writer.remove("/abs/path/old.pdf")
     # on leaving without an error, finish(): flush, BM25 refresh, dirty flag off
+    # on leaving by Ctrl-C, keep_on_interrupt(): flush, repair (BM25 refresh), dirty flag off
 
 Per source, a commit is: journal the chunk ids about to be written (`Catalog.begin_source_write`), upsert the
 new vectors and delete the old ones, then `Catalog.commit_source`, which makes the source's documents and chunks
@@ -26,14 +27,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rag.core.progress import Progress
 from rag.core.tokens import token_counts
 from rag.index.contracts import SourceRecord, VectorStore
-from rag.index.store import Index
 from rag.types import Chunk, Document
+
+if TYPE_CHECKING:
+    from rag.index.store import Index  # the index imports the writer (repair on open) at run time
 
 EMBEDDING_PHASE = "Embedding chunks"  # the progress phase the writer reports embedding under
 EMBED_STEP = 256  # texts per embedding call: the cache commits and the progress bar moves this often
@@ -111,6 +115,8 @@ class IndexWriter:
         try:
             if kind is None:
                 self.finish()
+            elif issubclass(kind, KeyboardInterrupt):
+                self.keep_on_interrupt()
         finally:
             self.close()
 
@@ -132,6 +138,13 @@ class IndexWriter:
         self.catalog.fill_token_counts(token_counts)  # chunks of an index made before counts were stored
         self.index.backend.lexical_store().refresh(self.catalog, self.index.config.bm25)
         self.catalog.set_meta("dirty", "0")
+
+    def keep_on_interrupt(self) -> None:
+        """Ctrl-C (or SIGTERM, which `rag ingest` turns into one): commit the sources already staged (whole files),
+        then repair, which also refreshes BM25, so what was committed is searchable by both retrievers at once.
+        A second interrupt here leaves the index marked dirty; the next writer or reader to open it repairs it."""
+        self.flush()
+        self._repair()
 
     def close(self) -> None:
         """Give the vector store handle back to this process's readers (after `finish`, or after an error)."""

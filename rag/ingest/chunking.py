@@ -9,6 +9,7 @@ cuts at the largest semantic boundary (paragraph, line, sentence, word) that kee
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,15 @@ from rag.types import Chunk, Document
 if TYPE_CHECKING:
     from semantic_text_splitter import MarkdownSplitter, TextSplitter
 
-__all__ = ["Chunker", "splitting_tokenizer"]
+__all__ = ["Chunker", "splitting_tokenizer", "without_lone_surrogates"]
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # in a Python str every surrogate code point is a lone one
+
+
+def without_lone_surrogates(text: str) -> str:
+    """`text` with each lone surrogate (from JSON "\\ud800" escapes or surrogateescape decoding, which UTF-8 cannot
+    encode) replaced by U+FFFD: one code point for one, so every character offset stays valid."""
+    return _LONE_SURROGATE.sub("\ufffd", text) if _LONE_SURROGATE.search(text) else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +60,15 @@ class Chunker:
 
     def chunk(self, document: Document, source: str, file_type: str) -> list[Chunk]:
         markdown = file_type == "markdown"
+        encodable = without_lone_surrogates(document.text)  # what the Rust splitter and the tokenizer can take
         spans = [
             (start, end, segment)
             for segment in self._segments(document)
-            for start, end in self._split(document.text, segment, markdown)
+            for start, end in self._split(encodable, segment, markdown)
         ]
         texts = [document.text[start:end] for start, end, _ in spans]
         # counted once here so that context assembly never re-encodes a passage made of one chunk
-        counts = token_counts(texts)
+        counts = token_counts([encodable[start:end] for start, end, _ in spans])
         return [
             Chunk(
                 chunk_id=self._chunk_id(source, document.doc_id, start, end, text),
@@ -118,7 +128,7 @@ class Chunker:
     def _chunk_id(self, source: str, doc_id: str, start: int, end: int, text: str) -> str:
         """Deterministic id: the same text at the same place under the same config keeps its id."""
         key = "\x00".join((source, doc_id, str(start), str(end), self.fingerprint, text))
-        return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+        return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def _attach_bare_headings(segments: list[_Segment], text: str) -> list[_Segment]:

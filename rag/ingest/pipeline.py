@@ -1,15 +1,19 @@
 """Incremental ingestion of files: scan, skip what is unchanged, load, chunk, and hand the rest to the writer.
 
-The `IndexWriter` (rag.index.writer) embeds and commits: sources are staged as they are read and committed in
-batches of about `ingest.write_batch_chunks` chunks, so memory stays flat and an interrupted run keeps every
-batch it finished (and every embedding, via the cache).
+Each file is read and chunked in a worker process under `ingest.limits` (rag.ingest.worker): a file that hangs,
+balloons or is past a limit fails with a reason and the run goes on. The `IndexWriter` (rag.index.writer) embeds
+and commits: files are committed as they finish, in small batches (at most `ingest.write_batch_chunks` chunks or
+`COMMIT_EVERY_S` seconds of work), so an interrupted run keeps what it finished and the next run does the rest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,15 +22,17 @@ from rag.errors import LoadError
 from rag.index.contracts import SourceRecord
 from rag.index.store import Index
 from rag.index.writer import EMBEDDING_PHASE, IndexWriter, SourceWrite
-from rag.ingest.chunking import Chunker
 from rag.ingest.detect import UnsupportedType, detect_type
-from rag.ingest.loaders import load_file
+from rag.ingest.loaders import loader_factory
 from rag.ingest.removal import plan_removal, reject_blank_paths
 from rag.ingest.report import FileProblem, IngestReport
 from rag.ingest.scan import FoundFile, scan
 from rag.ingest.session import source_groups, write_session
+from rag.ingest.worker import FileReader, ReadTask, os_reason
 
-__all__ = ["Ingestor", "Progress", "ProgressFactory"]
+__all__ = ["COMMIT_EVERY_S", "Ingestor", "Progress", "ProgressFactory"]
+
+COMMIT_EVERY_S = 2.0  # finished files wait at most this long to be committed (what a SIGKILL can lose)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +60,6 @@ class Ingestor:
         self.groups = sorted(set(groups)) if groups is not None else None
         self.config = index.config
         self.progress = progress or Progress()
-        self._chunkers: dict[str, Chunker] = {}
         self._extensions = {ending: file_type for file_type, spec in self.config.ingest.loaders.items() for ending in spec.extensions}
 
     # --- public --------------------------------------------------------------------------
@@ -64,6 +69,7 @@ class Ingestor:
         with write_session(self.index, self.progress, report) as writer:
             found = scan(paths, self.config.ingest)
             report.failed.extend(FileProblem(p, "no such file or folder") for p in found.missing)
+            report.skipped.extend(FileProblem(path, reason) for path, reason in found.skipped)
             plan = self._plan(found.files, report, writer)
             self._process(plan, report, writer)
             seen = {f.path.as_posix() for f in found.files}
@@ -102,12 +108,16 @@ class Ingestor:
         self.progress.phase("Checking files", len(files))
         for found in files:
             self.progress.advance("Checking files")
-            stat = found.path.stat()
-            if stat.st_size > limit:
+            try:
+                status = _stat_regular(found.path)
+            except OSError as exc:
+                report.failed.append(FileProblem(found.display, os_reason(exc)))
+                continue
+            if status.st_size > limit:
                 report.failed.append(
                     FileProblem(
                         found.display,
-                        f"file is {stat.st_size:,} bytes, over ingest.max_file_mb={self.config.ingest.max_file_mb:g}"
+                        f"file is {status.st_size:,} bytes, over ingest.max_file_mb={self.config.ingest.max_file_mb:g}"
                         " (raise it with --set ingest.max_file_mb=N)",
                     )
                 )
@@ -118,14 +128,18 @@ class Ingestor:
                 and record.fingerprint == self._fingerprint(record.file_type)
                 and record.group_list == self._source_groups(found, record)  # new groups: rewritten, not re-embedded
             )
-            if record and fresh_config and record.size == stat.st_size and record.mtime == stat.st_mtime:
+            if record and fresh_config and record.size == status.st_size and record.mtime == status.st_mtime:
                 self._unchanged(record, report, writer)
                 continue
-            content_hash = _hash_file(found.path)
+            try:
+                content_hash = _hash_file(found.path)
+            except OSError as exc:
+                report.failed.append(FileProblem(found.display, os_reason(exc)))
+                continue
             if record and fresh_config and record.content_hash == content_hash:
                 self._unchanged(record, report, writer)
                 continue
-            plan.append(_Planned(found, content_hash, stat.st_size, stat.st_mtime))
+            plan.append(_Planned(found, content_hash, status.st_size, status.st_mtime))
         return plan
 
     def _unchanged(self, record: SourceRecord, report: IngestReport, writer: IndexWriter) -> None:
@@ -135,38 +149,61 @@ class Ingestor:
             writer.set_tags(record.path, self.tags)
 
     def _process(self, plan: list[_Planned], report: IngestReport, writer: IndexWriter) -> None:
-        """Read and chunk each file, staging it with the writer, which commits full batches as it goes."""
+        """Read and chunk each file in the worker, committing finished files every few seconds (or full batch)."""
         self.progress.phase("Reading files", len(plan))
         self.progress.phase(EMBEDDING_PHASE, 0)
-        for planned in plan:
-            write = self._prepare(planned, report)
-            self.progress.advance("Reading files")
-            if write is not None:
-                report.count(writer.stage(write))
-        report.count(writer.flush())
+        last_commit = time.monotonic()
 
-    def _prepare(self, planned: _Planned, report: IngestReport) -> SourceWrite | None:
+        def commit() -> None:
+            nonlocal last_commit
+            report.count(writer.flush())
+            last_commit = time.monotonic()
+
+        with FileReader(self.config.ingest) as reader:
+            for planned in plan:
+                write = self._prepare(planned, report, reader, commit)
+                self.progress.advance("Reading files")
+                if write is not None:
+                    report.count(writer.stage(write))
+                if time.monotonic() - last_commit >= COMMIT_EVERY_S:
+                    commit()
+        commit()
+
+    def _prepare(self, planned: _Planned, report: IngestReport, reader: FileReader, commit: Callable[[], None]) -> SourceWrite | None:
+        """Read one file into a `SourceWrite`; a slow file first lets `commit` keep the files read before it."""
         found = planned.found
+        source = found.path.as_posix()
         try:
             file_type = detect_type(found.path, self._extensions)
-            loaded = load_file(found.path, file_type, self.config.ingest, doc_id=found.display)
+            factory, section = loader_factory(file_type, self.config.ingest)
+            task = ReadTask(
+                path=source,
+                doc_id=found.display,
+                source=source,
+                file_type=file_type,
+                factory=factory,
+                section=section,
+                ingest=self.config.ingest,
+                chunking=self.config.chunking,
+                fingerprint=self._fingerprint(file_type),
+            )
+            result = reader.read(task, while_slow=commit, slow_after_s=COMMIT_EVERY_S / 2)
+            _check_unchanged(planned)
         except UnsupportedType as exc:
             report.skipped.append(FileProblem(found.display, str(exc)))
             return None
         except LoadError as exc:
             report.failed.append(FileProblem(found.display, str(exc)))
             return None
-        except Exception as exc:  # a parser bug on one file must not stop the other files
-            report.failed.append(FileProblem(found.display, f"unexpected error reading the file: {type(exc).__name__}: {exc}"))
+        except OSError as exc:
+            report.failed.append(FileProblem(found.display, os_reason(exc)))
             return None
+        loaded, chunks = result.loaded, result.chunks
         report.notes.extend(FileProblem(found.display, note) for note in loaded.notes)
-        source = found.path.as_posix()
         previous = self.index.manifest.source(source)
         groups = self._source_groups(found, previous)
         for document in loaded.documents:
             document.groups = document.groups or tuple(groups)
-        chunker = self._chunker(loaded.file_type)
-        chunks = [c for d in loaded.documents for c in chunker.chunk(d, source, loaded.file_type)]
         record = SourceRecord(
             path=source,
             display_path=found.display,
@@ -188,16 +225,28 @@ class Ingestor:
         """The reader groups of a file: --groups, else the ingest.groups globs it matches, else what it had."""
         return source_groups(self.groups, self.config.ingest, (found.display, found.path.as_posix()), record)
 
-    def _chunker(self, file_type: str) -> Chunker:
-        fingerprint = self._fingerprint(file_type)
-        if fingerprint not in self._chunkers:
-            self._chunkers[fingerprint] = Chunker(self.config.chunking, fingerprint)
-        return self._chunkers[fingerprint]
-
-
 def _hash_file(path: Path) -> str:
     digest = hashlib.blake2b(digest_size=20)
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _stat_regular(path: Path) -> os.stat_result:
+    """The file's status; a FIFO, socket or device (given by name) is refused: reading one could block forever."""
+    status = path.stat()
+    if not stat.S_ISREG(status.st_mode):
+        raise IsADirectoryError(0, "not a regular file (a FIFO, socket or device): not read")
+    return status
+
+
+def _check_unchanged(planned: _Planned) -> None:
+    """A file written to while it was read may give a torn text: it is left for the next run."""
+    try:
+        status = planned.found.path.stat()
+    except FileNotFoundError:
+        raise LoadError("the file was removed while it was read") from None
+    if (status.st_size, status.st_mtime) != (planned.size, planned.mtime):
+        raise LoadError("the file changed while it was read: run the ingest again once it is no longer being written")
+

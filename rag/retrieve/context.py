@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.config import ContextConfig
+from rag.core.trace import ContextInfo
 from rag.index.contracts import Catalog
 from rag.types import Chunk, Document, Passage, ScoredChunk
 
@@ -32,14 +33,14 @@ class ContextAssembler:
         self.count_tokens = count_tokens  # callable: str -> int, without special tokens (as counted at ingest)
         self._documents: dict[tuple[str, str], Document] = {}
 
-    def assemble(self, ranked: list[ScoredChunk], visible: "frozenset[str] | None" = None) -> tuple[list[Passage], dict[str, object]]:
+    def assemble(self, ranked: list[ScoredChunk], visible: "frozenset[str] | None" = None) -> tuple[list[Passage], ContextInfo]:
         """`visible`: the chunk ids the reader may see; neighbour expansion never adds any other."""
-        trace: dict[str, object] = {}
+        trace = ContextInfo()
         if not ranked:
             return [], trace
         best = max(s.score for s in ranked)
         kept = [s for s in ranked if best <= 0 or s.score >= self.config.min_relative_score * best]
-        trace["cut_by_relevance"] = len(ranked) - len(kept)
+        trace.cut_by_relevance = len(ranked) - len(kept)
         groups = self._merge(self._with_neighbours(kept, visible))
         groups.sort(key=lambda g: -g.score)
         passages: list[Passage] = []
@@ -74,8 +75,8 @@ class ContextAssembler:
                     chunk_ids=[c.chunk_id for c in group.chunks],
                 )
             )
-        trace["passages"] = len(passages)
-        trace["context_tokens"] = used
+        trace.passages = len(passages)
+        trace.context_tokens = used
         return passages, trace
 
     def _tokens(self, group: _Group, text: str) -> int:

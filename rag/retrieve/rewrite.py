@@ -1,8 +1,9 @@
 """Query rewriting before search: condensing follow-ups, multi-query expansion, HyDE.
 
 Each step that needs an LLM is skipped without one, with a note in the trace. Condensing has an
-offline fallback: a follow-up is searched together with the previous question, so "and for
-contractors?" still finds the right documents.
+offline fallback (rag.retrieve.offline_condense): a fragment ("and for contractors?") takes the place of
+the matching phrase of the previous question, a question that points back ("when does it start?") gets
+the previous question's topic words, and a new topic is asked alone.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from rag.config import RewriteConfig
 from rag.core.chat import ChatModel, Message
 from rag.prompts import render
+from rag.retrieve.offline_condense import condense_history
 
 NO_LLM = "skipped: no LLM configured (llm.provider=none)"
 MAX_HISTORY_TURNS = 6
@@ -37,8 +39,9 @@ class QueryRewriter:
         if history and self.config.condense:
             if self.chat is None:
                 if user_turns:
-                    result.queries = [f"{user_turns[-1]} {question}"]
-                    result.notes["condense"] = "no LLM: the follow-up is searched together with the previous question"
+                    standalone, how = condense_history(question, user_turns)
+                    result.standalone, result.queries = standalone, [standalone]
+                    result.notes["condense"] = f"no LLM, {how}: {standalone}"
             else:
                 transcript = "\n".join(f"{m['role']}: {m['content']}" for m in history[-2 * MAX_HISTORY_TURNS :])
                 condensed = _first_line(self.chat.complete([{"role": "user", "content": render("condense", history=transcript, question=question)}]))

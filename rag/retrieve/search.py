@@ -12,11 +12,11 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
-
 import numpy as np
 
 from rag.config import RetrievalConfig
 from rag.core.access import Access
+from rag.core.trace import QueryStep, Trace
 from rag.index.bm25 import BM25Index
 from rag.index.store import Index
 from rag.retrieve.access import SNAPSHOTS, Snapshot
@@ -34,7 +34,7 @@ VISIBLE_VECTORS_CACHE = 8  # vector matrices of visible sets searched exactly
 @dataclass(slots=True)
 class SearchResult:
     chunks: list[ScoredChunk]
-    trace: dict[str, Any] = field(default_factory=dict)
+    trace: Trace = field(default_factory=Trace)  # queries, filters and per_query filled in
     visible: frozenset[str] = frozenset()  # every chunk id this search was allowed to consider
 
 
@@ -67,7 +67,7 @@ class HybridSearcher:
         allowed = resolve(filters, manifest)
         if allowed is not None:
             visible = visible & allowed.chunk_ids
-        trace: dict[str, Any] = {"queries": queries, "filters": filters.describe(), "per_query": []}
+        trace = Trace(queries=queries, filters=filters.describe(), per_query=[])
         per_query: list[list[tuple[str, float]]] = []
         stage_scores: dict[str, dict[str, float]] = {"dense": {}, "bm25": {}}
         lexical_index = self._lexical_index(snapshot, access) if self.config.bm25_top_k else None
@@ -81,12 +81,12 @@ class HybridSearcher:
             per_query.append(self._boost(query, self._fuse(dense, lexical), manifest, read))
             _keep_best(stage_scores["dense"], dense)
             _keep_best(stage_scores["bm25"], lexical)
-            trace["per_query"].append({"query": query, "dense": _top(dense), "bm25": _top(lexical)})
+            trace.per_query.append(QueryStep(query=query, dense=_top(dense), bm25=_top(lexical)))
         for vector in extra_vectors or []:
             dense = self._dense(vector, visible, snapshot)
             per_query.append(dense)
             _keep_best(stage_scores["dense"], dense)
-            trace["per_query"].append({"query": "(hypothetical answer)", "dense": _top(dense), "bm25": []})
+            trace.per_query.append(QueryStep(query="(hypothetical answer)", dense=_top(dense), bm25=[]))
         fused = per_query[0] if len(per_query) == 1 else rrf(per_query, k=self.config.rrf_k)
         fused = fused[: limit or self.config.top_k]
         by_id = {chunk_id: read[chunk_id] for chunk_id, _ in fused if chunk_id in read}
@@ -226,5 +226,5 @@ def _ranks(scores: dict[str, float]) -> dict[str, int]:
     return {item: rank for rank, (item, _) in enumerate(sorted(scores.items(), key=lambda kv: -kv[1]), start=1)}
 
 
-def _top(ranked: Ranked, n: int = 20) -> list[list[object]]:
-    return [[item, round(score, 4)] for item, score in list(ranked)[:n]]
+def _top(ranked: Ranked, n: int = 20) -> list[tuple[str, float]]:
+    return [(item, round(score, 4)) for item, score in list(ranked)[:n]]

@@ -11,6 +11,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 
 from rag.core.access import GROUP_NAME
 from rag.core.file_types import FILE_TYPES
+# The result shapes are shared with `rag ask --json` and the UI, so they are defined once, below the server:
+# AnswerOut (with its typed Trace) is the body of /v1/ask, RankedChunk a hit of /v1/retrieve.
+from rag.core.results import AnswerOut, RankedChunk  # noqa: F401 - AnswerOut is re-exported for the API's readers
 
 
 # a path on the server or a source's key: never blank (a blank path would mean the server's current folder)
@@ -63,20 +66,6 @@ class RetrieveIn(BaseModel):
     query: str = Field(min_length=1, pattern=r"\S", description="The search text (limit: serve.max_question_chars).")
     top_k: PositiveCount = Field(8, description="Ranked chunks to return (limit serve.max_top_k).")
     filters: FiltersIn = Field(default_factory=FiltersIn)
-
-
-class RankedChunk(BaseModel):
-    rank: int
-    chunk_id: str
-    source: str
-    doc_id: str
-    page: int | None
-    start: int = Field(description="Character offset of the chunk in the document's extracted text.")
-    end: int
-    heading_path: list[str]
-    text: str
-    score: float = Field(description="The fused score that ranked it.")
-    scores: dict[str, float] = Field(description="Score per stage: dense (cosine), bm25, fused, rerank.")
 
 
 class RetrieveOut(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from chat_view import ask, empty_index_message, render_queued, render_turn
-from rag.ui_support import sources_matching
+from ui_support import sources_matching
 from sidebar import render_sidebar
 
 index_dir, config, filters = render_sidebar()

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from eval_view import render_comparison, render_run, run_kind, run_label
-from rag.ui_support import default_runs_folder, list_runs
+from ui_support import default_runs_folder, list_runs
 
 st.title("Evaluation runs")
 folder = Path(st.text_input("Runs folder", value=str(default_runs_folder(Path(__file__).resolve().parents[2])), key="runs_folder",

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.config import BM25Config
-from rag.index.bm25 import BM25Index
+from rag.index.bm25 import BM25Index, catch_up
 from rag.index.contracts import ApiKey, Catalog, Embedder
 from rag.index.embedders.cache import CachedEmbedder
 from rag.index.keys import digest, hashed_row, key_id_of, name_taken, new_key, record_of
@@ -109,11 +109,11 @@ class PgEmbeddingCache(CachedEmbedder):
 
 
 class ReplicaBM25:
-    """BM25 built in this process's memory from the catalog's chunk texts, one version per catalog generation.
+    """BM25 kept in this process's memory, one version per catalog generation.
 
-    Nothing is stored: every replica builds its own when it first searches after a commit (bm25s indexes about
-    5,000 chunks in well under a second here). Its cost grows with the index: see docs/postgres.md for the size
-    up to which this is right. One version per index is kept per process; requests in flight keep theirs.
+    Nothing is stored: every replica brings its own up to date when it first searches after a commit, tokenising
+    only the chunks committed since its last version (`rag.index.bm25.catch_up`; the first build reads them all).
+    One version per index is kept per process; requests in flight keep theirs.
     """
 
     _built: dict[tuple[str, str], tuple[str, BM25Index]] = {}  # (location, settings) -> (generation, last build)
@@ -137,9 +137,7 @@ class ReplicaBM25:
             found = self._built.get(key)
             if found is not None and found[0] == generation:
                 return found[1]
-            chunk_ids, texts = catalog.chunk_texts()
-            index = BM25Index(config)
-            index.build(chunk_ids, texts)
+            index = catch_up(found[1] if found else None, catalog, config)
             self._built[key] = (generation, index)
             return index
 

@@ -18,7 +18,7 @@ from rag.core.registry import LOADERS
 from rag.errors import LoadError
 from rag.types import LoadedSource
 
-__all__ = ["Loader", "LoaderFactory", "build_loader", "load_file"]
+__all__ = ["Loader", "LoaderFactory", "build_loader", "load_file", "loader_factory"]
 
 
 class Loader(Protocol):
@@ -37,14 +37,21 @@ class Loader(Protocol):
 LoaderFactory = Callable[[LoaderBase, IngestConfig], Loader]
 
 
-def build_loader(file_type: str, config: IngestConfig) -> Loader:
-    """The loader for `file_type`: the one `ingest.loaders` names, else the built-in of that name."""
+def loader_factory(file_type: str, config: IngestConfig) -> tuple[LoaderFactory, LoaderBase]:
+    """The factory of the loader for `file_type` (the one `ingest.loaders` names, else the built-in of that name)
+    and the config section it is called with."""
     section = config.loaders.get(file_type)
     if section is None:
         if file_type not in LOADERS.builtins:
             raise LoadError(f"no loader for type {file_type!r}")
         section = LoaderConfig.model_validate({"kind": file_type})
     factory: LoaderFactory = LOADERS.resolve(section.kind)
+    return factory, section
+
+
+def build_loader(file_type: str, config: IngestConfig) -> Loader:
+    """The loader for `file_type`."""
+    factory, section = loader_factory(file_type, config)
     return factory(section, config)
 
 
@@ -67,19 +74,19 @@ class FileLoader:
 def pdf_loader(section: LoaderBase, ingest: IngestConfig) -> Loader:
     from rag.ingest.loaders.pdf import load_pdf
 
-    return FileLoader(load_pdf)
+    return FileLoader(lambda path, doc_id: load_pdf(path, doc_id, ingest.limits))
 
 
 def docx_loader(section: LoaderBase, ingest: IngestConfig) -> Loader:
     from rag.ingest.loaders.docx import load_docx
 
-    return FileLoader(load_docx)
+    return FileLoader(lambda path, doc_id: load_docx(path, doc_id, ingest.limits))
 
 
 def html_loader(section: LoaderBase, ingest: IngestConfig) -> Loader:
     from rag.ingest.loaders.html import load_html
 
-    return FileLoader(load_html)
+    return FileLoader(lambda path, doc_id: load_html(path, doc_id, ingest.limits))
 
 
 def markdown_loader(section: LoaderBase, ingest: IngestConfig) -> Loader:

@@ -6,7 +6,9 @@ import re
 import zipfile
 from pathlib import Path
 
+from rag.config import IngestLimits
 from rag.errors import LoadError
+from rag.ingest.limits import check_zip
 from rag.ingest.loaders.builder import TextBuilder
 from rag.ingest.loaders.tables import rows_to_text
 from rag.types import LoadedSource
@@ -14,11 +16,13 @@ from rag.types import LoadedSource
 _HEADING_STYLE = re.compile(r"^(?:Heading|Überschrift|Titre)\s*(\d)$", re.IGNORECASE)
 
 
-def load_docx(path: Path, doc_id: str) -> LoadedSource:
+def load_docx(path: Path, doc_id: str, limits: IngestLimits | None = None) -> LoadedSource:
+    """python-docx parses with lxml and `resolve_entities=False`; `check_zip` refuses bombs and DTDs first."""
     import docx
     from docx.opc.exceptions import PackageNotFoundError
     from docx.table import Table
 
+    check_zip(path, limits or IngestLimits())
     try:
         document = docx.Document(str(path))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rag.config import IngestLimits
 from rag.errors import LoadError
+from rag.ingest.limits import check_html_depth
 from rag.ingest.loaders.builder import TextBuilder
 from rag.ingest.loaders.tables import rows_to_text
 from rag.ingest.loaders.text import decode_text
@@ -21,10 +23,12 @@ _HEADINGS = {f"h{n}": n for n in range(1, 7)}
 _BLOCKS = {"p", "li", "pre", "blockquote", "dt", "dd", "figcaption", "caption", "address", "summary"}
 
 
-def load_html(path: Path, doc_id: str) -> LoadedSource:
+def load_html(path: Path, doc_id: str, limits: IngestLimits | None = None) -> LoadedSource:
     from bs4 import BeautifulSoup
 
-    text, notes = decode_text(path.read_bytes())
+    data = path.read_bytes()
+    check_html_depth(data, limits or IngestLimits())  # before the tree (and the recursive walk below) is built
+    text, notes = decode_text(data)
     soup = BeautifulSoup(text, "lxml")
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     root = soup.find("main") or soup.find(attrs={"role": "main"}) or soup.find("article") or soup.body or soup

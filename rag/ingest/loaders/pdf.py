@@ -12,7 +12,9 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rag.config import IngestLimits
 from rag.errors import LoadError
+from rag.ingest.limits import LimitExceeded, check_pages, over
 from rag.ingest.loaders.builder import TextBuilder
 from rag.ingest.loaders.running_lines import strip_running_lines
 from rag.types import LoadedSource
@@ -21,21 +23,23 @@ if TYPE_CHECKING:
     from pypdf import PdfReader
 
 
-def load_pdf(path: Path, doc_id: str) -> LoadedSource:
+def load_pdf(path: Path, doc_id: str, limits: IngestLimits | None = None) -> LoadedSource:
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
+    from pypdf.errors import FileNotDecryptedError, LimitReachedError, PdfReadError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # pypdf warns on every recoverable quirk
     try:
         reader = PdfReader(path)
         if reader.is_encrypted and not reader.decrypt(""):
             raise LoadError("encrypted PDF: it needs a password; save an unencrypted copy and ingest that")
-        pages = [_clean(page.extract_text() or "") for page in reader.pages]
+        pages = _extract_pages(reader, limits or IngestLimits())
     except LoadError:
         raise
+    except LimitReachedError as exc:  # pypdf's own bound on a decompressed stream (a flate bomb)
+        raise LimitExceeded(f"a PDF stream is a decompression bomb: {exc}") from None
     except FileNotDecryptedError:
         raise LoadError("encrypted PDF: it needs a password; save an unencrypted copy and ingest that") from None
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError) as exc:
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError, RecursionError) as exc:
         raise LoadError(f"corrupt or unreadable PDF ({type(exc).__name__}: {exc})") from None
     pages, removed = strip_running_lines(pages)
     builder = TextBuilder()
@@ -47,6 +51,19 @@ def load_pdf(path: Path, doc_id: str) -> LoadedSource:
         raise LoadError("the PDF has no extractable text (scanned images?); run OCR on it first")
     left_out = "; ".join(f"{kind} {line!r} ({count} pages)" for kind, line, count in removed)
     return LoadedSource("pdf", [document], [f"running page lines left out of the text: {left_out}"] if removed else [])
+
+
+def _extract_pages(reader: PdfReader, limits: IngestLimits) -> list[str]:
+    """Each page's text, the page count and the text so far checked against the limits as it goes."""
+    check_pages(len(reader.pages), limits)
+    pages, total = [], 0
+    for page in reader.pages:
+        text = _clean(page.extract_text() or "")
+        total += len(text)
+        if total > limits.max_chars:
+            raise over("the extracted text has", f"over {limits.max_chars:,} characters", "max_chars", limits.max_chars)
+        pages.append(text)
+    return pages
 
 
 def _clean(text: str) -> str:

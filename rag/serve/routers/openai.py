@@ -18,7 +18,8 @@ from starlette.background import BackgroundTask
 from rag.core.access import Access
 from rag.errors import RagError
 from rag.index.contracts import ApiKey
-from rag.pipeline import RagPipeline, answer_to_json
+from rag.core.results import AnswerOut
+from rag.pipeline import Query, RagPipeline
 from rag.retrieve.filters import Filters
 from rag.serve.context import ServerState, acquire, caller, check_text, run_with_pipeline, server
 from rag.serve.errors import BODY_ERRORS, ERRORS, TIMEOUT_ERRORS, ApiError, error_body, rag_message
@@ -64,7 +65,7 @@ async def chat_completions(body: ChatIn, key: ApiKey = Depends(caller), state: S
     reply_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if not body.stream:
-        answer = await run_with_pipeline(state, lambda p: p.ask(question, history, Filters(), key.access))
+        answer = await run_with_pipeline(state, lambda p: p.ask(Query(question, history, Filters(), key.access)))
         usage = await anyio.to_thread.run_sync(chat_usage, [m.text() for m in body.messages], answer)
         return {
             "id": reply_id,
@@ -103,8 +104,7 @@ def _usage_counter(body: ChatIn) -> Any:
 
 def _extension(answer: Any) -> dict[str, Any]:
     """The `rag` field: whether the documents answered, the checked citations and the passages shown to the answerer."""
-    shaped = answer_to_json(answer)
-    return {"answered": shaped["answered"], "citations": shaped["citations"], "passages": shaped["passages"]}
+    return AnswerOut.of(answer).model_dump(mode="json", include={"answered", "citations", "passages"})
 
 
 def _chunk(reply_id: str, created: int, model: str, delta: dict[str, Any], finish: str | None, **extra: Any) -> str:
@@ -156,7 +156,7 @@ async def _chat_events(
     """
     events = None
     try:
-        events = lease.pipeline.stream(question, history, Filters(), access)
+        events = lease.pipeline.stream(Query(question, history, Filters(), access))
         yield _chunk(reply_id, created, model, {"role": "assistant", "content": ""}, None)
         while True:
             event = await anyio.to_thread.run_sync(next, events, None)

