@@ -448,6 +448,24 @@ class ServeConfig(_Section):
     request_timeout_s: float = Field(120.0, gt=0, description="Time limit of one /v1/ask or /v1/retrieve request (504 after).")
     pipelines: int = Field(4, ge=1, le=64, description="Questions answered at the same time; more requests wait.")
     queue_timeout_s: float = Field(30.0, gt=0, description="How long a request waits for a free pipeline (503 after).")
+    trusted_user_header: str | None = Field(
+        None, description="SSO: header an authenticating proxy puts the user name in (e.g. X-Forwarded-User); unset = off. See docs/ui.md."
+    )
+    trusted_proxies: list[str] = Field(
+        ["127.0.0.1", "::1"], description="Addresses or networks (CIDR) whose trusted_user_header is believed; others are ignored."
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network such as 10.0.0.0/8") from None
+        return value
 
 
 class RagConfig(BaseSettings):

@@ -58,6 +58,20 @@ def demo_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def hr_workdir(tmp_path_factory: pytest.TempPathFactory, demo_workdir: Path) -> Path:
+    """A copy of the sample corpus indexed at .rag/demo with data/hr/ readable by group `hr` only (rag.yaml's
+    `ingest.groups`); the session's embeddings are reused, so the ingest embeds nothing. Treat it as read-only."""
+    from tests.helpers import run_rag, seed_from_demo
+
+    root = tmp_path_factory.mktemp("hr-index")
+    seed_from_demo(demo_workdir, root, ".rag/demo")
+    (root / "rag.yaml").write_text("ingest:\n  groups:\n    'data/hr/**': [hr]\n", encoding="utf-8")
+    done = run_rag("ingest", "data/", "--index", ".rag/demo", cwd=root)
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+@pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Chroma server process on 127.0.0.1 (its URL), stopped after the test session."""
     from tests.helpers import free_port

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,7 @@ from rag.retrieve.query import Query
 from shared_pipelines import SHARED
 from ui_support import (
     ChatTurn,
+    SourceView,
     SpanRef,
     candidate_rows,
     answer_html,
@@ -80,6 +81,7 @@ export default function () {
 )
 
 
+SourceOpener = Callable[[SpanRef], SourceView]  # where the source viewer reads a document when not from an index folder
 MISSING = "–"  # shown in tables where a value does not apply (no page, a retriever that did not rank the chunk)
 SIDEBAR_KEYS = re.compile(r"\b(?:llm|rerank|retrieval|rewrite)\.[a-z_]+")  # config keys the sidebar sets
 
@@ -152,7 +154,7 @@ def empty_index_message(index_dir: Path) -> str | None:
 
 
 # --- showing a turn ------------------------------------------------------------------------------
-def render_turn(position: int, turn: ChatTurn | ErrorTurn, index_dir: Path) -> None:
+def render_turn(position: int, turn: ChatTurn | ErrorTurn, index_dir: Path | SourceOpener) -> None:
     with st.chat_message("user"):
         st.text(turn.question)
     with st.chat_message("assistant"):
@@ -171,7 +173,7 @@ def render_turn(position: int, turn: ChatTurn | ErrorTurn, index_dir: Path) -> N
             render_trace(turn)
 
 
-def _citation_buttons(position: int, turn: ChatTurn, index_dir: Path) -> None:
+def _citation_buttons(position: int, turn: ChatTurn, index_dir: Path | SourceOpener) -> None:
     if not turn.citations:
         return
     with st.container(horizontal=True, gap="small"):
@@ -199,7 +201,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _sources_panel(position: int, turn: ChatTurn, index_dir: Path) -> None:
+def _sources_panel(position: int, turn: ChatTurn, index_dir: Path | SourceOpener) -> None:
     st.dataframe(
         turn.passages, hide_index=True, width="stretch", placeholder=MISSING,
         column_config={
@@ -254,10 +256,10 @@ def render_trace(turn: ChatTurn) -> None:
 
 # --- the source viewer ---------------------------------------------------------------------------
 @st.dialog("Source", width="large")
-def show_source(index_dir: Path, ref: SpanRef, label: str) -> None:
+def show_source(index_dir: Path | SourceOpener, ref: SpanRef, label: str) -> None:
     """The cited document as stored in the index, the span highlighted and scrolled into view."""
     try:
-        view = open_source_view(index_dir, ref)
+        view = index_dir(ref) if callable(index_dir) else open_source_view(index_dir, ref)  # API mode: a reader of the server's
     except RagError as exc:
         st.error(exc.message + (f"\n\n**Fix:** {exc.hint}" if exc.hint else ""))
         return

@@ -22,7 +22,7 @@ from rag.serve.errors import install_error_handlers
 from rag.serve.middleware import install_middleware
 from rag.serve.openapi import with_limits
 from rag.serve.pool import PipelinePool
-from rag.serve.routers import admin, openai, questions, service
+from rag.serve.routers import admin, openai, questions, reader, service
 from rag.serve.writes import repair_if_interrupted
 
 
@@ -48,7 +48,7 @@ def create_app(index_dir: str | os.PathLike[str], config: RagConfig) -> FastAPI:
     app.state.server = state
     install_middleware(app, config.serve)
     install_error_handlers(app)
-    for group in (service, openai, questions, admin):
+    for group in (service, openai, questions, reader, admin):
         app.include_router(group.router)
     app.openapi = with_limits(app, config.serve)  # type: ignore[method-assign]  # FastAPI's documented way to change the document
     return app

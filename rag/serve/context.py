@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TypeVar
 
 import anyio
@@ -18,6 +19,7 @@ from rag.index.contracts import ApiKey, KeyStore
 from rag.pipeline import RagPipeline
 from rag.serve.errors import ApiError
 from rag.serve.pool import PipelinePool, PoolBusy
+from rag.serve.trusted_header import TrustedHeader
 
 T = TypeVar("T")
 
@@ -37,6 +39,11 @@ class ServerState:
     def limits(self) -> ServeConfig:
         return self.config.serve
 
+    @cached_property
+    def trusted_header(self) -> TrustedHeader | None:
+        """SSO sign-in by a proxy's user header, when serve.trusted_user_header is set."""
+        return TrustedHeader.from_config(self.config.serve)
+
 
 def server(request: Request) -> ServerState:
     return request.app.state.server  # type: ignore[no-any-return]  # starlette's State is untyped
@@ -50,6 +57,13 @@ def caller(
     credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
     state: ServerState = Depends(server),
 ) -> ApiKey:
+    user = state.trusted_header.user(request) if state.trusted_header is not None and credentials is None else None
+    if user is not None:  # signed in by an SSO proxy (rag.serve.trusted_header)
+        key = state.trusted_header.key_of(state.keys, user)  # type: ignore[union-attr]
+        if key is None:
+            raise ApiError(403, f"user {user!r} has no access: an admin gives it with `rag keys create --name {user} --groups ...`", "permission_error")
+        request.state.key_name = key.name
+        return key
     if credentials is None:
         raise ApiError(401, "missing API key: send the header Authorization: Bearer <key>", "authentication_error")
     key = state.keys.authenticate(credentials.credentials)

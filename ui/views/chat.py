@@ -19,6 +19,8 @@ pending = st.session_state.setdefault("pending", [])
 
 header, clear = st.columns([6, 1], vertical_alignment="bottom")
 header.title("Ask your documents")
+st.caption("Local mode: this page reads the index files and shows every document, whatever its reader groups. "
+           "To sign people in and show each only what they may read, use `rag serve` and `rag ui --api URL`.")
 if clear.button("New chat", icon=":material/refresh:", disabled=not turns and not pending):
     st.session_state.turns, st.session_state.pending = [], []
     st.rerun()
