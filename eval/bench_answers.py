@@ -181,7 +181,7 @@ def measure_conversations(indexes: Path, overrides: list[str]) -> dict[str, Any]
                 answer = pipeline.ask(turn["question"], history=list(history))
                 right = (answer.answered and contains_reference(answer.answer, turn["answers"])) if turn["answers"] else not answer.answered
                 turns.append({"id": f"{conversation['id']}.{position}", "kind": turn["kind"], "position": position, "right": right,
-                              "question": turn["question"], "standalone": answer.trace.get("rewrite", {}).get("standalone"), "answer": answer.answer})
+                              "question": turn["question"], "standalone": answer.trace.rewrite.standalone if answer.trace.rewrite else None, "answer": answer.answer})
                 history += [{"role": "user", "content": turn["question"]}, {"role": "assistant", "content": answer.answer}]
     groups: dict[str, list[bool]] = {}
     for turn in turns:
@@ -217,7 +217,8 @@ def calibrate(names: list[str], devsets: Path, indexes: Path, overrides: list[st
         ensure_index(indexes / index_name, corpus, config)
         with RagPipeline.open(indexes / index_name, config) as pipeline:
             for item in load_answer_set(answers_path).items:
-                generator = pipeline.ask(item.question).trace.get("generator", {})
+                info = pipeline.ask(item.question).trace.generator
+                generator = info.model_dump() if info else {}
                 score = generator.get("best_score")
                 (answerable if item.answerable else unanswerable).append(-1.0 if score is None else score)
                 details.append({"set": name, "id": item.id, "answerable": item.answerable, "score": score, "coverage": generator.get("context_coverage"),

@@ -46,6 +46,7 @@ class Retrieved:
     ranked: list[ScoredChunk]
     passages: list[Passage]
     trace: Trace = field(default_factory=Trace)
+    focus: str | None = None  # what a fragment follow-up asks anew (offline condensing), for the answerer
 
 
 @dataclass(slots=True)
@@ -160,7 +161,7 @@ class RagPipeline:
             for s in ranked
         ]
         trace.retrieval_ms = round((time.perf_counter() - started) * 1000, 1)
-        return Retrieved(rewritten.standalone, ranked, passages, trace)
+        return Retrieved(rewritten.standalone, ranked, passages, trace, rewritten.focus)
 
     def ask(self, query: Query | str, /, **options: Unpack[QueryOptions]) -> Answer:
         """The checked answer to `query` (a Query, or the question with Query's fields as keywords)."""
@@ -196,7 +197,8 @@ class RagPipeline:
             trace.generator = GeneratorInfo(answerer="llm", model=self._llm().name)
         else:
             answerer = ExtractiveAnswerer(self.config.generation, self.sentence_embedder, self._heading_path)
-            extracted = answerer.answer(retrieved.question, retrieved.passages, CitationChecker(retrieved.passages, self.index.manifest))
+            placer = CitationChecker(retrieved.passages, self.index.manifest)  # places the short answer in a citation
+            extracted = answerer.answer(retrieved.question, retrieved.passages, placer, focus=retrieved.focus)
             deltas, short = iter([extracted.text]), extracted.short
             trace.generator = GeneratorInfo.model_validate(extracted.trace)
         order = MarkerOrder()  # markers shown as [1], [2], ... in order of first appearance

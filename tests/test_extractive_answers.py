@@ -11,7 +11,7 @@ from rag.config import load_config
 from rag.generate.answer_types import Expected, best_span, expected_answer, span_candidates, yes_or_no
 from rag.generate.calibration import choose_threshold, refusal_curve
 from rag.generate.extractive import coverage_features
-from rag.retrieve.offline_condense import condense, condense_history
+from rag.retrieve.offline_condense import condense, condense_history, fragment_of
 from rag.types import Passage
 
 
@@ -186,6 +186,13 @@ def test_a_conversation_with_a_fragment_a_pointer_and_a_new_topic(pipeline) -> N
         answer = pipeline.ask(question, history=list(history))
         assert answer.answered and reference in answer.answer, (question, answer.answer)
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
+
+
+def test_a_fragment_follow_up_is_answered_about_its_own_words(pipeline) -> None:
+    assert fragment_of("And after five years?") == "after five years"
+    history = [{"role": "user", "content": "How many vacation days do new employees get?"}, {"role": "assistant", "content": "20 vacation days"}]
+    answer = pipeline.ask("And after more than five years?", history=history)  # not the first answer again
+    assert answer.answered and "25 days" in answer.answer.split("\n")[0]
 
 
 def test_a_new_topic_is_not_pulled_toward_the_previous_question(pipeline) -> None:

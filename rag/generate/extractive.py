@@ -115,11 +115,14 @@ class ExtractiveAnswerer:
         scored.sort(key=lambda s: -s.score)
         return scored
 
-    def answer(self, question: str, passages: list[Passage], checker: CitationChecker | None = None) -> ExtractiveAnswer:
+    def answer(
+        self, question: str, passages: list[Passage], checker: CitationChecker | None = None, focus: str | None = None
+    ) -> ExtractiveAnswer:
         """The answer text with [n] markers (one quoted sentence per line, the short answer leading the first),
         and a trace. `checker` (a CitationChecker over the same passages) confirms the short span lies inside
-        the citation its line will get; without one the short span is left out."""
-        scored = self.score_sentences(question, passages)
+        the citation its line will get; without one the short span is left out. `focus`: what a follow-up
+        fragment asks anew ("after five years"): sentences that hold all of it go first."""
+        scored, focused = _focus_first(self.score_sentences(question, passages), focus)
         kind = expected_answer(question)
         trace: dict[str, object] = {
             "answerer": "extractive",
@@ -133,7 +136,7 @@ class ExtractiveAnswerer:
         coverage = coverage_features(question, passages, scored[0].passage) if scored else {}
         if scored:
             trace["features"] = {**evidence_features(scored), **coverage}
-        weak = _weak_evidence(kind, scored, self.config.min_support, coverage)
+        weak = _weak_evidence(kind, scored, self.config.min_support, coverage, focused)
         if weak:
             trace["evidence"] = f"weak: {weak}"
             return ExtractiveAnswer(NOT_FOUND, trace, answered=False)
@@ -184,6 +187,34 @@ class ExtractiveAnswerer:
 def _quotes(citation: Citation, text: str, start: int, end: int) -> bool:
     """Whether the citation's span holds `text` exactly at document offsets start..end."""
     return citation.start <= start and end <= citation.end and citation.text[start - citation.start : end - citation.start] == text
+
+
+_NUMBER_WORDS = {
+    word: str(value)
+    for value, word in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())
+}
+
+
+def _focus_terms(text: str) -> list[str]:
+    """Content words with small number words as digits ("five years" and "5 years" agree)."""
+    return [_NUMBER_WORDS.get(term, term) for term in content_terms(text)]
+
+
+def _holds_together(wanted: set[str], terms: list[str]) -> bool:
+    """All wanted words within a few words of each other ("5 years", not "5 ... calendar year")."""
+    window = len(wanted) + 1
+    return any(wanted <= set(terms[start : start + window]) for start in range(max(1, len(terms) - window + 1)))
+
+
+def _focus_first(scored: list[ScoredSentence], focus: str | None) -> tuple[list[ScoredSentence], bool]:
+    """Sentences that hold the follow-up's new part together first (each group still by score), and whether
+    one does: the repeated part of the previous question ("new employees") otherwise picks the previous answer
+    again."""
+    wanted = set(_focus_terms(focus)) if focus else set()
+    holding = [s for s in scored if wanted and _holds_together(wanted, _focus_terms(s.span.text))]
+    if not holding:
+        return scored, False
+    return holding + [s for s in scored if not any(s is h for h in holding)], True
 
 
 class CachedEmbedder:
@@ -242,15 +273,18 @@ def _rarity(terms: set[str], sentence_terms: list[set[str]]) -> dict[str, float]
     return {t: math.log(1 + (count - frequency[t] + 0.5) / (frequency[t] + 0.5)) for t in terms}
 
 
-def _weak_evidence(kind: Expected, scored: list[ScoredSentence], min_support: float, coverage: dict[str, float]) -> str:
-    """Why the best sentence cannot carry an answer ("" when it can)."""
+def _weak_evidence(
+    kind: Expected, scored: list[ScoredSentence], min_support: float, coverage: dict[str, float], focused: bool = False
+) -> str:
+    """Why the best sentence cannot carry an answer ("" when it can). `focused`: it holds a follow-up's new words
+    together, which grounds it though it repeats few words of the previous question."""
     if not scored:
         return "no sentence to quote"
     if scored[0].score < min_support:
         return f"best score {scored[0].score:.3f} < generation.min_support {min_support}"
     if coverage.get("unseen", 0.0) >= MAX_UNSEEN and coverage.get("unseen_words", 0) >= MIN_UNSEEN_WORDS:
         return f"{coverage['unseen']:.0%} of the question's words appear in no retrieved passage (>= {MAX_UNSEEN:.0%})"
-    if kind.strict and scored[0].lexical < MIN_LEXICAL:
+    if kind.strict and scored[0].lexical < MIN_LEXICAL and not focused:
         return f"the best sentence holds too few of the question's words (lexical {scored[0].lexical:.2f} < {MIN_LEXICAL})"
     if kind == Expected.YES_NO and scored[0].lexical < YES_NO_MIN_LEXICAL:
         return f"a yes/no question needs a sentence with some of its words (lexical {scored[0].lexical:.2f} < {YES_NO_MIN_LEXICAL})"

@@ -33,10 +33,7 @@ MAX_OWN_TERMS = 3  # a question pointing back with at most this many words of it
 def condense(question: str, previous: str) -> tuple[str, str]:
     """(standalone question, how it was made: "fragment", "points back" or "new topic")."""
     asked = " ".join(question.strip().split())
-    core = asked.rstrip("?.! ")
-    fragment = _FRAGMENT_LEAD.match(core)
-    lead_removed = core[fragment.end() :] if fragment else core
-    lead_removed = re.sub(r"^(?:and|but|also)\b[,\s]*", "", lead_removed, flags=re.I)
+    core, fragment, lead_removed = _parse(asked)
     own_terms = content_terms(lead_removed)
     is_question = bool(_WH.search(lead_removed)) or bool(_AUX_START.match(lead_removed))
     if fragment and not is_question or not is_question and len(own_terms) <= MAX_OWN_TERMS:
@@ -45,6 +42,21 @@ def condense(question: str, previous: str) -> tuple[str, str]:
         topic = [w for w in _topic_words(previous) if w.lower() not in lead_removed.lower()]
         return (f"{lead_removed.rstrip('?')} ({' '.join(topic)})?" if topic else asked), "points back"
     return asked, "new topic"
+
+
+def fragment_of(question: str) -> str:
+    """What a fragment follow-up asks anew ("And after five years?" -> "after five years"): the answer must be
+    about it, not about the part repeated from the previous question."""
+    core, fragment, _ = _parse(" ".join(question.strip().split()))
+    return fragment_text(core, fragment)
+
+
+def _parse(asked: str) -> tuple[str, re.Match[str] | None, str]:
+    """The question without its end punctuation, its fragment lead ("and what about"), and the rest."""
+    core = asked.rstrip("?.! ")
+    fragment = _FRAGMENT_LEAD.match(core)
+    lead_removed = core[fragment.end() :] if fragment else core
+    return core, fragment, re.sub(r"^(?:and|but|also)\b[,\s]*", "", lead_removed, flags=re.I)
 
 
 def condense_history(question: str, earlier: list[str]) -> tuple[str, str]:

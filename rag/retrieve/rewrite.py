@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from rag.config import RewriteConfig
 from rag.core.chat import ChatModel, Message
 from rag.prompts import render
-from rag.retrieve.offline_condense import condense_history
+from rag.retrieve.offline_condense import condense_history, fragment_of
 
 NO_LLM = "skipped: no LLM configured (llm.provider=none)"
 MAX_HISTORY_TURNS = 6
@@ -25,6 +25,7 @@ class Rewritten:
     standalone: str  # the question the answer is written for
     queries: list[str]  # what is searched (standalone first)
     hypothetical: str | None = None  # HyDE passage, searched by its embedding
+    focus: str | None = None  # offline, a fragment follow-up: what it asks anew (the answer must be about it)
     notes: dict[str, str] = field(default_factory=dict)
 
 
@@ -42,6 +43,8 @@ class QueryRewriter:
                     standalone, how = condense_history(question, user_turns)
                     result.standalone, result.queries = standalone, [standalone]
                     result.notes["condense"] = f"no LLM, {how}: {standalone}"
+                    if how == "fragment":
+                        result.focus = fragment_of(question)
             else:
                 transcript = "\n".join(f"{m['role']}: {m['content']}" for m in history[-2 * MAX_HISTORY_TURNS :])
                 condensed = _first_line(self.chat.complete([{"role": "user", "content": render("condense", history=transcript, question=question)}]))
