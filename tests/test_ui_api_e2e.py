@@ -9,8 +9,6 @@ with a clear message, and no request leaves this machine.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +19,7 @@ import httpx
 import pytest
 
 from rag.index.backends import open_backend
-from tests.helpers import free_port
+from tests.helpers import free_port, stop_process_group
 from tests.test_ui_e2e import ARTIFACTS, browser, local_only  # noqa: F401 - browser is a fixture
 
 pytestmark = pytest.mark.slow
@@ -47,15 +45,6 @@ def spawn(command: list[str], cwd: Path, health: str, log: Path) -> subprocess.P
         time.sleep(0.3)
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 @pytest.fixture(scope="module")
 def ui_keys(hr_workdir: Path) -> dict[str, str]:
     store = open_backend(hr_workdir / INDEX).key_store()
@@ -75,9 +64,9 @@ def api_ui(hr_workdir: Path, ui_keys: dict[str, str]) -> Iterator[str]:
         try:
             yield f"http://127.0.0.1:{ui_port}"
         finally:
-            stop(ui)
+            stop_process_group(ui)
     finally:
-        stop(server)
+        stop_process_group(server)
     for key in ui_keys.values():  # the key is sent in headers only: never in a URL or a log line
         assert key not in (hr_workdir / "serve-ui.log").read_text() and key not in (hr_workdir / "ui-api.log").read_text()
 

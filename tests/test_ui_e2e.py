@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ from rag.index.manifest import Manifest
 from rag.index.store import MANIFEST_FILE
 from tests.conftest import REPO
 from tests.fake_openai import FakeOpenAI
-from tests.helpers import free_port
+from tests.helpers import free_port, stop_process_group
 
 pytestmark = pytest.mark.slow
 
@@ -64,12 +63,7 @@ def start_ui(demo_workdir: Path):
 
     yield start
     for process in processes:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)
 
 
 @pytest.fixture

@@ -96,9 +96,7 @@ class SqliteKeyStore:
                 "SELECT key_id, name, groups, admin, created_at, revoked_at, hash FROM keys WHERE key_id = ? AND revoked_at IS NULL",
                 (key_id,),
             ).fetchone()
-        if row is None or not hmac.compare_digest(row[6], digest(token)):
-            return None
-        return record_of(row[:6])
+        return verified(row, token)
 
     def export_hashed(self) -> list[tuple[ApiKey, str]]:
         with self._db() as db:
@@ -136,6 +134,13 @@ def key_id_of(token: str) -> str | None:
     if not token.startswith(PREFIX) or token.count("_") < 2:
         return None
     return token[len(PREFIX) :].split("_", 1)[0]
+
+
+def verified(row: tuple | None, token: str) -> ApiKey | None:
+    """The key of a stored row (its record columns, then the hash) when `token` hashes to it, else None."""
+    if row is None or not hmac.compare_digest(row[6], digest(token)):
+        return None
+    return record_of(row[:6])
 
 
 def digest(secret: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import threading
 import time
@@ -13,7 +12,7 @@ from rag.config import BM25Config
 from rag.index.bm25 import BM25Index, catch_up
 from rag.index.contracts import ApiKey, Catalog, Embedder
 from rag.index.embedders.cache import CachedEmbedder
-from rag.index.keys import digest, hashed_row, key_id_of, name_taken, new_key, record_of
+from rag.index.keys import digest, hashed_row, key_id_of, name_taken, new_key, record_of, verified
 from rag.index.postgres.connections import borrowed
 
 
@@ -61,9 +60,7 @@ class PgKeyStore:
                 "SELECT key_id, name, groups, admin, created_at, revoked_at, hash FROM rag_keys WHERE key_id = %s AND revoked_at IS NULL",
                 (key_id,),
             ).fetchone()
-        if row is None or not hmac.compare_digest(row[6], digest(token)):
-            return None
-        return record_of(row[:6])
+        return verified(row, token)
 
     def export_hashed(self) -> list[tuple[ApiKey, str]]:
         with borrowed(self.url) as conn:
