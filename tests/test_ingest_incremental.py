@@ -79,6 +79,28 @@ def test_file_deleted_from_ingested_folder_is_removed_everywhere(corpus: Path, t
         assert index.bm25().search("release train Tuesday", 5) == []
 
 
+def test_file_deleted_under_two_given_folders_is_removed_once(corpus: Path, tmp_path: Path) -> None:
+    run_ingest(tmp_path / "index", [str(corpus)])
+    (corpus / "notes" / "standup.md").unlink()
+    report, _ = run_ingest(tmp_path / "index", [str(corpus), str(corpus / "notes")])
+    assert (report.removed, report.unchanged, report.failed) == (1, 2, [])
+
+
+def test_vector_store_is_opened_only_by_runs_that_write_vectors(corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unchanged re-ingest never loads the vector store (embedded Chroma's imports are half a second)."""
+    run_ingest(tmp_path / "index", [str(corpus)])
+    opened: list[str] = []
+    begin_write = Index.begin_write
+    monkeypatch.setattr(Index, "begin_write", lambda self: opened.append(self.location) or begin_write(self))
+    unchanged, _ = run_ingest(tmp_path / "index", [str(corpus)])
+    assert unchanged.unchanged == 3 and opened == []
+    (corpus / "expenses.txt").write_text("Meals on domestic travel are reimbursed up to 80 dollars per day.\n")
+    changed, _ = run_ingest(tmp_path / "index", [str(corpus)])
+    assert changed.changed == 1 and changed.chunks_added >= 1 and len(opened) == 1
+    with Index.open(tmp_path / "index", load_config()) as index:
+        assert index.bm25().search("80 dollars", 1) and not index.bm25().search("75", 5)
+
+
 def test_remove_command_path(corpus: Path, tmp_path: Path) -> None:
     run_ingest(tmp_path / "index", [str(corpus)])
     with Index.open(tmp_path / "index", load_config(), writable=True) as index:

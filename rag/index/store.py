@@ -150,10 +150,14 @@ class Index:
         """This store's handle, shared with every other `Index` of this process on the same store."""
         return VECTOR_HANDLES.get((self.location, self.manifest.get_meta("index_id"), self.config.vector_store.model_dump_json()))
 
-    def begin_write(self) -> VectorStore:
-        """For `IndexWriter`: the handle writes go through, shared with this process's readers meanwhile."""
+    def check_writable(self) -> None:
+        """RagError unless this index was opened to write (holding the write lock)."""
         if not self.writable:
             raise RagError(f"the index {self.location} was opened read-only", "open it with Index.open(..., writable=True) to write")
+
+    def begin_write(self) -> VectorStore:
+        """For `IndexWriter`: the handle writes go through, shared with this process's readers meanwhile."""
+        self.check_writable()
         self._writing = True
         self._vectors = self._shared.begin_write(self.manifest.generation(), self._open_vectors)
         return self._vectors

@@ -100,7 +100,8 @@ class IndexWriter:
         self.catalog = index.manifest
         self.progress = progress or Progress()
         self.batch_chunks = batch_chunks or index.config.ingest.write_batch_chunks
-        self._store: VectorStore | None = None
+        self._store: VectorStore | None = None  # opened on first use (`open_store`)
+        self._active = False  # between start() (or repair()) and close()
         self._staged: list[SourceWrite] = []
         self._staged_chunks = 0
         self._embedded_at_start = 0
@@ -121,9 +122,14 @@ class IndexWriter:
             self.close()
 
     def start(self) -> WriteStart:
-        """Repair an interrupted write, drop the vectors if the embedding model changed, mark the index dirty."""
+        """Repair an interrupted write, drop the vectors if the embedding model changed, mark the index dirty.
+
+        The vector store is opened here only when repair or a model change needs it; otherwise on the first
+        write that needs it (`open_store`): a run that finds nothing changed never loads the store's client
+        (about half a second of imports for embedded Chroma)."""
         started = self.started = WriteStart()
-        self._store = self.index.begin_write()
+        self.index.check_writable()
+        self._active = True
         if self.index.needs_repair():
             started.repaired = self._repair()
         started.model_changed = self._ensure_embedding_model()
@@ -148,6 +154,7 @@ class IndexWriter:
 
     def close(self) -> None:
         """Give the vector store handle back to this process's readers (after `finish`, or after an error)."""
+        self._active = False
         if self._store is not None:
             self.index.end_write()
             self._store = None
@@ -158,6 +165,15 @@ class IndexWriter:
         return self._embedded_so_far() - self._embedded_at_start
 
     # --- writes ----------------------------------------------------------------------------
+    def open_store(self) -> VectorStore:
+        """The vector store writes go through, opened on first use. A caller that knows it will write can call
+        this early, e.g. while a worker process reads its first file, so the two load side by side."""
+        if not self._active:
+            raise RuntimeError("IndexWriter.start() (or `with IndexWriter(...)`) must come before writing")
+        if self._store is None:
+            self._store = self.index.begin_write()
+        return self._store
+
     def stage(self, write: SourceWrite) -> list[Committed]:
         """Queue one source; once `batch_chunks` chunks are queued they are embedded together and committed."""
         self._staged.append(write)
@@ -169,7 +185,7 @@ class IndexWriter:
         batch, self._staged, self._staged_chunks = self._staged, [], 0
         if not batch:
             return []
-        store = self._writing_store()
+        store = self.open_store()
         old_ids = {write.record.path: self.catalog.chunk_ids_of(write.record.path) for write in batch}
         given = {chunk_id: vector for write in batch for chunk_id, vector in (write.vectors or {}).items()}
         to_embed = [c for w in batch for c in w.chunks if c.chunk_id not in old_ids[w.record.path] and c.chunk_id not in given]
@@ -201,10 +217,11 @@ class IndexWriter:
     def remove(self, path: str) -> int:
         """Remove one source (by its key) with all its chunks; returns how many chunks went."""
         ids = self.catalog.chunk_ids_of(path)
+        store = self.open_store() if ids else None
         self.catalog.begin_source_write(path, [])
         try:
-            if ids:
-                self._writing_store().delete(ids)
+            if store is not None:
+                store.delete(ids)
             self.catalog.remove_source(path)
         except BaseException:
             self.catalog.abort_source_write(path)
@@ -218,9 +235,10 @@ class IndexWriter:
     # --- repair ----------------------------------------------------------------------------
     def repair(self) -> RepairReport:
         """Make the vector store hold exactly the catalog's chunks, then rebuild BM25 if stale."""
-        if self._store is not None:
+        if self._active:
             return self._repair()
-        self._store = self.index.begin_write()
+        self.index.check_writable()
+        self._active = True
         try:
             return self._repair()
         finally:
@@ -228,7 +246,7 @@ class IndexWriter:
 
     def _repair(self) -> RepairReport:
         report = RepairReport()
-        store = self._writing_store()
+        store = self.open_store()
         expected = self.catalog.all_chunk_ids()
         present = store.ids()
         orphans = present - expected
@@ -248,10 +266,6 @@ class IndexWriter:
         return report
 
     # --- helpers ---------------------------------------------------------------------------
-    def _writing_store(self) -> VectorStore:
-        if self._store is None:
-            raise RuntimeError("IndexWriter.start() (or `with IndexWriter(...)`) must come before writing")
-        return self._store
 
     def _ensure_embedding_model(self) -> bool:
         """Drop all vectors when the embedding model changed (dimensions may differ); True if chunks were dropped."""
@@ -259,7 +273,7 @@ class IndexWriter:
         if self.catalog.get_meta("embedding_model") == current:
             return False
         had_chunks = self.catalog.chunk_count() > 0
-        self._writing_store().drop()
+        self.open_store().drop()
         self.catalog.reset_chunks()
         self.catalog.set_meta("embedding_model", current)
         return had_chunks

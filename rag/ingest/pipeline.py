@@ -70,15 +70,15 @@ class Ingestor:
             found = scan(paths, self.config.ingest)
             report.failed.extend(FileProblem(p, "no such file or folder") for p in found.missing)
             report.skipped.extend(FileProblem(path, reason) for path, reason in found.skipped)
-            plan = self._plan(found.files, report, writer)
+            indexed = {record.path: record for record in self.index.manifest.sources()}  # one read, not one per file
+            plan = self._plan(found.files, indexed, report, writer)
             self._process(plan, report, writer)
             seen = {f.path.as_posix() for f in found.files}
-            for folder in found.folders:
-                prefix = folder.as_posix().rstrip("/") + "/"
-                for record in self.index.manifest.sources():
-                    if record.path.startswith(prefix) and record.path not in seen:
-                        report.chunks_removed += writer.remove(record.path)
-                        report.removed += 1
+            roots = tuple(folder.as_posix().rstrip("/") + "/" for folder in found.folders)
+            for path in indexed:  # indexed before this run, under a folder given, and no longer there
+                if path.startswith(roots) and path not in seen:
+                    report.chunks_removed += writer.remove(path)
+                    report.removed += 1
         return report
 
     def remove(self, paths: list[str], *, folders: bool = True, everything: bool = False) -> IngestReport:
@@ -100,10 +100,9 @@ class Ingestor:
     def _fingerprint(self, file_type: str) -> str:
         return self.config.indexing_fingerprint(file_type)
 
-    def _plan(self, files: list[FoundFile], report: IngestReport, writer: IndexWriter) -> list[_Planned]:
-        """The files that need (re)indexing, with their hash, size and mtime."""
+    def _plan(self, files: list[FoundFile], indexed: dict[str, SourceRecord], report: IngestReport, writer: IndexWriter) -> list[_Planned]:
+        """The files that need (re)indexing, with their hash, size and mtime (`indexed`: the sources by path)."""
         limit = int(self.config.ingest.max_file_mb * 1024 * 1024)
-        manifest = self.index.manifest
         plan = []
         self.progress.phase("Checking files", len(files))
         for found in files:
@@ -122,7 +121,7 @@ class Ingestor:
                     )
                 )
                 continue
-            record = manifest.source(found.path.as_posix())
+            record = indexed.get(found.path.as_posix())
             fresh_config = (
                 record is not None
                 and record.fingerprint == self._fingerprint(record.file_type)
@@ -160,6 +159,9 @@ class Ingestor:
             last_commit = time.monotonic()
 
         with FileReader(self.config.ingest) as reader:
+            if plan:  # the reader's child boots while this process opens the vector store: side by side
+                reader.start()
+                writer.open_store()
             for planned in plan:
                 write = self._prepare(planned, report, reader, commit)
                 self.progress.advance("Reading files")
