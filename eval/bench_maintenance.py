@@ -45,6 +45,7 @@ PARAGRAPHS_PER_FILE = 50
 WORDS_PER_PARAGRAPH = 60
 STAND_IN = {"RAG_EMBEDDING__PROVIDER": "bench_maintenance:StandInEmbedder", "PYTHONPATH": str(REPO / "eval"), "HF_HUB_OFFLINE": "1"}
 DIMENSIONS = 64
+SCIFACT_PORT = 18931  # the fake embedding endpoint's port in `scifact`
 
 
 class StandInEmbedder:
@@ -216,7 +217,7 @@ def scifact(checkouts: list[Path], workdir: Path, repeat: int) -> None:
 
     corpus = REPO.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
     print("| checkout | unchanged re-ingest, wall (in-process) |\n|---|---|")
-    with FakeOpenAI() as server:
+    with FakeOpenAI(port=SCIFACT_PORT) as server:  # a fixed port: the model id names the URL, and must not change
         endpoint = {"RAG_EMBEDDING__PROVIDER": "openai", "RAG_EMBEDDING__BASE_URL": server.base_url, "RAG_EMBEDDING__API_KEY": "test-key",  # what tests/fake_openai.py accepts
                     "RAG_EMBEDDING__MODEL": "fake-embed", "HF_HUB_OFFLINE": "1"}
         for checkout in checkouts:

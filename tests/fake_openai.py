@@ -30,8 +30,9 @@ def bag_of_words_vector(text: str) -> list[float]:
 class FakeOpenAI:
     """Start with `with FakeOpenAI() as server:`; `server.base_url` ends in /v1."""
 
-    def __init__(self, api_key: str = "test-key", chat_reply: Callable[[list[dict[str, str]]], str] | None = None) -> None:
-        """`chat_reply(messages)` scripts the chat model's answer (default: echo the last user message).
+    def __init__(self, api_key: str = "test-key", chat_reply: Callable[[list[dict[str, str]]], str] | None = None, port: int = 0) -> None:
+        """`chat_reply(messages)` scripts the chat model's answer (default: echo the last user message). `port`: 0
+        picks a free one; a fixed port keeps the embedding model's id (which names the URL) the same across runs.
 
         `before_reply(path, body)`, if set, runs on the request's thread before it is answered: a test can block
         there (e.g. on a threading.Event) to hold its client mid-operation at a known point.
@@ -99,7 +100,7 @@ class FakeOpenAI:
                 self.end_headers()
                 self.wfile.write(raw)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
