@@ -57,6 +57,8 @@ def set_paths(name: str, devsets: Path) -> tuple[Path, Path, str]:
     documents left out of `<set>`'s corpus against its index."""
     if name == "gold":
         return REPO / "eval" / "gold" / "sample.jsonl", REPO / "data", "gold"
+    if name == "gold_unanswerable":  # questions the documents of data/ are silent on, beyond the gold set's own
+        return REPO / "eval" / "gold" / "unanswerable.jsonl", REPO / "data", "gold"
     if name == "drop":
         return drop_answer_set(devsets / "drop" / "answers.jsonl"), SHARED / "datasets" / "drop" / "corpus.jsonl", "drop"
     if name.endswith("_unanswerable"):
@@ -252,7 +254,7 @@ def table(results: list[dict[str, Any]], label: str = "") -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sets", default="gold,conversations,nyt,reddit,drop", help="comma-separated: gold, conversations, nyt, reddit, new_wiki, drop, nyt_unanswerable, reddit_unanswerable")
+    parser.add_argument("--sets", default="gold,conversations,nyt,reddit,drop", help="comma-separated: gold, gold_unanswerable, conversations, nyt, reddit, new_wiki, drop, nyt_unanswerable, reddit_unanswerable")
     parser.add_argument("--devsets", type=Path, default=REPO / ".rag" / "devsets")
     parser.add_argument("--indexes", type=Path, default=REPO / ".rag" / "bench")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override section.key=value")
