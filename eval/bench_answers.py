@@ -241,17 +241,16 @@ def calibrate(names: list[str], devsets: Path, indexes: Path, overrides: list[st
 
 
 def per_set_curve(details: list[dict[str, Any]], thresholds: list[float]) -> str:
-    """Per set and threshold: the share of answerable questions refused, or of unanswerable ones answered."""
-    names = list(dict.fromkeys(d["set"] for d in details))
-    lines = ["| min_support | " + " | ".join(f"{n} ({'false answers' if n.endswith('unanswerable') else 'false refusals'})" for n in names) + " |",
-             "|---|" + "---|" * len(names)]
+    """Per set and threshold: the share of its answerable questions refused and of its unanswerable ones answered."""
+    groups = list(dict.fromkeys((d["set"], d["answerable"]) for d in details))
+    lines = ["| min_support | " + " | ".join(f"{name} ({'false refusals' if answerable else 'false answers'})" for name, answerable in groups) + " |",
+             "|---|" + "---|" * len(groups)]
     for t in thresholds:
         cells = []
-        for name in names:
-            rows = [d for d in details if d["set"] == name]
-            refused = [d["refused_by_rule"] or d["score"] < t for d in rows]
-            wrong = sum(r == d["answerable"] for r, d in zip(refused, rows))  # answerable refused, or unanswerable answered
-            cells.append(f"{wrong / len(rows):.1%}")
+        for name, answerable in groups:
+            rows = [d for d in details if d["set"] == name and d["answerable"] == answerable]
+            refused = sum(d["refused_by_rule"] or d["score"] < t for d in rows)
+            cells.append(f"{(refused if answerable else len(rows) - refused) / len(rows):.1%} of {len(rows)}")
         lines.append(f"| {t:.2f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
