@@ -57,6 +57,8 @@ def set_paths(name: str, devsets: Path) -> tuple[Path, Path, str]:
     documents left out of `<set>`'s corpus against its index."""
     if name == "gold":
         return REPO / "eval" / "gold" / "sample.jsonl", REPO / "data", "gold"
+    if name == "gold_unanswerable":  # questions the documents of data/ are silent on, beyond the gold set's own
+        return REPO / "eval" / "gold" / "unanswerable.jsonl", REPO / "data", "gold"
     if name == "drop":
         return drop_answer_set(devsets / "drop" / "answers.jsonl"), SHARED / "datasets" / "drop" / "corpus.jsonl", "drop"
     if name.endswith("_unanswerable"):
@@ -201,8 +203,10 @@ def conversation_table(results: list[dict[str, Any]]) -> str:
 
 
 def calibrate(names: list[str], devsets: Path, indexes: Path, overrides: list[str], target: float) -> dict[str, Any]:
-    """Answer every question with no refusal threshold, keep the best evidence score, and print the refusal curve:
-    false refusals (answerable sets) and false answers (unanswerable questions) per threshold."""
+    """Answer every question with no refusal threshold, keep the best evidence score, and print the refusal curve of
+    the whole decision: false refusals (answerable sets) and false answers (unanswerable questions) per threshold,
+    pooled and per set. A question the other rules refuse (unseen words, missing names, the floors) counts as
+    refused at every threshold."""
     from rag.config import load_config
     from rag.evaluate.answers import load_answer_set
     from rag.generate.calibration import choose_threshold, refusal_curve
@@ -220,8 +224,10 @@ def calibrate(names: list[str], devsets: Path, indexes: Path, overrides: list[st
                 info = pipeline.ask(item.question).trace.generator
                 generator = info.model_dump() if info else {}
                 score = generator.get("best_score")
-                (answerable if item.answerable else unanswerable).append(-1.0 if score is None else score)
-                details.append({"set": name, "id": item.id, "answerable": item.answerable, "score": score, "coverage": generator.get("context_coverage"),
+                refused_by_rule = score is None or str(generator.get("evidence", "")).startswith("weak")
+                (answerable if item.answerable else unanswerable).append(-1.0 if refused_by_rule else score)
+                details.append({"set": name, "id": item.id, "answerable": item.answerable, "score": score, "refused_by_rule": refused_by_rule,
+                                "evidence": generator.get("evidence"), "coverage": generator.get("context_coverage"),
                                 "expected": generator.get("expected"), "features": generator.get("features")})
     curve = refusal_curve(answerable, unanswerable, [round(0.20 + 0.01 * i, 2) for i in range(51)])
     chosen = choose_threshold(curve, target)
@@ -229,8 +235,24 @@ def calibrate(names: list[str], devsets: Path, indexes: Path, overrides: list[st
     for point in curve[::2]:
         print(f"| {point.threshold:.2f} | {point.false_refusals:.1%} | {point.false_answers:.1%} |")
     print(f"chosen (false refusals <= {target:.0%}): min_support={chosen.threshold:.2f}")
+    print("\n" + per_set_curve(details, [p.threshold for p in curve[::2]]))
     return {"sets": names, "answerable": answerable, "unanswerable": unanswerable, "chosen": chosen.threshold, "questions": details,
             "curve": [[p.threshold, p.false_refusals, p.false_answers] for p in curve]}
+
+
+def per_set_curve(details: list[dict[str, Any]], thresholds: list[float]) -> str:
+    """Per set and threshold: the share of its answerable questions refused and of its unanswerable ones answered."""
+    groups = list(dict.fromkeys((d["set"], d["answerable"]) for d in details))
+    lines = ["| min_support | " + " | ".join(f"{name} ({'false refusals' if answerable else 'false answers'})" for name, answerable in groups) + " |",
+             "|---|" + "---|" * len(groups)]
+    for t in thresholds:
+        cells = []
+        for name, answerable in groups:
+            rows = [d for d in details if d["set"] == name and d["answerable"] == answerable]
+            refused = sum(d["refused_by_rule"] or d["score"] < t for d in rows)
+            cells.append(f"{(refused if answerable else len(rows) - refused) / len(rows):.1%} of {len(rows)}")
+        lines.append(f"| {t:.2f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def table(results: list[dict[str, Any]], label: str = "") -> str:
@@ -252,7 +274,7 @@ def table(results: list[dict[str, Any]], label: str = "") -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sets", default="gold,conversations,nyt,reddit,drop", help="comma-separated: gold, conversations, nyt, reddit, new_wiki, drop, nyt_unanswerable, reddit_unanswerable")
+    parser.add_argument("--sets", default="gold,conversations,nyt,reddit,drop", help="comma-separated: gold, gold_unanswerable, conversations, nyt, reddit, new_wiki, drop, nyt_unanswerable, reddit_unanswerable")
     parser.add_argument("--devsets", type=Path, default=REPO / ".rag" / "devsets")
     parser.add_argument("--indexes", type=Path, default=REPO / ".rag" / "bench")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override section.key=value")

@@ -1,4 +1,6 @@
-"""Choosing the extractive answerer's refusal threshold (`generation.min_support`) from dev data.
+"""Choosing the extractive answerer's refusal threshold (`generation.min_support`) from dev data, and the one
+evidence signal besides the score that tells a question the documents are silent on: names it asks about that
+the best passage never mentions.
 
 A refusal threshold trades two errors: refusing a question the documents answer (a false refusal) and answering
 one they do not (a false answer). Given the best evidence score of each dev question, answered with no threshold,
@@ -8,7 +10,13 @@ among those that keep false refusals within the target, the lowest such threshol
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
+
+_TOKEN = re.compile(r"[\w$][\w.,'’()$-]*")
+_SENTENCE_END = re.compile(r"[.?!:]$")
+_POSSESSIVE = re.compile(r"['’]s$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,3 +46,31 @@ def choose_threshold(curve: list[CurvePoint], max_false_refusals: float) -> Curv
     if not allowed:
         raise ValueError(f"no threshold keeps false refusals within {max_false_refusals:.1%}")
     return min(allowed, key=lambda p: (p.false_answers, p.threshold))
+
+
+def question_names(question: str) -> list[str]:
+    """The names and figures a question asks about: capitalised words not opening a sentence ("Lisbon", "Wi-Fi"),
+    and tokens with a digit ("5.0", "401(k)", "$2,000"). People rarely paraphrase these, unlike common words.
+    Possessives are cut ("Shakespeare's"), contractions ("I'm") and short acronyms ("US", "PC", "API": often
+    spelt out in the text) are left out."""
+    names: list[str] = []
+    opens_sentence = True
+    for raw in _TOKEN.findall(question):
+        token = _POSSESSIVE.sub("", raw.rstrip(".,?!")).strip(".,'\u2019-")
+        token = token.strip("()") if token.count("(") != token.count(")") else token
+        named = token and "'" not in token and "\u2019" not in token and not (token.isupper() and len(token) <= 4 and token.isalpha())
+        if named and (any(c.isdigit() for c in token) or (token[0].isupper() and not opens_sentence)):
+            names.append(token)
+        opens_sentence = bool(_SENTENCE_END.search(raw))
+    return list(dict.fromkeys(names))
+
+
+def missing_names(question: str, text: str) -> list[str]:
+    """The question's names and figures that `text` does not contain (case, accents and thousands separators
+    ignored: "Topbas" is found in "Topba\u015f", "$2000" in "$2,000")."""
+    folded = _fold(text)
+    return [name for name in question_names(question) if _fold(name) not in folded]
+
+
+def _fold(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).lower().replace(",", "")

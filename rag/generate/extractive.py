@@ -26,6 +26,7 @@ import numpy as np
 
 from rag.config import GenerationConfig
 from rag.generate.answer_types import Expected, asks_duration, best_span, expected_answer, span_candidates, yes_or_no
+from rag.generate.calibration import missing_names
 from rag.generate.citations import CitationChecker
 from rag.index.contracts import Embedder
 from rag.text_units import Span, content_terms, sentences
@@ -41,6 +42,10 @@ CONTEXT_WEIGHT = 0.5  # heading and previous-sentence words count this much towa
 MIN_LEXICAL = 0.2  # a figure, time or person from a sentence sharing almost no question words answers by accident
 MAX_UNSEEN = 0.4  # the documents are silent when this share of the question's words occurs in no retrieved passage,
 MIN_UNSEEN_WORDS = 2  # and at least this many: one paraphrased word of a two-word question ("What color was Cotton?") is not silence
+# unless the best sentence means what the question asks (dense >= 0.6: its unseen words are paraphrased there)
+PARAPHRASE_DENSE = 0.6
+STRICT_FLOOR_DENSE = 0.5  # MIN_LEXICAL refuses only a sentence this far from the question's meaning
+NAMES_MIN_SCORE = 0.4  # a best passage without a name or figure the question asks about needs at least this score
 YES_NO_VERDICT_LEXICAL = 0.5  # "Yes"/"No" only from a sentence that holds at least this share of the question's words;
 YES_NO_MIN_LEXICAL = 0.25  # between the two the sentence is quoted without a verdict, below both it is refused
 _YEAR = re.compile(r"\b(?:1[5-9]|20)\d\d\b")
@@ -282,9 +287,11 @@ def _weak_evidence(
         return "no sentence to quote"
     if scored[0].score < min_support:
         return f"best score {scored[0].score:.3f} < generation.min_support {min_support}"
-    if coverage.get("unseen", 0.0) >= MAX_UNSEEN and coverage.get("unseen_words", 0) >= MIN_UNSEEN_WORDS:
+    if coverage.get("unseen", 0.0) >= MAX_UNSEEN and coverage.get("unseen_words", 0) >= MIN_UNSEEN_WORDS and scored[0].dense < PARAPHRASE_DENSE:
         return f"{coverage['unseen']:.0%} of the question's words appear in no retrieved passage (>= {MAX_UNSEEN:.0%})"
-    if kind.strict and scored[0].lexical < MIN_LEXICAL and not focused:
+    if coverage.get("missing_names", 0) and scored[0].score < NAMES_MIN_SCORE:
+        return f"the best passage lacks {coverage['missing_names']} name(s) or figure(s) the question asks about (score {scored[0].score:.3f} < {NAMES_MIN_SCORE})"
+    if kind.strict and scored[0].lexical < MIN_LEXICAL and scored[0].dense < STRICT_FLOOR_DENSE and not focused:
         return f"the best sentence holds too few of the question's words (lexical {scored[0].lexical:.2f} < {MIN_LEXICAL})"
     if kind == Expected.YES_NO and scored[0].lexical < YES_NO_MIN_LEXICAL:
         return f"a yes/no question needs a sentence with some of its words (lexical {scored[0].lexical:.2f} < {YES_NO_MIN_LEXICAL})"
@@ -310,13 +317,15 @@ def evidence_features(scored: list[ScoredSentence]) -> dict[str, float]:
 
 def coverage_features(question: str, passages: list[Passage], best_passage: int) -> dict[str, float]:
     """Whether the documents speak of what the question names: the share of its content words found in the best
-    sentence's passage (with its heading path) and the share found in no retrieved passage at all."""
+    sentence's passage (with its heading path) and the share found in no retrieved passage at all; how many of its
+    names and figures ("Lisbon", "5.0") that passage lacks."""
     terms = set(content_terms(question))
     texts = {p.number: " ".join([*p.heading_path, p.text]) for p in passages}
     years = set(_YEAR.findall(question))
     missing_years = len(years - set(_YEAR.findall(texts.get(best_passage, ""))))
+    names = len(missing_names(question, texts.get(best_passage, "")))
     if not terms:
-        return {"passage_coverage": 1.0, "unseen": 0.0, "unseen_words": 0, "missing_years": missing_years}
+        return {"passage_coverage": 1.0, "unseen": 0.0, "unseen_words": 0, "missing_years": missing_years, "missing_names": names}
     words = {number: set(content_terms(text)) for number, text in texts.items()}
     anywhere = set().union(*words.values()) if words else set()
     unseen = terms - anywhere - _ABOUT_THE_TEXT
@@ -325,6 +334,7 @@ def coverage_features(question: str, passages: list[Passage], best_passage: int)
         "unseen": round(len(unseen) / len(terms), 4),
         "unseen_words": len(unseen),
         "missing_years": missing_years,
+        "missing_names": names,
     }
 
 

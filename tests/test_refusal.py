@@ -1,0 +1,95 @@
+"""The offline answerer's refusal decision: the names-and-figures signal on hand-made questions, the rules that
+refuse (or no longer refuse) on hand-made evidence, and the whole decision on a tiny fixture with the bundled
+embedder."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.config import load_config
+from rag.generate.answer_types import Expected
+from rag.generate.calibration import missing_names, question_names
+from rag.generate.extractive import NAMES_MIN_SCORE, NOT_FOUND, ExtractiveAnswerer, ScoredSentence, _weak_evidence, coverage_features
+from rag.text_units import Span
+from rag.types import Passage
+
+
+@pytest.mark.parametrize(
+    ("question", "names"),
+    [
+        ("What's the guest Wi-Fi password at the Lisbon office?", ["Wi-Fi", "Lisbon"]),
+        ("When is Tidewater 5.0 planned to be released?", ["Tidewater", "5.0"]),
+        ("Which company administers our 401(k) plan?", ["401(k)"]),  # the opening "Which" is no name
+        ("Who approves an expense claim of $2,000?", ["$2,000"]),
+        ("Which of Shakespeare's tragedies were taught?", ["Shakespeare"]),  # possessive cut
+        ("I think I left my laptop on the train. How quickly must I report it?", []),  # sentence openings, "I"
+        ("What software does the poster have on his PC?", []),  # short acronyms are often spelt out
+        ("If I'm the primary on-call engineer, when do I page?", []),  # contractions are no names
+    ],
+)
+def test_question_names(question: str, names: list[str]) -> None:
+    assert question_names(question) == names
+
+
+def test_missing_names_ignore_case_accents_and_thousands_separators() -> None:
+    text = "Kadir Topbaş was elected mayor in 2004. Claims over $2000 need the CFO's approval. The LISBON office opens at 8."
+    assert missing_names("When was Kadir Topbas first elected?", text) == []
+    assert missing_names("Who approves claims over $2,000?", text) == []
+    assert missing_names("When does the Lisbon office open?", text) == []
+    assert missing_names("When does the Toronto office open?", text) == ["Toronto"]
+    assert missing_names("Who was elected in 2008?", text) == ["2008"]
+
+
+def scored(lexical: float, dense: float, typed: float = 0.0) -> list[ScoredSentence]:
+    return [ScoredSentence(1, Span(0, 10, "x" * 10), lexical, dense, typed), ScoredSentence(1, Span(20, 30, "y" * 10), 0.1, 0.1)]
+
+
+def test_a_weak_passage_without_the_asked_name_is_refused_a_strong_one_is_not() -> None:
+    low, high = scored(0.3, 0.45), scored(0.5, 0.5)  # scores 0.375 and 0.5
+    assert low[0].score < NAMES_MIN_SCORE <= high[0].score
+    assert "name(s) or figure(s)" in _weak_evidence(Expected.ENTITY, low, 0.28, {"missing_names": 1})
+    assert _weak_evidence(Expected.ENTITY, low, 0.28, {"missing_names": 0}) == ""
+    assert _weak_evidence(Expected.ENTITY, high, 0.28, {"missing_names": 1}) == ""
+
+
+def test_a_paraphrase_keeps_its_answer_where_the_question_words_are_unseen_or_few() -> None:
+    silent = {"unseen": 0.5, "unseen_words": 2}
+    assert "no retrieved passage" in _weak_evidence(Expected.ENTITY, scored(0.3, 0.45), 0.28, silent)
+    assert _weak_evidence(Expected.ENTITY, scored(0.3, 0.7), 0.28, silent) == ""  # means what is asked: paraphrased
+    assert "too few" in _weak_evidence(Expected.PERSON, scored(0.1, 0.45, 0.05), 0.28, {})
+    assert _weak_evidence(Expected.PERSON, scored(0.1, 0.65, 0.05), 0.28, {}) == ""
+
+
+def test_coverage_features_count_the_names_the_best_passage_lacks() -> None:
+    passages = [Passage(1, "a.md", "/a.md", "a", 0, 60, "Public Wi-Fi may be used only with the VPN turned on.", None, ("Network",), 1.0),
+                Passage(2, "b.md", "/b.md", "b", 0, 40, "The Lisbon office opens at 08:00.", None, (), 1.0)]
+    question = "What's the guest Wi-Fi password at the Lisbon office?"
+    assert coverage_features(question, passages, 1)["missing_names"] == 1  # Lisbon
+    assert coverage_features(question, passages, 2)["missing_names"] == 1  # Wi-Fi
+
+
+@pytest.fixture(scope="module")
+def answerer() -> ExtractiveAnswerer:
+    from rag.index.embedders import build_embedder
+
+    config = load_config(None, [])
+    return ExtractiveAnswerer(config.generation, build_embedder(config.embedding))
+
+
+HANDBOOK = [
+    "Public Wi-Fi in hotels, airports and cafes may be used only with the VPN turned on. Home routers must use WPA2 encryption and a strong password.",
+    "Visitors to the Toronto office sign in at reception and get a guest badge.",
+    "The Toronto office hotel cap is CAD 300 per night. The travel desk books flights through Farecove.",
+]
+
+
+def test_refusal_on_a_tiny_handbook(answerer: ExtractiveAnswerer) -> None:
+    """Asked about Lisbon's guest Wi-Fi password over documents that speak of Wi-Fi, passwords and guests but never
+    of Lisbon, the answerer refuses and says why (before the names signal it quoted the public Wi-Fi rule); asked
+    what they do say, it answers with the documents' sentence."""
+    passages = [Passage(i, f"d{i}.md", f"/d{i}.md", f"d{i}", 0, len(t), t, None, (), 1.0) for i, t in enumerate(HANDBOOK, start=1)]
+    silent = answerer.answer("What's the guest Wi-Fi password at the Lisbon office?", passages)
+    assert silent.text == NOT_FOUND and not silent.answered
+    assert "name(s) or figure(s)" in str(silent.trace["evidence"])
+    spoken = answerer.answer("What is the hotel cap in Toronto?", passages)
+    assert spoken.answered and "CAD 300" in spoken.text
