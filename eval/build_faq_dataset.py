@@ -21,7 +21,7 @@ import json
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 PACKAGES = ("python3.11-doc", "debian-faq", "git-doc")
@@ -114,9 +114,10 @@ def faq_sections(root: Path) -> Iterator[tuple[str, Section]]:
         yield "git", section
 
 
-def build(root: Path, out: Path) -> tuple[int, int]:
+def build(sections: Iterable[tuple[str, Section]], out: Path) -> tuple[int, int]:
+    """Write a BEIR folder from (prefix, (heading, body)) sections: every body a document, every question heading a query."""
     corpus, queries, qrels = [], [], []
-    for prefix, (heading, body) in faq_sections(root):
+    for prefix, (heading, body) in sections:
         if len(body.split()) < 5:  # a chapter heading directly followed by its first question
             continue
         doc_id = f"{prefix}-{len(corpus):04d}"
@@ -152,7 +153,7 @@ def main() -> None:
             debs.mkdir()
             subprocess.run(["apt-get", "download", *PACKAGES], cwd=debs, check=True)
         extract(debs, Path(tmp) / "root")
-        documents, questions = build(Path(tmp) / "root", args.out)
+        documents, questions = build(faq_sections(Path(tmp) / "root"), args.out)
     print(f"{args.out}: {documents} documents, {questions} queries")
 
 
