@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_faq_dataset import Section, build  # noqa: E402
+from build_faq_dataset import Section, build, build_from_debs  # noqa: E402
 
 POD_DOUBLE = re.compile(r"([A-Z])<<+\s+(.*?)\s+>>+")  # C<< $x->y >>: the text may hold < and >
 POD_SINGLE = re.compile(r"([A-DF-Z])<([^<>]*)>")  # B<bold>, C<code>, L<link>, innermost first
@@ -75,18 +73,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="where the BEIR folder is written (keep it out of the repo)")
     parser.add_argument("--debs", type=Path, help="folder holding perl-doc_*.deb (default: apt-get download into a temp folder)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        debs = args.debs
-        if debs is None:
-            debs = Path(tmp) / "debs"
-            debs.mkdir()
-            subprocess.run(["apt-get", "download", "perl-doc"], cwd=debs, check=True)
-        found = sorted(debs.glob("perl-doc_*.deb"))
-        if not found:
-            raise SystemExit(f"no perl-doc_*.deb in {debs}: run `apt-get download perl-doc` there")
-        subprocess.run(["dpkg-deb", "-x", str(found[-1]), str(Path(tmp) / "root")], check=True)
-        documents, questions = build(perlfaq_sections(Path(tmp) / "root"), args.out)
-    print(f"{args.out}: {documents} documents, {questions} queries")
+    build_from_debs(("perl-doc",), perlfaq_sections, args.out, args.debs)
 
 
 if __name__ == "__main__":
