@@ -21,7 +21,7 @@ import json
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 PACKAGES = ("python3.11-doc", "debian-faq", "git-doc")
@@ -114,9 +114,10 @@ def faq_sections(root: Path) -> Iterator[tuple[str, Section]]:
         yield "git", section
 
 
-def build(root: Path, out: Path) -> tuple[int, int]:
+def build(sections: Iterable[tuple[str, Section]], out: Path) -> tuple[int, int]:
+    """Write a BEIR folder from (prefix, (heading, body)) sections: every body a document, every question heading a query."""
     corpus, queries, qrels = [], [], []
-    for prefix, (heading, body) in faq_sections(root):
+    for prefix, (heading, body) in sections:
         if len(body.split()) < 5:  # a chapter heading directly followed by its first question
             continue
         doc_id = f"{prefix}-{len(corpus):04d}"
@@ -132,12 +133,24 @@ def build(root: Path, out: Path) -> tuple[int, int]:
     return len(corpus), len(queries)
 
 
-def extract(debs: Path, into: Path) -> None:
-    for package in PACKAGES:
+def extract(debs: Path, into: Path, packages: tuple[str, ...] = PACKAGES) -> None:
+    for package in packages:
         found = sorted(debs.glob(f"{package}_*.deb"))
         if not found:
-            raise SystemExit(f"no {package}_*.deb in {debs}: run `apt-get download {' '.join(PACKAGES)}` there")
+            raise SystemExit(f"no {package}_*.deb in {debs}: run `apt-get download {' '.join(packages)}` there")
         subprocess.run(["dpkg-deb", "-x", str(found[-1]), str(into)], check=True)
+
+
+def build_from_debs(packages: tuple[str, ...], sections: Callable[[Path], Iterable[tuple[str, Section]]], out: Path, debs: Path | None) -> None:
+    """Extract the packages' .deb files (downloaded with `apt-get download` when `debs` is None) and build the set."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if debs is None:
+            debs = Path(tmp) / "debs"
+            debs.mkdir()
+            subprocess.run(["apt-get", "download", *packages], cwd=debs, check=True)
+        extract(debs, Path(tmp) / "root", packages)
+        documents, questions = build(sections(Path(tmp) / "root"), out)
+    print(f"{out}: {documents} documents, {questions} queries")
 
 
 def main() -> None:
@@ -145,15 +158,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="where the BEIR folder is written (keep it out of the repo)")
     parser.add_argument("--debs", type=Path, help="folder holding the three .deb files (default: apt-get download into a temp folder)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        debs = args.debs
-        if debs is None:
-            debs = Path(tmp) / "debs"
-            debs.mkdir()
-            subprocess.run(["apt-get", "download", *PACKAGES], cwd=debs, check=True)
-        extract(debs, Path(tmp) / "root")
-        documents, questions = build(Path(tmp) / "root", args.out)
-    print(f"{args.out}: {documents} documents, {questions} queries")
+    build_from_debs(PACKAGES, faq_sections, args.out, args.debs)
 
 
 if __name__ == "__main__":
