@@ -40,6 +40,7 @@ keeps the local PostgreSQL running between the two steps (stop it and delete the
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -214,6 +215,85 @@ def build(index: str, corpus: Path, size: int, backend: str, bulk: bool) -> dict
     return row
 
 
+class _Timed:
+    """Wraps an iterator and adds up the time spent producing its items (to leave it out of a rate)."""
+
+    def __init__(self, items: Iterator[Any]) -> None:
+        self.items, self.seconds = items, 0.0
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            started = time.perf_counter()
+            item = next(self.items, None)
+            self.seconds += time.perf_counter() - started
+            if item is None:
+                return
+            yield item
+
+
+def synthetic_sources(config: Any, size: int) -> Iterator[Any]:
+    """The corpus of `write_corpus` as `SourceWrite`s, without files or the chunker: each 120-word paragraph is cut
+    at word boundaries into CHUNKS_PER_PARAGRAPH chunks with exact spans (the chunker makes 3 chunks of these
+    paragraphs too, with some overlap), token counts from the bundled model's tokenizer, as an ingest stores them."""
+    from rag.core.tokens import token_counts
+    from rag.index.contracts import SourceRecord
+    from rag.index.writer import SourceWrite
+    from rag.types import Chunk, Document
+
+    fingerprint = config.indexing_fingerprint("text")
+    paragraphs = synthetic_texts(max(size // CHUNKS_PER_PARAGRAPH, PARAGRAPHS_PER_FILE))
+    for number, first in enumerate(range(0, len(paragraphs), PARAGRAPHS_PER_FILE)):
+        path = f"/synthetic/doc{number:06d}.txt"
+        text, spans = "", []
+        for paragraph in paragraphs[first : first + PARAGRAPHS_PER_FILE]:
+            words = paragraph.split(" ")
+            step = -(-len(words) // CHUNKS_PER_PARAGRAPH)
+            for begin in range(0, len(words), step):
+                piece = " ".join(words[begin : begin + step])
+                spans.append((len(text), len(text) + len(piece)))
+                text += piece + " "
+            text = text[:-1] + ".\n\n"
+        texts = [text[start:end] for start, end in spans]
+        chunks = [
+            Chunk(chunk_id=hashlib.blake2b(f"{path}\0{start}\0{end}\0{fingerprint}".encode(), digest_size=16).hexdigest(),
+                  source=path, doc_id=path, ordinal=ordinal, start=start, end=end, text=chunk_text, tokens=tokens)
+            for ordinal, ((start, end), chunk_text, tokens) in enumerate(zip(spans, texts, token_counts(texts)))
+        ]
+        now = time.time()
+        record = SourceRecord(path=path, display_path=path, file_type="text", content_hash=hashlib.sha1(text.encode()).hexdigest(),
+                              fingerprint=fingerprint, size=len(text), mtime=now, pages=0, documents=1, chunks=len(chunks), ingested_at=now)
+        yield SourceWrite(record, [Document(doc_id=path, text=text, title=f"doc{number:06d}")], chunks)
+
+
+def direct_build(index: str, size: int, backend: str) -> dict[str, Any]:
+    """`--direct`: the synthetic sources handed to the project's `IndexWriter` in this process (no files, no chunker,
+    whose cost per chunk does not depend on the index): the rate is the writer's (catalog, embedding cache and
+    stand-in embedder, vectors, BM25), with the time spent making the sources left out and reported apart."""
+    os.environ.update({**STAND_IN, **(BULK_POSTGRES if backend == "postgres" else {})})
+    from rag.config import RagConfig
+    from rag.index.store import Index
+    from rag.index.writer import IndexWriter
+
+    config = RagConfig()
+    sources = _Timed(synthetic_sources(config, size))
+    chunks = 0
+    with LoadSampler() as load:
+        started = time.perf_counter()
+        with Index.open(index, config, writable=True) as opened, IndexWriter(opened, batch_chunks=int(BULK["RAG_INGEST__WRITE_BATCH_CHUNKS"])) as writer:
+            for write in sources:
+                chunks += len(write.chunks)
+                writer.stage(write)
+        total_s = time.perf_counter() - started
+    writer_s = total_s - sources.seconds
+    row: dict[str, Any] = {"size": size, "backend": backend, "chunks": chunks, "ingest_s": round(writer_s, 1),
+                           "ingest_chunks_per_s": round(chunks / writer_s), "disk_mib": round(disk_bytes(index) / 2**20, 1),
+                           "ingest_settings": {"mode": "direct: synthetic sources -> IndexWriter", "making_sources_s": round(sources.seconds, 1)},
+                           "ingest_load": load.figures()}
+    print(f"{backend} {size}: {chunks} chunks written in {writer_s:.0f} s (+{sources.seconds:.0f} s making them), "
+          f"{row['disk_mib']} MiB on disk, load average {row['ingest_load']}", flush=True)
+    return row
+
+
 def measure(index: str, size: int, backend: str, workdir: Path, requests: int, seconds: float) -> dict[str, Any]:
     """The serving figures of a built index: memory per replica, latency, requests per second."""
     row: dict[str, Any] = {}
@@ -279,9 +359,10 @@ def run(args: argparse.Namespace) -> None:
             for backend in args.backends:
                 key = f"{backend}-{size}"
                 index = index_location(args, server_url, backend, size, new=args.step != "serve")
-                if args.step != "serve":
+                if args.step != "serve" and not args.direct:
                     write_corpus(corpus, size)
-                    results["rows"][key] = build(index, corpus, size, backend, args.bulk)
+                    results["rows"][key] = (direct_build(index, size, backend) if args.direct
+                                            else build(index, corpus, size, backend, args.bulk))
                     _save(args.out, results)
                 if args.step != "build":
                     results["rows"][key].update(measure(index, size, backend, args.workdir, args.requests, args.seconds))
@@ -322,6 +403,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4000, help="most requests per measurement")
     parser.add_argument("--seconds", type=float, default=20.0, help="longest time per measurement")
     parser.add_argument("--bulk", action="store_true", help="ingest in-process with large batches (see BULK)")
+    parser.add_argument("--direct", action="store_true", help="build from synthetic sources in-process (see direct_build)")
     parser.add_argument("--pgdata", type=Path, help="keep the local PostgreSQL here, running, between build and serve")
     parser.add_argument("--out", type=Path, default=REPO / "eval" / "results" / "scale.json")
     args = parser.parse_args()
