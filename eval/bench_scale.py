@@ -359,8 +359,9 @@ def run(args: argparse.Namespace) -> None:
             for backend in args.backends:
                 key = f"{backend}-{size}"
                 index = index_location(args, server_url, backend, size, new=args.step != "serve")
-                if args.step != "serve" and not args.direct:
-                    write_corpus(corpus, size)
+                if args.step != "serve":
+                    if not args.direct:
+                        write_corpus(corpus, size)
                     results["rows"][key] = (direct_build(index, size, backend) if args.direct
                                             else build(index, corpus, size, backend, args.bulk))
                     _save(args.out, results)
