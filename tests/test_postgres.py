@@ -15,6 +15,7 @@ import pytest
 from rag.config import RagConfig
 from rag.index.postgres.connections import close_pool
 from rag.index.store import Index
+from rag.index.writer import IndexWriter
 from rag.testing import IndexBackendContract, VectorStoreContract
 from rag.testing.index_backend import PLUGIN_EMBEDDER, assert_consistent, contract_config, paragraphs, source
 
@@ -154,3 +155,44 @@ def test_index_copy_moves_an_index_both_ways_without_embedding(postgres_url: str
             copied_vectors, original_vectors = (dict(zip(*i.vectors.get_vectors(ids))) for i in (index, original))
             assert all(copied_vectors[c] == pytest.approx(original_vectors[c], abs=1e-6) for c in ids)
             assert index.manifest.document("/contract/hr", "hr") == original.manifest.document("/contract/hr", "hr")
+
+
+# --- a first load builds the HNSW index once, at the end --------------------------------------------------------
+
+def _has_hnsw(url: str) -> bool:
+    import psycopg
+
+    from rag.index.postgres.vectors import HNSW_INDEX
+
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (HNSW_INDEX,)).fetchone()[0]
+
+
+def test_a_first_load_builds_the_hnsw_index_at_its_end_and_later_writes_keep_it(postgres_url: str) -> None:
+    config = contract_config()
+    with Index.open(postgres_url, config, writable=True) as index, IndexWriter(index) as writer:
+        writer.stage(source(config, "open", paragraphs("open")))
+        writer.flush()
+        assert not _has_hnsw(postgres_url)  # committed rows, no graph yet: an exact scan still finds them
+        query = index.embedder.embed(["open0word1 open0word2"])[0]
+        assert index.vectors.query(query, 3)
+    assert _has_hnsw(postgres_url)
+    with Index.open(postgres_url, config, writable=True) as index, IndexWriter(index) as writer:
+        writer.stage(source(config, "hr", paragraphs("hr")))
+        writer.flush()
+        assert _has_hnsw(postgres_url)  # an index that holds chunks keeps its graph while it is written
+        assert_consistent(index)
+
+
+def test_a_load_cut_short_gets_its_hnsw_index_from_the_next_writer(postgres_url: str) -> None:
+    config = contract_config()
+    with Index.open(postgres_url, config, writable=True) as index:
+        writer = IndexWriter(index)
+        writer.start()
+        writer.stage(source(config, "open", paragraphs("open")))
+        writer.flush()
+        writer.close()  # the process died before finish(): the vectors are in, the graph is not
+    assert not _has_hnsw(postgres_url)
+    with Index.open(postgres_url, config, writable=True) as index, IndexWriter(index):
+        pass
+    assert _has_hnsw(postgres_url)

@@ -135,12 +135,16 @@ class IndexWriter:
         started.model_changed = self._ensure_embedding_model()
         self.catalog.set_meta("dirty", "1")
         self.catalog.set_meta("config", self.index.config.model_dump_json())
+        begin_load = getattr(self._store, "begin_load", None)
+        if begin_load is not None and self.catalog.chunk_count() == 0:
+            begin_load()  # an empty index: the store may build its search index once, at the end (PgVectorStore)
         self._embedded_at_start = self._embedded_so_far()
         return started
 
     def finish(self) -> None:
         """Commit what is staged, refresh BM25, and mark the index consistent."""
         self.flush()
+        self._end_load()
         self.catalog.fill_token_counts(token_counts)  # chunks of an index made before counts were stored
         self.index.backend.lexical_store().refresh(self.catalog, self.index.config.bm25)
         self.catalog.set_meta("dirty", "0")
@@ -261,11 +265,18 @@ class IndexWriter:
             store.upsert([c.chunk_id for c in chunks], vectors, [chunk_metadata(c, types.get(c.source, "")) for c in chunks])
             report.vectors_restored = len(chunks)
         self.catalog.clear_pending()
+        self._end_load()
         report.bm25_rebuilt = self.index.backend.lexical_store().refresh(self.catalog, self.index.config.bm25)
         self.catalog.set_meta("dirty", "0")
         return report
 
     # --- helpers ---------------------------------------------------------------------------
+
+    def _end_load(self) -> None:
+        """Let a store that deferred its search index during a load (`begin_load`) build it now."""
+        end_load = getattr(self._store, "end_load", None)
+        if end_load is not None:
+            end_load()
 
     def _ensure_embedding_model(self) -> bool:
         """Drop all vectors when the embedding model changed (dimensions may differ); True if chunks were dropped."""

@@ -27,6 +27,7 @@ class PgVectorStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._loading = False  # between begin_load and end_load: the HNSW index is built once, at the end
 
     def _dimension(self, conn: Any) -> int | None:
         row = conn.execute(
@@ -35,12 +36,33 @@ class PgVectorStore:
         return int(row[0]) if row and row[0] > 0 else None
 
     def _fix_dimension(self, conn: Any, dimension: int) -> None:
-        """Give the column its dimension and build the HNSW index (once, on the first vectors written)."""
+        """Give the column its dimension and build the HNSW index (once, on the first vectors written; during a
+        load, at its end)."""
         if self._dimension(conn) is None:
             conn.execute(f"ALTER TABLE rag_vectors ALTER COLUMN embedding TYPE vector({int(dimension)})")
-            conn.execute(
-                f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON rag_vectors USING hnsw (embedding vector_cosine_ops)"
-            )
+            if not self._loading:
+                self._create_index(conn)
+
+    @staticmethod
+    def _create_index(conn: Any) -> None:
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON rag_vectors USING hnsw (embedding vector_cosine_ops)")
+
+    def begin_load(self) -> None:
+        """A writer filling an empty index: leave the HNSW index out until `end_load`. Inserting into a live HNSW
+        graph costs a graph search per row, in the server, and was the slowest part of a large first ingest;
+        pgvector builds the graph after a load several times faster (in memory, up to maintenance_work_mem, and
+        in parallel workers). Until then a query scans the vectors exactly: right, only slower."""
+        with current(self.url) as conn:
+            if self._dimension(conn) is None or not conn.execute("SELECT EXISTS (SELECT 1 FROM rag_vectors)").fetchone()[0]:
+                conn.execute(f"DROP INDEX IF EXISTS {HNSW_INDEX}")
+                self._loading = True
+
+    def end_load(self) -> None:
+        """Build the HNSW index if it is missing (after a load, or a load a crash interrupted)."""
+        self._loading = False
+        with current(self.url) as conn:
+            if self._dimension(conn) is not None:
+                self._create_index(conn)
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[Metadata]) -> None:
         if not len(ids):
