@@ -241,3 +241,15 @@ def test_shown_passages_are_the_cited_ones_read_then_the_retrieved_ones_they_do_
     assert shown_passages(display, display, {1}) is display
     shown = shown_passages(display, read, {1, 3})
     assert [(p.number, p.start, p.doc_id) for p in shown] == [(1, 0, "d"), (3, 900, "e"), (4, 500, "d")]
+
+
+def test_a_who_question_answered_by_he_quotes_the_sentence_that_says_who() -> None:
+    from rag.generate.extractive import ScoredSentence, _needs_previous
+    from rag.text_units import Span
+
+    previous = Span(0, 27, "Timmy went outside to play.")
+    he = ScoredSentence(1, Span(28, 61, "He found the dog under the porch."), 0.5, 0.5, previous=previous)
+    assert _needs_previous(he, "Who found the dog?")
+    assert not _needs_previous(he, "Where was the dog found?")  # the sentence itself answers where
+    named = ScoredSentence(1, Span(28, 70, "He found the dog with Sam."), 0.5, 0.5, previous=previous)
+    assert not _needs_previous(named, "Who found the dog?")  # it names someone itself

@@ -50,6 +50,7 @@ _ABOUT_THE_TEXT = frozenset(content_terms(
     "author poster writer narrator story article passage text paragraph commenter type kind sort according mention "
     "talking say said describe"
 ))
+_PERSONAL_PRONOUN = re.compile(r"^(?:he|she|they|his|her|their)\b", re.I)
 _ATX_HEADING = re.compile(r"^#{1,6}\s")
 _STARTS_WITH_REFERENCE = re.compile(r"^(?:he|she|it|they|this|that|these|those|his|her|its|their|there|then|the company|the team)\b", re.I)
 
@@ -88,7 +89,9 @@ class ExtractiveAnswerer:
         self.headings = headings
 
     def score_sentences(self, question: str, passages: list[Passage]) -> list[ScoredSentence]:
-        terms = set(content_terms(question))
+        # words about the text ("What is the author looking for?") are not in the sentence that answers; a sentence
+        # that holds them ("First time poster here") is about something else
+        terms = set(content_terms(question)) - _ABOUT_THE_TEXT or set(content_terms(question))
         kind, durations = expected_answer(question), asks_duration(question)
         candidates: list[tuple[int, Span, str, Span | None]] = []
         for passage in passages:
@@ -338,10 +341,18 @@ def _type_score(kind: Expected, terms: set[str], text: str, durations: bool = Fa
 
 
 def _needs_previous(best: ScoredSentence, question: str) -> bool:
-    """The best sentence refers back ("He ...") to the sentence before it: quote both."""
-    return bool(_STARTS_WITH_REFERENCE.match(best.span.text.strip())) and bool(
-        set(content_terms(best.previous.text if best.previous else "")) & set(content_terms(question))
-    )
+    """The best sentence refers back ("He ...") to the sentence before it: quote both when that sentence shares
+    the question's words, or when a who-question's best sentence names nobody ("He found the dog under the porch.":
+    who "he" is, is said before)."""
+    if not _STARTS_WITH_REFERENCE.match(best.span.text.strip()):
+        return False
+    previous = best.previous.text if best.previous else ""
+    if set(content_terms(previous)) & set(content_terms(question)):
+        return True
+    asked = set(content_terms(question))
+    if expected_answer(question) != Expected.PERSON or _PERSONAL_PRONOUN.match(best.span.text.strip()) is None:
+        return False
+    return bool(previous) and not [c for c in span_candidates(best.span.text, Expected.PERSON) if set(content_terms(c.text)) - asked]
 
 
 def _line(span: Span, passage: int) -> str:
