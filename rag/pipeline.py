@@ -223,7 +223,7 @@ class RagPipeline:
         else:
             answerer = ExtractiveAnswerer(self.config.generation, self.sentence_embedder, self._heading_path)
             placer = CitationChecker(read, self.index.manifest)  # places the short answer in a citation
-            extracted = answerer.answer(retrieved.question, read, placer, focus=retrieved.focus)
+            extracted = answerer.answer(retrieved.question, read, placer, focus=retrieved.focus, shown=retrieved.passages)
             deltas, short = iter([extracted.text]), extracted.short
             trace.generator = GeneratorInfo.model_validate(extracted.trace)
         order = MarkerOrder()  # markers shown as [1], [2], ... in order of first appearance

@@ -125,6 +125,9 @@ def test_coverage_features_tell_what_the_documents_never_mention() -> None:
     heading_counts = coverage_features("Are sick days a benefit?", passages, 1)
     assert heading_counts["unseen"] == 0.0 and heading_counts["passage_coverage"] == 1.0
     assert coverage_features("What was our revenue in 2022?", passages, 2)["missing_years"] == 1
+    # a wider read (neighbours, further chunks) does not make the retrieved passages speak of revenue
+    assert coverage_features("What was our revenue growth?", passages, 1, shown=passages[:1])["unseen_words"] == 2
+    assert coverage_features("What was our revenue growth?", passages, 1)["unseen_words"] == 1
     assert coverage_features("What was our revenue in Q1 2024?", passages, 2)["missing_years"] == 0
     assert coverage_features("What was our revenue in Q1 2024?", passages, 1)["missing_years"] == 1  # another passage's year does not count
     about_the_text = coverage_features("What type of sick days does the author say employees get?", passages, 1)

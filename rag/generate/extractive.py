@@ -119,12 +119,15 @@ class ExtractiveAnswerer:
         return scored
 
     def answer(
-        self, question: str, passages: list[Passage], checker: CitationChecker | None = None, focus: str | None = None
+        self, question: str, passages: list[Passage], checker: CitationChecker | None = None, focus: str | None = None,
+        shown: list[Passage] | None = None,
     ) -> ExtractiveAnswer:
         """The answer text with [n] markers (one quoted sentence per line, the short answer leading the first),
         and a trace. `checker` (a CitationChecker over the same passages) confirms the short span lies inside
         the citation its line will get; without one the short span is left out. `focus`: what a follow-up
-        fragment asks anew ("after five years"): sentences that hold all of it go first."""
+        fragment asks anew ("after five years"): sentences that hold all of it go first. `shown`: the retrieved
+        passages when `passages` holds more (their neighbours, further chunks): whether the documents are silent about
+        the question's words is judged on these, as a wider read would find stray words of unanswerable questions."""
         scored, focused = _focus_first(self.score_sentences(question, passages), focus)
         kind = expected_answer(question)
         trace: dict[str, object] = {
@@ -136,7 +139,7 @@ class ExtractiveAnswerer:
             ],
         }
         trace["best_score"] = round(scored[0].score, 4) if scored else None
-        coverage = coverage_features(question, passages, scored[0].passage) if scored else {}
+        coverage = coverage_features(question, passages, scored[0].passage, shown) if scored else {}
         if scored:
             trace["features"] = {**evidence_features(scored), **coverage}
         weak = _weak_evidence(kind, scored, self.config.min_support, coverage, focused)
@@ -311,9 +314,10 @@ def evidence_features(scored: list[ScoredSentence]) -> dict[str, float]:
     }
 
 
-def coverage_features(question: str, passages: list[Passage], best_passage: int) -> dict[str, float]:
+def coverage_features(question: str, passages: list[Passage], best_passage: int, shown: list[Passage] | None = None) -> dict[str, float]:
     """Whether the documents speak of what the question names: the share of its content words found in the best
-    sentence's passage (with its heading path) and the share found in no retrieved passage at all."""
+    sentence's passage (with its heading path) and the share found in no retrieved passage at all (in no passage of
+    `shown`, when given)."""
     terms = set(content_terms(question))
     texts = {p.number: " ".join([*p.heading_path, p.text]) for p in passages}
     years = set(_YEAR.findall(question))
@@ -321,7 +325,8 @@ def coverage_features(question: str, passages: list[Passage], best_passage: int)
     if not terms:
         return {"passage_coverage": 1.0, "unseen": 0.0, "unseen_words": 0, "missing_years": missing_years}
     words = {number: set(content_terms(text)) for number, text in texts.items()}
-    anywhere = set().union(*words.values()) if words else set()
+    searched = words if shown is None else {p.number: set(content_terms(" ".join([*p.heading_path, p.text]))) for p in shown}
+    anywhere = set().union(*searched.values()) if searched else set()
     unseen = terms - anywhere - _ABOUT_THE_TEXT
     return {
         "passage_coverage": round(len(terms & words.get(best_passage, set())) / len(terms), 4),
