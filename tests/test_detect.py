@@ -102,6 +102,19 @@ def test_non_utf8_and_utf16_text_are_text_not_binary(tmp_path: Path) -> None:
     assert detect_type(write(tmp_path, "b.txt", "wide text\n".encode("utf-16"))) == "text"
 
 
+@pytest.mark.parametrize("text", [b"BM25 ranks documents by term frequency.\n", b"ID3 tags name the artist.\n"])
+def test_text_starting_like_a_magic_number_is_text(tmp_path: Path, text: bytes) -> None:
+    """filetype takes any file starting "BM" for a bitmap and "ID3" for an MP3; plain text stays text."""
+    assert detect_type(write(tmp_path, "notes.txt", text)) == "text"
+    assert detect_type(write(tmp_path, "notes.md", text)) == "markdown"
+
+
+def test_real_bitmap_named_txt_is_still_rejected(tmp_path: Path) -> None:
+    header = b"BM" + struct.pack("<IHHI", 58, 0, 0, 54) + struct.pack("<IiiHHIIiiII", 40, 1, 1, 1, 24, 0, 4, 0, 0, 0, 0)
+    with pytest.raises(LoadError, match="image/bmp"):
+        detect_type(write(tmp_path, "scan.txt", header + b"\x00\x00\xff\x00"))
+
+
 # --- binary data and unsupported kinds -----------------------------------------------------
 def test_png_named_txt_is_rejected_as_binary(tmp_path: Path) -> None:
     with pytest.raises(LoadError, match="image/png") as caught:

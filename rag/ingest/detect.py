@@ -82,8 +82,20 @@ def _binary_kind(head: bytes) -> str | None:
     import filetype
 
     kind = filetype.guess(head)
-    if kind is not None and kind.mime not in ("application/zip", "application/pdf"):
+    if kind is not None and kind.mime not in ("application/zip", "application/pdf") and not _is_plain_text(head):
         return f"{kind.mime} ({kind.extension})"
     if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "binary data"
     return None
+
+
+_TEXT_CONTROLS = frozenset(b"\t\n\r\f\v\x1b")
+
+
+def _is_plain_text(head: bytes) -> bool:
+    """True when no byte is a control character other than whitespace.
+
+    Some magic numbers are two printable letters (BMP is "BM"), so a text file that starts with them would be
+    taken for an image; real binary headers carry control bytes (lengths, zeros) within their first bytes.
+    """
+    return all(byte >= 0x20 or byte in _TEXT_CONTROLS for byte in head)
