@@ -437,6 +437,15 @@ class GenerationConfig(_Section):
         description="extractive: evidence below this score means 'the documents do not say' (calibrated on dev sets: docs/answers.md).",
     )
     prompt: str = Field("answer", description="Prompt template name in prompts/ for the LLM answerer.")
+    extractive_top_k: int = Field(
+        16, ge=1, le=200,
+        description="extractive: chunks the offline answerer reads (at least retrieval.top_k); the passages shown stay "
+        "those of retrieval.top_k plus any further passage the answer cites (docs/answers.md, round 3).",
+    )
+    extractive_max_tokens: int = Field(3000, ge=64, description="extractive: token budget of the passages the offline answerer reads.")
+    extractive_neighbours: int = Field(
+        1, ge=0, le=5, description="extractive: adjacent chunks on each side the offline answerer also reads (a short document whole)."
+    )
 
 
 class ServeConfig(_Section):

@@ -47,6 +47,8 @@ class Retrieved:
     passages: list[Passage]
     trace: Trace = field(default_factory=Trace)
     focus: str | None = None  # what a fragment follow-up asks anew (offline condensing), for the answerer
+    # what the offline answerer reads: more chunks than are shown, with their neighbours (None: `passages`)
+    answer_passages: list[Passage] | None = None
 
 
 @dataclass(slots=True)
@@ -111,8 +113,20 @@ class RagPipeline:
 
     def _forget_documents(self) -> None:
         """A writer committed: cached document texts may be stale."""
-        if "assembler" in self.__dict__:
-            self.assembler.forget_documents()
+        for name in ("assembler", "answer_assembler"):
+            if name in self.__dict__:
+                self.__dict__[name].forget_documents()
+
+    @cached_property
+    def answer_assembler(self) -> ContextAssembler:
+        """The offline answerer's context: more chunks than the passages shown, each with its neighbours."""
+        generation, context = self.config.generation, self.config.context
+        wide = context.model_copy(update={
+            "max_tokens": max(context.max_tokens, generation.extractive_max_tokens),
+            "max_passages": 50,
+            "neighbours": max(context.neighbours, generation.extractive_neighbours),
+        })
+        return ContextAssembler(self.index.manifest, wide, count_tokens)
 
     @cached_property
     def sentence_embedder(self) -> CachedEmbedder:
@@ -126,6 +140,12 @@ class RagPipeline:
             raise RagError("generation.mode is llm but no LLM is configured", "set llm.provider (and llm.base_url / llm.model)")
         return mode == "llm" or (mode == "auto" and self.chat is not None)
 
+    @property
+    def _answers_offline(self) -> bool:
+        """The extractive answerer will answer (never raises, unlike `uses_llm` without an LLM)."""
+        mode = self.config.generation.mode
+        return mode == "extractive" or (mode == "auto" and self.chat is None)
+
     # --- stages ----------------------------------------------------------------------------
     def retrieve(self, query: Query | str, /, **options: Unpack[QueryOptions]) -> Retrieved:
         """Search and assemble the context for `query` (a Query, or the question with Query's fields as keywords)."""
@@ -137,8 +157,9 @@ class RagPipeline:
         rewritten = QueryRewriter(self.config.rewrite, self.chat).rewrite(query.question, query.history)
         extra = [self.index.query_embedder.embed([rewritten.hypothetical])[0]] if rewritten.hypothetical else None
         top_k = query.top_k or self.config.retrieval.top_k
+        answer_k = max(top_k, self.config.generation.extractive_top_k) if self._answers_offline else top_k
         reranker = self.reranker
-        limit = max(self.config.rerank.candidates, top_k) if reranker else top_k
+        limit = max(self.config.rerank.candidates, answer_k) if reranker else answer_k
         result = self.searcher.search(rewritten.queries, query.filters, extra_vectors=extra, limit=limit, access=query.access)
         ranked = result.chunks
         trace = result.trace
@@ -148,8 +169,9 @@ class RagPipeline:
             trace.rerank = RerankInfo(kind=self.config.rerank.kind, failed_windows=0, windows=None)
             if isinstance(reranker, ListwiseStats):
                 trace.rerank = RerankInfo(kind=self.config.rerank.kind, failed_windows=reranker.last_failures, windows=reranker.last_windows)
-        ranked = ranked[:top_k]
+        wide, ranked = ranked[:answer_k], ranked[:top_k]
         passages, trace.context = self.assembler.assemble(ranked, result.visible)
+        answer_passages = self.answer_assembler.assemble(wide, result.visible)[0] if self._answers_offline else None
         trace.candidates = [
             Candidate(
                 chunk_id=s.chunk.chunk_id,
@@ -161,7 +183,7 @@ class RagPipeline:
             for s in ranked
         ]
         trace.retrieval_ms = round((time.perf_counter() - started) * 1000, 1)
-        return Retrieved(rewritten.standalone, ranked, passages, trace, rewritten.focus)
+        return Retrieved(rewritten.standalone, ranked, passages, trace, rewritten.focus, answer_passages)
 
     def ask(self, query: Query | str, /, **options: Unpack[QueryOptions]) -> Answer:
         """The checked answer to `query` (a Query, or the question with Query's fields as keywords)."""
@@ -185,7 +207,10 @@ class RagPipeline:
             yield StreamEvent("delta", message)
             yield StreamEvent("done", answer=Answer(question, message, [], [], trace, answered=False))
             return
-        checker = CitationChecker(retrieved.passages, self.index.manifest, min_support=0.5)
+        read = retrieved.passages  # what the answerer reads and cites
+        if retrieved.passages and not self.uses_llm and retrieved.answer_passages:
+            read = retrieved.answer_passages
+        checker = CitationChecker(read, self.index.manifest, min_support=0.5)
         stream = CitationStream(checker)
         started = time.perf_counter()
         short = None
@@ -197,8 +222,8 @@ class RagPipeline:
             trace.generator = GeneratorInfo(answerer="llm", model=self._llm().name)
         else:
             answerer = ExtractiveAnswerer(self.config.generation, self.sentence_embedder, self._heading_path)
-            placer = CitationChecker(retrieved.passages, self.index.manifest)  # places the short answer in a citation
-            extracted = answerer.answer(retrieved.question, retrieved.passages, placer, focus=retrieved.focus)
+            placer = CitationChecker(read, self.index.manifest)  # places the short answer in a citation
+            extracted = answerer.answer(retrieved.question, read, placer, focus=retrieved.focus, shown=retrieved.passages)
             deltas, short = iter([extracted.text]), extracted.short
             trace.generator = GeneratorInfo.model_validate(extracted.trace)
         order = MarkerOrder()  # markers shown as [1], [2], ... in order of first appearance
@@ -211,7 +236,8 @@ class RagPipeline:
                 yield StreamEvent("delta", order.text(checked.text))
         trace.generation_ms = round((time.perf_counter() - started) * 1000, 1)
         text = order.text(stream.text.strip())
-        citations, passages = order.citations(stream.citations), order.passages(retrieved.passages)
+        citations = order.citations(stream.citations)
+        passages = order.passages(shown_passages(retrieved.passages, read, set(order.mapping)))
         trace.citations_dropped = [DroppedCitation.model_validate(d) for d in order.dropped(stream.dropped)]
         answered = bool(text) and NOT_FOUND.rstrip(".") not in text
         keep = answered and short is not None and short.marker in order.mapping and text.startswith(short.text)
@@ -261,6 +287,20 @@ class RagPipeline:
         if self.chat is None:
             raise RagError("generation needs an LLM but none is configured", "set llm.provider (and llm.base_url / llm.model)")
         return self.chat
+
+
+def shown_passages(display: list[Passage], read: list[Passage], cited: set[int]) -> list[Passage]:
+    """The passages an answer shows: those it cites among the ones the answerer read, then the retrieved (display)
+    passages that none of those covers, numbered after them (`read` is `display` when the answerer read no more)."""
+    if read is display:
+        return display
+    chosen = [p for p in read if p.number in cited]
+    covered = [p for p in display if not any(_overlap(c, p) for c in chosen)]
+    return chosen + [replace(p, number=len(read) + i) for i, p in enumerate(covered, start=1)]
+
+
+def _overlap(outer: Passage, inner: Passage) -> bool:
+    return outer.source_key == inner.source_key and outer.doc_id == inner.doc_id and outer.start < inner.end and inner.start < outer.end
 
 
 def answer_to_json(answer: Answer) -> dict[str, Any]:

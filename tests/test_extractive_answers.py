@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from rag.config import load_config
-from rag.generate.answer_types import Expected, best_span, expected_answer, span_candidates, yes_or_no
+from rag.generate.answer_types import (
+    Expected, asked_unit, asks_duration, best_span, expected_answer, question_figures, span_candidates, yes_or_no,
+)
 from rag.generate.calibration import choose_threshold, refusal_curve
 from rag.generate.extractive import coverage_features
 from rag.retrieve.offline_condense import condense, condense_history, fragment_of
@@ -70,6 +72,17 @@ def test_a_duration_answers_how_long_but_a_calendar_date_is_no_count() -> None:
     assert span_candidates("The review is on March 12.", Expected.NUMBER, durations=True) == []
 
 
+def test_a_table_row_answers_with_the_figure_of_the_asked_unit_nearest_the_row_key() -> None:
+    row = "More than 5 years 25 days 2.08 days"  # length of service | vacation days per year | monthly accrual
+    six_years = "I've been with the company for six years now. How many vacation days do I get?"
+    assert asks_duration(six_years) and asked_unit(six_years) == {"vacat", "day"}
+    assert best_span(six_years, row).text == "25 days"  # type: ignore[union-attr]
+    assert best_span("How many vacation days do new employees get after five years?", row).text == "25 days"  # type: ignore[union-attr]
+    # a figure of another unit ("5 years") is no count of days, and one the question states is not its answer
+    assert best_span("How many days off after 5 years?", "After 5 years you get 3 extra days.").text == "3 extra days"  # type: ignore[union-attr]
+    assert question_figures("after six years, 20% or $1,200?") == {"6", "20", "1200"}
+
+
 def test_span_candidates_match_the_expected_kind() -> None:
     sentence = "Sidney Blumenthal met the board in Paris on June 3, 2015 and paid $1,200."
     assert "June 3, 2015" in [c.text for c in span_candidates(sentence, Expected.TIME)]
@@ -112,6 +125,9 @@ def test_coverage_features_tell_what_the_documents_never_mention() -> None:
     heading_counts = coverage_features("Are sick days a benefit?", passages, 1)
     assert heading_counts["unseen"] == 0.0 and heading_counts["passage_coverage"] == 1.0
     assert coverage_features("What was our revenue in 2022?", passages, 2)["missing_years"] == 1
+    # a wider read (neighbours, further chunks) does not make the retrieved passages speak of revenue
+    assert coverage_features("What was our revenue growth?", passages, 1, shown=passages[:1])["unseen_words"] == 2
+    assert coverage_features("What was our revenue growth?", passages, 1)["unseen_words"] == 1
     assert coverage_features("What was our revenue in Q1 2024?", passages, 2)["missing_years"] == 0
     assert coverage_features("What was our revenue in Q1 2024?", passages, 1)["missing_years"] == 1  # another passage's year does not count
     about_the_text = coverage_features("What type of sick days does the author say employees get?", passages, 1)
@@ -200,3 +216,43 @@ def test_a_new_topic_is_not_pulled_toward_the_previous_question(pipeline) -> Non
     alone = pipeline.ask("How many paid sick days do we get?")
     after = pipeline.ask("How many paid sick days do we get?", history=history)
     assert after.answered and after.answer == alone.answer
+
+
+def test_the_offline_answerer_reads_more_than_is_shown_and_shows_what_it_cites(pipeline) -> None:
+    retrieved = pipeline.retrieve("How many vacation days do new employees get?")
+    assert retrieved.answer_passages is not None
+    read_chunks = {c for p in retrieved.answer_passages for c in p.chunk_ids}
+    assert {c for p in retrieved.passages for c in p.chunk_ids} < read_chunks  # wider: more chunks and their neighbours
+    answer = pipeline.ask("How many vacation days do new employees get?")
+    shown = {p.number: p for p in answer.passages}
+    assert answer.answered and answer.citations and len(shown) == len(answer.passages)
+    for citation in answer.citations:  # every shown citation points at a shown passage and quotes its document
+        passage = shown[citation.marker]
+        assert passage.start <= citation.start < citation.end <= passage.end
+        document = pipeline.index.manifest.document(passage.source_key, citation.doc_id)
+        assert document.text[citation.start : citation.end] == citation.text
+
+
+def test_shown_passages_are_the_cited_ones_read_then_the_retrieved_ones_they_do_not_cover() -> None:
+    from rag.pipeline import shown_passages
+
+    def passage(number: int, start: int, end: int, doc: str = "d") -> Passage:
+        return Passage(number, "s", "s", doc, start, end, "x" * (end - start), None, (), 1.0)
+
+    display = [passage(1, 0, 100), passage(2, 500, 600)]
+    read = [passage(1, 0, 200), passage(2, 500, 600), passage(3, 900, 1000, "e")]
+    assert shown_passages(display, display, {1}) is display
+    shown = shown_passages(display, read, {1, 3})
+    assert [(p.number, p.start, p.doc_id) for p in shown] == [(1, 0, "d"), (3, 900, "e"), (4, 500, "d")]
+
+
+def test_a_who_question_answered_by_he_quotes_the_sentence_that_says_who() -> None:
+    from rag.generate.extractive import ScoredSentence, _needs_previous
+    from rag.text_units import Span
+
+    previous = Span(0, 27, "Timmy went outside to play.")
+    he = ScoredSentence(1, Span(28, 61, "He found the dog under the porch."), 0.5, 0.5, previous=previous)
+    assert _needs_previous(he, "Who found the dog?")
+    assert not _needs_previous(he, "Where was the dog found?")  # the sentence itself answers where
+    named = ScoredSentence(1, Span(28, 70, "He found the dog with Sam."), 0.5, 0.5, previous=previous)
+    assert not _needs_previous(named, "Who found the dog?")  # it names someone itself

@@ -30,6 +30,7 @@ class Expected(str, Enum):
         return self in (Expected.PERSON, Expected.TIME, Expected.NUMBER)
 
 
+_AUXILIARIES = frozenset("is are was were am do does did can could will would shall should has have had may might must".split())
 _AUX = r"(?:is|are|was|were|am|do|does|did|can|could|will|would|shall|should|has|have|had|may|might|must)"
 _YES_NO = re.compile(rf"^(?:{_AUX}|isn't|aren't|wasn't|weren't|don't|doesn't|didn't|can't|won't|hasn't|haven't)\b", re.I)
 _MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
@@ -132,8 +133,30 @@ def expected_answer(question: str) -> Expected:
 
 
 def asks_duration(question: str) -> bool:
-    """"How long / how quickly / how soon ...?": a duration ("30 days") answers it, though it reads like a date."""
-    return bool(re.search(r"\bhow (?:long|quickly|soon)\b(?! ago)", question, re.I))
+    """"How long / how quickly / how soon ...?", "how many (vacation) days ...?": a duration ("30 days") answers it,
+    though it reads like a date."""
+    return bool(re.search(rf"\bhow (?:(?:long|quickly|soon)\b(?! ago)|(?:many|much)(?: [\w-]+){{0,2}} {_TIME_WORDS}\b)", question, re.I))
+
+
+def asked_unit(question: str) -> set[str]:
+    """What a how-many/how-much question counts ("How many vacation days ..." -> vacation, days): a figure with
+    that unit answers it, a figure of another unit in the same sentence ("5 years") does not."""
+    match = re.search(r"\bhow (?:many|much)((?: [\w-]+){1,3})", question, re.I)
+    if not match:
+        return set()
+    words = []
+    for word in match.group(1).split():
+        if word.lower() in _AUXILIARIES:
+            break
+        words.append(word)
+    return set(content_terms(" ".join(words)))
+
+
+def question_figures(question: str) -> set[str]:
+    """The figures a question already states, number words as digits ("six years" -> 6)."""
+    words = {w: str(v) for v, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())}
+    found = {f.rstrip(".,").replace(",", "") for f in re.findall(r"\d[\d,.]*", question)}
+    return found | {words[w] for w in re.findall(r"[a-z]+", question.lower()) if w in words}
 
 
 def span_candidates(sentence: str, kind: Expected, durations: bool = False) -> list[SpanCandidate]:
@@ -202,12 +225,20 @@ def best_span(question: str, sentence: str, kind: Expected | None = None) -> Spa
         phrase = _phrase_after_anchor(sentence, asked)
         if phrase is not None:
             return phrase
-    candidates = [c for c in span_candidates(sentence, kind, asks_duration(question)) if set(content_terms(c.text)) - asked or _is_figure(c) and not _repeats_figure(c, question)]
+    unit = asked_unit(question) if kind == Expected.NUMBER else set()
+    stated = question_figures(question)
+    # the unit words ("days") mark every figure of a table row; the other question words ("years") say which one
+    keyed = [m.start() for m in re.finditer(r"\w+", sentence) if set(content_terms(m.group(0))) & (asked - unit)] or anchors
+    candidates = [
+        c for c in span_candidates(sentence, kind, asks_duration(question))
+        if (set(content_terms(c.text)) - asked or _is_figure(c)) and not _repeats_figure(c, stated)
+    ]
     if candidates:
         return min(candidates, key=lambda c: (
             kind == Expected.PLACE and not _PLACE_PREPOSITIONS.search(sentence[: c.start]),
-            bool(set(content_terms(c.text)) & asked),  # a span repeating the question's words is a weaker answer
-            _distance(c, anchors),
+            bool(unit) and not _has_unit(c, unit),  # "how many days": "25 days", not "5 years"
+            bool(set(content_terms(c.text)) & asked - unit),  # a span repeating the question's words is a weaker answer
+            _distance(c, [a for a in keyed if not c.start <= a < c.end] or anchors),  # nearest the row's key, not its own unit
             -len(set(content_terms(c.text)) - asked),  # at the same place, the span that says more
         ))
     if kind in (Expected.ENTITY, Expected.PLACE):
@@ -246,9 +277,14 @@ def _is_figure(candidate: SpanCandidate) -> bool:
     return candidate.kind in (Expected.NUMBER, Expected.TIME) and any(ch.isdigit() for ch in candidate.text)
 
 
-def _repeats_figure(candidate: SpanCandidate, question: str) -> bool:
-    figures = re.findall(r"\d[\d,.]*", candidate.text)
-    return bool(figures) and all(f.rstrip(".,") in question for f in figures)
+def _repeats_figure(candidate: SpanCandidate, stated: set[str]) -> bool:
+    """A figure the question already states ("after 5 years" asked, "5 years" found) is not its answer."""
+    figures = [f.rstrip(".,").replace(",", "") for f in re.findall(r"\d[\d,.]*", candidate.text)]
+    return bool(figures) and all(f in stated for f in figures)
+
+
+def _has_unit(candidate: SpanCandidate, unit: set[str]) -> bool:
+    return bool(set(content_terms(candidate.text)) & unit)
 
 
 def _distance(candidate: SpanCandidate, anchors: list[int]) -> int:

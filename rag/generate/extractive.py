@@ -55,6 +55,7 @@ _ABOUT_THE_TEXT = frozenset(content_terms(
     "author poster writer narrator story article passage text paragraph commenter type kind sort according mention "
     "talking say said describe"
 ))
+_PERSONAL_PRONOUN = re.compile(r"^(?:he|she|they|his|her|their)\b", re.I)
 _ATX_HEADING = re.compile(r"^#{1,6}\s")
 _STARTS_WITH_REFERENCE = re.compile(r"^(?:he|she|it|they|this|that|these|those|his|her|its|their|there|then|the company|the team)\b", re.I)
 
@@ -93,7 +94,9 @@ class ExtractiveAnswerer:
         self.headings = headings
 
     def score_sentences(self, question: str, passages: list[Passage]) -> list[ScoredSentence]:
-        terms = set(content_terms(question))
+        # words about the text ("What is the author looking for?") are not in the sentence that answers; a sentence
+        # that holds them ("First time poster here") is about something else
+        terms = set(content_terms(question)) - _ABOUT_THE_TEXT or set(content_terms(question))
         kind, durations = expected_answer(question), asks_duration(question)
         candidates: list[tuple[int, Span, str, Span | None]] = []
         for passage in passages:
@@ -121,12 +124,15 @@ class ExtractiveAnswerer:
         return scored
 
     def answer(
-        self, question: str, passages: list[Passage], checker: CitationChecker | None = None, focus: str | None = None
+        self, question: str, passages: list[Passage], checker: CitationChecker | None = None, focus: str | None = None,
+        shown: list[Passage] | None = None,
     ) -> ExtractiveAnswer:
         """The answer text with [n] markers (one quoted sentence per line, the short answer leading the first),
         and a trace. `checker` (a CitationChecker over the same passages) confirms the short span lies inside
         the citation its line will get; without one the short span is left out. `focus`: what a follow-up
-        fragment asks anew ("after five years"): sentences that hold all of it go first."""
+        fragment asks anew ("after five years"): sentences that hold all of it go first. `shown`: the retrieved
+        passages when `passages` holds more (their neighbours, further chunks): whether the documents are silent about
+        the question's words is judged on these, as a wider read would find stray words of unanswerable questions."""
         scored, focused = _focus_first(self.score_sentences(question, passages), focus)
         kind = expected_answer(question)
         trace: dict[str, object] = {
@@ -138,7 +144,7 @@ class ExtractiveAnswerer:
             ],
         }
         trace["best_score"] = round(scored[0].score, 4) if scored else None
-        coverage = coverage_features(question, passages, scored[0].passage) if scored else {}
+        coverage = coverage_features(question, passages, scored[0].passage, shown) if scored else {}
         if scored:
             trace["features"] = {**evidence_features(scored), **coverage}
         weak = _weak_evidence(kind, scored, self.config.min_support, coverage, focused)
@@ -315,10 +321,10 @@ def evidence_features(scored: list[ScoredSentence]) -> dict[str, float]:
     }
 
 
-def coverage_features(question: str, passages: list[Passage], best_passage: int) -> dict[str, float]:
+def coverage_features(question: str, passages: list[Passage], best_passage: int, shown: list[Passage] | None = None) -> dict[str, float]:
     """Whether the documents speak of what the question names: the share of its content words found in the best
-    sentence's passage (with its heading path) and the share found in no retrieved passage at all; how many of its
-    names and figures ("Lisbon", "5.0") that passage lacks."""
+    sentence's passage (with its heading path) and the share found in no retrieved passage at all (in no passage of
+    `shown`, when given); how many of its names and figures ("Lisbon", "5.0") that passage lacks."""
     terms = set(content_terms(question))
     texts = {p.number: " ".join([*p.heading_path, p.text]) for p in passages}
     years = set(_YEAR.findall(question))
@@ -327,7 +333,8 @@ def coverage_features(question: str, passages: list[Passage], best_passage: int)
     if not terms:
         return {"passage_coverage": 1.0, "unseen": 0.0, "unseen_words": 0, "missing_years": missing_years, "missing_names": names}
     words = {number: set(content_terms(text)) for number, text in texts.items()}
-    anywhere = set().union(*words.values()) if words else set()
+    searched = words if shown is None else {p.number: set(content_terms(" ".join([*p.heading_path, p.text]))) for p in shown}
+    anywhere = set().union(*searched.values()) if searched else set()
     unseen = terms - anywhere - _ABOUT_THE_TEXT
     return {
         "passage_coverage": round(len(terms & words.get(best_passage, set())) / len(terms), 4),
@@ -348,10 +355,18 @@ def _type_score(kind: Expected, terms: set[str], text: str, durations: bool = Fa
 
 
 def _needs_previous(best: ScoredSentence, question: str) -> bool:
-    """The best sentence refers back ("He ...") to the sentence before it: quote both."""
-    return bool(_STARTS_WITH_REFERENCE.match(best.span.text.strip())) and bool(
-        set(content_terms(best.previous.text if best.previous else "")) & set(content_terms(question))
-    )
+    """The best sentence refers back ("He ...") to the sentence before it: quote both when that sentence shares
+    the question's words, or when a who-question's best sentence names nobody ("He found the dog under the porch.":
+    who "he" is, is said before)."""
+    if not _STARTS_WITH_REFERENCE.match(best.span.text.strip()):
+        return False
+    previous = best.previous.text if best.previous else ""
+    if set(content_terms(previous)) & set(content_terms(question)):
+        return True
+    asked = set(content_terms(question))
+    if expected_answer(question) != Expected.PERSON or _PERSONAL_PRONOUN.match(best.span.text.strip()) is None:
+        return False
+    return bool(previous) and not [c for c in span_candidates(best.span.text, Expected.PERSON) if set(content_terms(c.text)) - asked]
 
 
 def _line(span: Span, passage: int) -> str:
