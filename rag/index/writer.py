@@ -135,9 +135,10 @@ class IndexWriter:
         started.model_changed = self._ensure_embedding_model()
         self.catalog.set_meta("dirty", "1")
         self.catalog.set_meta("config", self.index.config.model_dump_json())
-        begin_load = getattr(self._store, "begin_load", None)
-        if begin_load is not None and self.catalog.chunk_count() == 0:
-            begin_load()  # an empty index: the store may build its search index once, at the end (PgVectorStore)
+        if self.catalog.chunk_count() == 0:  # an empty index: the store may build its search index once, at the end
+            begin_load = getattr(self.open_store(), "begin_load", None)  # (PgVectorStore)
+            if begin_load is not None:
+                begin_load()
         self._embedded_at_start = self._embedded_so_far()
         return started
 
