@@ -93,3 +93,16 @@ def test_refusal_on_a_tiny_handbook(answerer: ExtractiveAnswerer) -> None:
     assert "name(s) or figure(s)" in str(silent.trace["evidence"])
     spoken = answerer.answer("What is the hotel cap in Toronto?", passages)
     assert spoken.answered and "CAD 300" in spoken.text
+
+
+def test_an_answer_from_the_wider_read_needs_the_retrieved_passages_to_speak_of_the_question(answerer: ExtractiveAnswerer) -> None:
+    """The answerer reads more than retrieval found (neighbours, further chunks); whether the documents are silent
+    is judged on what retrieval found. Retrieved: only the Wi-Fi rule; the wider read holds the Toronto hotel cap."""
+    passages = [Passage(i, f"d{i}.md", f"/d{i}.md", f"d{i}", 0, len(t), t, None, (), 1.0) for i, t in enumerate(HANDBOOK, start=1)]
+    question = "What is the hotel cap in Toronto?"
+    assert answerer.answer(question, passages).answered  # the wider read alone would answer
+    refused = answerer.answer(question, passages, shown=passages[:1])
+    assert not refused.answered and refused.text == NOT_FOUND
+    assert str(refused.trace["evidence"]).endswith("(in the retrieved passages)")
+    kept = answerer.answer(question, passages, shown=passages[2:])
+    assert kept.answered and "CAD 300" in kept.text
