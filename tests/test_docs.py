@@ -71,3 +71,16 @@ def test_every_runnable_block_runs_as_written(page: Path, layout: Path, demo_wor
         done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
         assert done.returncode == 0, f"{page.name} block {number} ({kind}) exited {done.returncode}:\n{code}\n--- stderr:\n{done.stderr[-3000:]}"
         assert "Traceback" not in done.stderr, f"{page.name} block {number}:\n{done.stderr[-3000:]}"
+
+
+REFUSAL_EXAMPLE = re.compile(r'^rag ask "([^"]+)" --index \.rag/demo\s+# not in the documents', re.MULTILINE)
+
+
+def test_the_pages_examples_of_a_refusal_are_refused(demo_workdir: Path) -> None:
+    """A tour line that promises "not in the documents: it says so" must show the refusal, not a near-miss quote."""
+    questions = sorted({q for page in PAGES for q in REFUSAL_EXAMPLE.findall(page.read_text(encoding="utf-8"))})
+    assert questions
+    for question in questions:
+        done = subprocess.run([str(Path(sys.executable).parent / "rag"), "ask", question, "--index", ".rag/demo"],
+                              cwd=demo_workdir, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0 and "do not contain an answer" in done.stdout, f"{question!r} was answered:\n{done.stdout}"
