@@ -141,7 +141,7 @@ def ingest(
         print_interrupted_ingest(index, started)
         raise Interrupted() from None
     emit(report.to_json(), as_json, lambda: print_ingest_report(report, opened.location))
-    _state["exit_at_once"] = True  # the index is closed and the report printed: nothing left to tear down
+    _state["exit_at_once"] = ray is None  # the index is closed and the report printed (Ray shuts down at exit)
     raise typer.Exit(report.exit_code)
 
 
