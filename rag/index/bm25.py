@@ -16,7 +16,7 @@ import logging
 import math
 import shutil
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import compress
 from pathlib import Path
@@ -86,6 +86,12 @@ class Tokenizer:
         tokenized = _bm25s().tokenize(texts, stopwords=self.config.stopwords or [], stemmer=self._stemmer(), show_progress=False)
         return tokenized.ids, tokenized.vocab
 
+    def token_lists(self, texts: list[str]) -> list[list[str]]:
+        """The tokens of each text (after stopwords and stemming): what `ids` numbers, as strings."""
+        if not texts:
+            return []
+        return [list(row) for row in _bm25s().tokenize(texts, stopwords=self.config.stopwords or [], stemmer=self._stemmer(), return_ids=False, show_progress=False)]
+
     def tokens(self, text: str) -> list[str]:
         tokens = _bm25s().tokenize([text], stopwords=self.config.stopwords or [], stemmer=self._stemmer(), return_ids=False, show_progress=False)
         return list(tokens[0])
@@ -105,6 +111,18 @@ class Segment:
     @classmethod
     def build(cls, chunk_ids: list[str], texts: list[str], tokenizer: Tokenizer) -> "Segment":
         ids, vocab = tokenizer.ids(texts) if texts else ([], {})
+        return cls._from_ids(chunk_ids, ids, vocab)
+
+    @classmethod
+    def from_tokens(cls, chunk_ids: list[str], tokens: list[list[str]]) -> "Segment":
+        """The segment of chunks already tokenised (`Tokenizer.token_lists`, e.g. by the ingest's reader): the
+        same postings as `build` over their texts; only the term numbering may differ, which scores never see."""
+        vocab: dict[str, int] = {}
+        ids = [[vocab.setdefault(token, len(vocab)) for token in row] for row in tokens]
+        return cls._from_ids(chunk_ids, ids, vocab)
+
+    @classmethod
+    def _from_ids(cls, chunk_ids: list[str], ids: list[list[int]], vocab: dict[str, int]) -> "Segment":
         lengths = np.fromiter((len(row) for row in ids), dtype=np.int32, count=len(ids))
         flat = np.fromiter((token for row in ids for token in row), dtype=np.int64, count=int(lengths.sum()))
         n = max(len(chunk_ids), 1)
@@ -177,14 +195,15 @@ class BM25Index:
         segment = Segment.build(chunk_ids, texts, self.tokenizer)
         self.segments, self.live, self._chunk_ids = [segment], [np.ones(len(chunk_ids), dtype=bool)], None
 
-    def updated(self, added: list[str], texts: list[str], removed: Iterable[str]) -> "BM25Index":
-        """A new index without `removed` and with `added` (ids of chunks not indexed yet, with their texts)."""
+    def updated(self, added: list[str], texts: list[str], removed: Iterable[str], tokens: list[list[str]] | None = None) -> "BM25Index":
+        """A new index without `removed` and with `added` (ids of chunks not indexed yet, with their texts, or
+        with their `tokens` when they were tokenised already)."""
         gone = set(removed)
         live = [alive & ~np.fromiter((c in gone for c in s.chunk_ids), dtype=bool, count=len(s.chunk_ids)) if gone else alive
                 for s, alive in zip(self.segments, self.live)]
         segments = list(self.segments)
         if added:
-            segments.append(Segment.build(added, texts, self.tokenizer))
+            segments.append(Segment.from_tokens(added, tokens) if tokens is not None else Segment.build(added, texts, self.tokenizer))
             live.append(np.ones(len(added), dtype=bool))
         return BM25Index(self.config, segments, live, self._tokenizer)
 
@@ -286,8 +305,9 @@ def assemble(config: BM25Config, segments: list[Segment], dead: list[list[int]])
     return BM25Index(config, segments, live)
 
 
-def catch_up(index: BM25Index | None, catalog: "Catalog", config: BM25Config) -> BM25Index:
-    """`index` brought up to the catalog's committed chunks: only new chunks are tokenised, removed ones are
+def catch_up(index: BM25Index | None, catalog: "Catalog", config: BM25Config, tokens: Mapping[str, list[str]] | None = None) -> BM25Index:
+    """`index` brought up to the catalog's committed chunks: only new chunks are tokenised (or taken from
+    `tokens`, by chunk id, when every new chunk is there: no text is read, bm25s is not imported), removed ones are
     marked dead. Rebuilt from all chunk texts when there is no index, the settings changed, or dead chunks plus
     those outside the largest segment pass MAX_CHANGED_SHARE; small segments are merged past MAX_SEGMENTS."""
     if index is None or index.config.model_dump_json() != config.model_dump_json():
@@ -298,7 +318,11 @@ def catch_up(index: BM25Index | None, catalog: "Catalog", config: BM25Config) ->
     removed = indexed - current
     if not added and not removed:
         return index
-    updated = index.updated(added, [c.text for c in catalog.chunks_by_id(added)], removed)
+    known = tokens or {}
+    if all(chunk_id in known for chunk_id in added):
+        updated = index.updated(added, [], removed, [known[chunk_id] for chunk_id in added])
+    else:
+        updated = index.updated(added, [c.text for c in catalog.chunks_by_id(added)], removed)
     sizes = [len(s.chunk_ids) for s in updated.segments]
     largest = max(range(len(sizes)), key=sizes.__getitem__)
     dead = sum(int((~alive).sum()) for alive in updated.live)
