@@ -266,10 +266,7 @@ def _child_main(conn: Connection, parent_path: list[str], max_memory_mb: int, bm
     _die_with_parent()
     sys.path[:] = parent_path  # plug-in loaders import as they do in the parent
     _cap_address_space(max_memory_mb)
-    if bm25 is not None:  # bm25s loads while the parent opens its vector store and sends the first file
-        from rag.index.bm25 import preload_tokenizer
-
-        preload_tokenizer(bm25)
+    _warm_up(bm25)
     while True:
         try:
             task = conn.recv()
@@ -285,6 +282,30 @@ def _child_main(conn: Connection, parent_path: list[str], max_memory_mb: int, bm
         except LoadError as exc:
             reply = ("error", ("load", str(exc)))
         conn.send(reply)
+
+
+def _warm_up(bm25: BM25Config | None) -> None:
+    """Load what reading a file will need (the chunker's tokenizer and splitter; bm25s if BM25 tokens are asked
+    for) in background threads, while the parent opens its vector store before it sends the first file: the child
+    would otherwise sit idle, then load them with the parent waiting. A failure here is left to the foreground,
+    which repeats the load and reports the error on the file."""
+    import threading
+
+    from rag.index.bm25 import preload_tokenizer
+
+    def load_chunker() -> None:
+        try:
+            import semantic_text_splitter  # noqa: F401
+
+            from rag.core.tokens import splitting_tokenizer
+
+            splitting_tokenizer()
+        except Exception:  # noqa: BLE001  (see above)
+            log.debug("preloading the chunker failed; reading the file loads it again", exc_info=True)
+
+    threading.Thread(target=load_chunker, name="rag-chunker-preload", daemon=True).start()
+    if bm25 is not None:
+        preload_tokenizer(bm25)
 
 
 def _die_with_parent() -> None:
