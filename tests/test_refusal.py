@@ -106,3 +106,16 @@ def test_an_answer_from_the_wider_read_needs_the_retrieved_passages_to_speak_of_
     assert str(refused.trace["evidence"]).endswith("(in the retrieved passages)")
     kept = answerer.answer(question, passages, shown=passages[2:])
     assert kept.answered and "CAD 300" in kept.text
+
+
+def test_a_wider_read_of_fewer_longer_passages_is_still_checked_against_the_retrieved_ones(answerer: ExtractiveAnswerer) -> None:
+    """The wider read joins a retrieved chunk with its neighbours into one passage, so it can hold fewer passages
+    than were retrieved though it reads more: the check must compare what they cover, not how many there are."""
+    joined = f"{HANDBOOK[0]} {HANDBOOK[2]}"
+    wide = [Passage(1, "d1.md", "/d1.md", "d1", 0, len(joined), joined, None, (), 1.0)]
+    shown = [Passage(1, "d1.md", "/d1.md", "d1", 0, len(HANDBOOK[0]), HANDBOOK[0], None, (), 1.0),
+             Passage(2, "d2.md", "/d2.md", "d2", 0, len(HANDBOOK[1]), HANDBOOK[1], None, (), 1.0)]
+    question = "What is the hotel cap in Toronto?"
+    assert answerer.answer(question, wide).answered
+    refused = answerer.answer(question, wide, shown=shown)
+    assert not refused.answered and str(refused.trace["evidence"]).endswith("(in the retrieved passages)")

@@ -148,7 +148,7 @@ class ExtractiveAnswerer:
         if scored:
             trace["features"] = {**evidence_features(scored), **coverage}
         weak = _weak_evidence(kind, scored, self.config.min_support, coverage, focused)
-        if not weak and shown is not None and len(shown) < len(passages):
+        if not weak and shown is not None and _spans(shown) != _spans(passages):
             weak = self._silent_in(question, shown, kind, focus)
         if weak:
             trace["evidence"] = f"weak: {weak}"
@@ -204,6 +204,12 @@ class ExtractiveAnswerer:
             if citation.marker == best.passage and citation.start <= best.span.start and best.span.end <= citation.end and inside:
                 return ShortAnswer(text, citation.marker, *(where or (None, None)))
         return None
+
+
+def _spans(passages: list[Passage]) -> set[tuple[str, str, int, int]]:
+    """What a list of passages covers: the wider read joins adjacent chunks, so it may hold fewer passages than
+    were shown though it reads more."""
+    return {(p.source_key, p.doc_id, p.start, p.end) for p in passages}
 
 
 def _quotes(citation: Citation, text: str, start: int, end: int) -> bool:
