@@ -106,3 +106,29 @@ def test_an_answer_from_the_wider_read_needs_the_retrieved_passages_to_speak_of_
     assert str(refused.trace["evidence"]).endswith("(in the retrieved passages)")
     kept = answerer.answer(question, passages, shown=passages[2:])
     assert kept.answered and "CAD 300" in kept.text
+
+
+def test_a_wider_read_of_fewer_longer_passages_is_still_checked_against_the_retrieved_ones(answerer: ExtractiveAnswerer) -> None:
+    """The wider read joins a retrieved chunk with its neighbours into one passage, so it can hold fewer passages
+    than were retrieved though it reads more: the check must compare what they cover, not how many there are."""
+    joined = f"{HANDBOOK[0]} {HANDBOOK[2]}"
+    wide = [Passage(1, "d1.md", "/d1.md", "d1", 0, len(joined), joined, None, (), 1.0)]
+    shown = [Passage(1, "d1.md", "/d1.md", "d1", 0, len(HANDBOOK[0]), HANDBOOK[0], None, (), 1.0),
+             Passage(2, "d2.md", "/d2.md", "d2", 0, len(HANDBOOK[1]), HANDBOOK[1], None, (), 1.0)]
+    question = "What is the hotel cap in Toronto?"
+    assert answerer.answer(question, wide).answered
+    refused = answerer.answer(question, wide, shown=shown)
+    assert not refused.answered and str(refused.trace["evidence"]).endswith("(in the retrieved passages)")
+
+
+def test_evidence_replays_the_decision_under_other_gates() -> None:
+    """eval/refusal_gates.py calibrates by replaying recorded evidence: the same Evidence must refuse under the
+    default names gate and answer under a lower one, and the paraphrase relaxation must release the unseen-words rule."""
+    from rag.generate.extractive import Evidence, RefusalGates
+
+    weak_names = Evidence(Expected.ENTITY, scored(0.4, 0.45), {"missing_names": 1}, False)  # score 0.425
+    assert "name(s) or figure(s)" in weak_names.weakness(0.28)
+    assert weak_names.weakness(0.28, RefusalGates(names_min_score=0.4)) == ""
+    unseen = Evidence(Expected.ENTITY, scored(0.3, 0.57), {"unseen": 0.5, "unseen_words": 2}, False)
+    assert unseen.weakness(0.28) == ""  # dense 0.57 >= 0.55: a paraphrase
+    assert "no retrieved passage" in unseen.weakness(0.28, RefusalGates(paraphrase_dense=0.6))
