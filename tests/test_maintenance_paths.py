@@ -1,6 +1,5 @@
 """What keeps a one-file re-ingest of a large index short (docs/ingest-speed.md): the chunks still to count are
-found through an index, bm25s loads in the background, and the reader's child tokenises a changed file's chunks
-for BM25; same results either way."""
+found through an index, and bm25s loads in the background while a changed file is read; same results either way."""
 
 from __future__ import annotations
 
@@ -11,12 +10,8 @@ from pathlib import Path
 import pytest
 
 from rag.config import BM25Config
-from rag.index.bm25 import Segment, Tokenizer, preload_tokenizer
+from rag.index.bm25 import Tokenizer, preload_tokenizer
 from rag.index.manifest import Manifest
-from rag.index.store import Index
-from rag.ingest.pipeline import Ingestor
-from tests.fake_openai import FakeOpenAI
-from tests.helpers import fake_endpoint_config
 
 
 def test_the_chunks_still_to_count_are_found_through_an_index(tmp_path: Path) -> None:
@@ -45,53 +40,3 @@ def test_a_failed_preload_leaves_the_error_to_the_refresh(monkeypatch: pytest.Mo
     assert capsys.readouterr().err == ""
     with pytest.raises(ImportError, match="bm25s"):
         Tokenizer(BM25Config()).ids(["some text"])
-
-
-def test_a_segment_from_the_readers_tokens_has_the_postings_of_one_built_from_the_texts() -> None:
-    """The reader's child tokenises a file's chunks; the refresh builds the segment from those tokens."""
-    config = BM25Config()  # English stopwords and stemmer: what the child applies must be what `build` applies
-    texts = ["Running runners ran past the running water.", "", "The quick brown fox; the fox runs.", "ð water of mice"]
-    ids = ["a", "b", "c", "d"]
-    built = Segment.build(ids, texts, Tokenizer(config))
-    given = Segment.from_tokens(ids, Tokenizer(config).token_lists(texts))
-    assert set(given.terms) == set(built.terms) and given.lengths.tolist() == built.lengths.tolist()
-    for term in built.terms:
-        docs, freqs = built.postings(term)  # type: ignore[misc]
-        given_docs, given_freqs = given.postings(term)  # type: ignore[misc]
-        assert given_docs.tolist() == docs.tolist() and given_freqs.tolist() == freqs.tolist()
-
-
-def _ingest_change_and_compare(tmp_path: Path, *extra: str) -> None:
-    """Ingest a corpus, change one file, re-ingest with tokenising forbidden in this process, and check BM25
-    against a fresh index of the changed corpus."""
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for number in range(12):
-        (corpus / f"f{number}.txt").write_text(f"Paragraph {number} about protein binding and insulin dose.\n\nMice run {number} times.\n")
-    with FakeOpenAI() as server:
-        config = fake_endpoint_config(server.base_url, *extra)
-        with Index.open(tmp_path / "index", config, writable=True) as index:
-            Ingestor(index).ingest([str(corpus)])
-        (corpus / "f4.txt").write_text("Running receptors signal growth.\n\nThe tumour pathway of mice.\n")
-        with Index.open(tmp_path / "index", config, writable=True) as index:
-            assert Ingestor(index).ingest([str(corpus)]).changed == 1
-        with Index.open(tmp_path / "fresh", config, writable=True) as fresh:
-            Ingestor(fresh).ingest([str(corpus)])
-        with Index.open(tmp_path / "index", config) as index, Index.open(tmp_path / "fresh", config) as fresh:
-            assert index.bm25().chunk_ids == fresh.bm25().chunk_ids
-            for query in ["running receptor", "mice protein", "tumour pathway insulin"]:
-                assert index.bm25().search(query, 10) == fresh.bm25().search(query, 10)
-
-
-def test_a_changed_file_is_tokenised_by_the_reader_not_by_the_refresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
-    original = Tokenizer.ids
-    monkeypatch.setattr(Tokenizer, "ids", lambda self, texts: (calls.append(len(texts)), original(self, texts))[1])
-    _ingest_change_and_compare(tmp_path)
-    assert calls == [12, 12]  # this process tokenised the two full builds (a chunk a file), not the changed file
-
-
-def test_a_reader_that_cannot_tokenise_leaves_it_to_the_refresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process reading (ingest.limits.isolate=false) with bm25s failing there: the file is still ingested."""
-    monkeypatch.setattr(Tokenizer, "token_lists", lambda self, texts: (_ for _ in ()).throw(MemoryError()))
-    _ingest_change_and_compare(tmp_path, "ingest.limits.isolate=false")

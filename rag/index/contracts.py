@@ -16,7 +16,7 @@ is the only code that writes to it. The contract suites in `rag.testing` check i
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -220,9 +220,8 @@ class LexicalStore(Protocol):
         """The version readers should use now (None before the first build); changes whenever it is rebuilt."""
         ...
 
-    def refresh(self, catalog: Catalog, config: BM25Config, tokens: Mapping[str, list[str]] | None = None) -> bool:
-        """Rebuild if the chunk set or the settings changed since the last build; True if it rebuilt. `tokens`:
-        BM25 tokens of new chunks by chunk id, when the writer has them (then they are not tokenised again)."""
+    def refresh(self, catalog: Catalog, config: BM25Config) -> bool:
+        """Rebuild if the chunk set or the settings changed since the last build; True if it rebuilt."""
         ...
 
     def load(self, catalog: Catalog, config: BM25Config) -> "BM25Index":

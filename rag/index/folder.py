@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import threading
 import uuid
-from collections.abc import Mapping
 from pathlib import Path
 
 from rag.config import BM25Config, VectorStoreBase
@@ -93,7 +92,7 @@ class FolderBM25:
     def generation(self, catalog: Catalog) -> str | None:
         return catalog.get_meta("bm25_generation")
 
-    def refresh(self, catalog: Catalog, config: BM25Config, tokens: Mapping[str, list[str]] | None = None) -> bool:
+    def refresh(self, catalog: Catalog, config: BM25Config) -> bool:
         """Bring BM25 up to the catalog's chunks; True if it changed (nothing is read when no commit happened)."""
         version = catalog.get_meta("bm25_generation")
         state = self._state(version)
@@ -101,7 +100,7 @@ class FolderBM25:
         if state is not None and state.settings == settings and state.catalog_generation == catalog.generation():
             return False
         current = self._assemble(state, config) if state is not None and state.settings == settings else None
-        index = catch_up(current, catalog, config, tokens)
+        index = catch_up(current, catalog, config)
         names = {id(segment): name for segment, name in zip(current.segments, state.names)} if current and state else {}
         version = uuid.uuid4().hex
         self.folder.mkdir(parents=True, exist_ok=True)

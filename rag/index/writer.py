@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from rag.index.store import Index  # the index imports the writer (repair on open) at run time
 
 EMBEDDING_PHASE = "Embedding chunks"  # the progress phase the writer reports embedding under
-KEPT_TOKENS_CHUNKS = 20_000  # at most this many new chunks' BM25 tokens are kept in memory for the refresh
 EMBED_STEP = 256  # texts per embedding call: the cache commits and the progress bar moves this often
 
 __all__ = ["EMBEDDING_PHASE", "Committed", "IndexWriter", "RepairReport", "SourceWrite", "WriteStart", "chunk_metadata"]
@@ -58,7 +57,6 @@ class SourceWrite:
     documents: list[Document]
     chunks: list[Chunk]
     vectors: Mapping[str, np.ndarray] | None = None
-    tokens: Mapping[str, list[str]] | None = None  # BM25 tokens by chunk id, when the reader made them
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +105,6 @@ class IndexWriter:
         self._staged: list[SourceWrite] = []
         self._staged_chunks = 0
         self._embedded_at_start = 0
-        self._tokens: dict[str, list[str]] | None = {}  # BM25 tokens of the chunks this run added, when given
         self.started = WriteStart()  # what `start()` did
 
     # --- the write session -------------------------------------------------------------------
@@ -150,7 +147,7 @@ class IndexWriter:
         self.flush()
         self._end_load()
         self.catalog.fill_token_counts(token_counts)  # chunks of an index made before counts were stored
-        self.index.backend.lexical_store().refresh(self.catalog, self.index.config.bm25, self._tokens)
+        self.index.backend.lexical_store().refresh(self.catalog, self.index.config.bm25)
         self.catalog.set_meta("dirty", "0")
 
     def keep_on_interrupt(self) -> None:
@@ -219,7 +216,6 @@ class IndexWriter:
             except BaseException:
                 self.catalog.abort_source_write(path)
                 raise
-            self._keep_tokens(write, added)
             committed.append(Committed(path, new, len(added), len(removed)))
         return committed
 
@@ -240,16 +236,6 @@ class IndexWriter:
     def set_tags(self, path: str, tags: list[str]) -> None:
         """Replace the tags of an indexed source (nothing is re-embedded)."""
         self.catalog.set_tags(path, tags)
-
-    def _keep_tokens(self, write: SourceWrite, added: list[Chunk]) -> None:
-        """Keep the given BM25 tokens of `added` for the refresh, up to KEPT_TOKENS_CHUNKS chunks: a run that adds
-        more (a first ingest) is a rebuild or a large segment anyway, tokenised from the texts at the end."""
-        if self._tokens is None or not added:
-            return
-        if write.tokens is None or len(self._tokens) + len(added) > KEPT_TOKENS_CHUNKS:
-            self._tokens = None  # the refresh needs every new chunk's tokens, or tokenises them all
-            return
-        self._tokens.update((c.chunk_id, write.tokens[c.chunk_id]) for c in added)
 
     # --- repair ----------------------------------------------------------------------------
     def repair(self) -> RepairReport:

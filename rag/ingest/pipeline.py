@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rag.core.progress import Progress, ProgressFactory
 from rag.errors import LoadError
+from rag.index.bm25 import preload_tokenizer
 from rag.index.contracts import SourceRecord
 from rag.index.store import Index
 from rag.index.writer import EMBEDDING_PHASE, IndexWriter, SourceWrite
@@ -158,10 +159,11 @@ class Ingestor:
             report.count(writer.flush())
             last_commit = time.monotonic()
 
-        with FileReader(self.config.ingest, bm25=self.config.bm25) as reader:
-            if plan:  # the reader's child boots (and loads bm25s) while this process opens the vector store
+        with FileReader(self.config.ingest) as reader:
+            if plan:  # the reader's child boots while this process opens the vector store: side by side
                 reader.start()
                 writer.open_store()
+                preload_tokenizer(self.config.bm25)  # then bm25s loads while the child reads the first file
             for planned in plan:
                 write = self._prepare(planned, report, reader, commit)
                 self.progress.advance("Reading files")
@@ -188,7 +190,6 @@ class Ingestor:
                 ingest=self.config.ingest,
                 chunking=self.config.chunking,
                 fingerprint=self._fingerprint(file_type),
-                bm25=self.config.bm25,  # the BM25 refresh then takes the chunks' tokens instead of tokenising
             )
             result = reader.read(task, while_slow=commit, slow_after_s=COMMIT_EVERY_S / 2)
             _check_unchanged(planned)
@@ -222,8 +223,7 @@ class Ingestor:
             tags=json.dumps(self.tags if self.tags is not None else (previous.tag_list if previous else [])),
             groups=json.dumps(groups),
         )
-        tokens = dict(zip((c.chunk_id for c in chunks), result.tokens, strict=True)) if result.tokens is not None else None
-        return SourceWrite(record, loaded.documents, chunks, tokens=tokens)
+        return SourceWrite(record, loaded.documents, chunks)
 
     def _source_groups(self, found: FoundFile, record: SourceRecord | None) -> list[str]:
         """The reader groups of a file: --groups, else the ingest.groups globs it matches, else what it had."""

@@ -19,6 +19,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from rag.config import BM25Config, ChunkingConfig, IngestConfig, LoaderBase
+from rag.config import ChunkingConfig, IngestConfig, LoaderBase
 from rag.errors import LoadError
 from rag.ingest.detect import UnsupportedType
 from rag.ingest.limits import check_chunks, check_text, over
@@ -53,14 +54,12 @@ class ReadTask:
     ingest: IngestConfig
     chunking: ChunkingConfig
     fingerprint: str
-    bm25: BM25Config | None = None  # set: the chunks are also tokenised for BM25 (`ReadResult.tokens`)
 
 
 @dataclass(slots=True)
 class ReadResult:
     loaded: LoadedSource
     chunks: list[Chunk]
-    tokens: list[list[str]] | None = None  # BM25 tokens per chunk (`ReadTask.bm25`); None: not tokenised here
 
 
 _chunkers: dict[str, Any] = {}  # per process: a Chunker per fingerprint (its tokenizer loads once)
@@ -80,22 +79,7 @@ def read_file(task: ReadTask) -> ReadResult:
         chunker = _chunkers[task.fingerprint] = Chunker(task.chunking, task.fingerprint)
     chunks = [c for d in loaded.documents for c in chunker.chunk(d, task.source, loaded.file_type)]
     check_chunks(chunks, limits)
-    return ReadResult(loaded, chunks, _bm25_tokens(chunks, task.bm25))
-
-
-def _bm25_tokens(chunks: list[Chunk], config: BM25Config | None) -> list[list[str]] | None:
-    """The chunks' BM25 tokens, so the parent's BM25 refresh neither imports bm25s nor tokenises (in the child
-    this runs beside the parent's vector writes). A failure here (e.g. bm25s over a tight memory cap) is not the
-    file's: the refresh then tokenises the texts itself."""
-    if config is None:
-        return None
-    from rag.index.bm25 import Tokenizer
-
-    try:
-        return Tokenizer(config).token_lists([chunk.text for chunk in chunks])
-    except Exception:  # noqa: BLE001  (see above)
-        log.debug("tokenising for BM25 in the reader failed; the refresh tokenises instead", exc_info=True)
-        return None
+    return ReadResult(loaded, chunks)
 
 
 def read_in_process(task: ReadTask) -> ReadResult:
@@ -133,10 +117,8 @@ def _reason(exc: BaseException, task: ReadTask) -> LoadError:
 class FileReader:
     """Reads files for one ingest; use as a context manager so the child process is stopped at the end."""
 
-    def __init__(self, ingest: IngestConfig, bm25: BM25Config | None = None) -> None:
-        """`bm25`: the child loads bm25s as it boots, for tasks that ask for BM25 tokens (`ReadTask.bm25`)."""
+    def __init__(self, ingest: IngestConfig) -> None:
         self.limits = ingest.limits
-        self.bm25 = bm25
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
         self._busy = False  # a file was sent and its answer not yet received
@@ -193,7 +175,7 @@ class FileReader:
         self._stop_child()
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe()
-        process = context.Process(target=_child_main, args=(theirs, list(sys.path), self.limits.max_memory_mb, self.bm25), daemon=True)
+        process = context.Process(target=_child_main, args=(theirs, list(sys.path), self.limits.max_memory_mb), daemon=True)
         process.start()
         theirs.close()
         self._process, self._conn = process, ours
@@ -260,13 +242,13 @@ def _can_send(task: ReadTask) -> bool:
     return True
 
 
-def _child_main(conn: Connection, parent_path: list[str], max_memory_mb: int, bm25: BM25Config | None) -> None:
+def _child_main(conn: Connection, parent_path: list[str], max_memory_mb: int) -> None:
     """The child's loop: read tasks until told to stop (None) or the parent goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
     _die_with_parent()
     sys.path[:] = parent_path  # plug-in loaders import as they do in the parent
     _cap_address_space(max_memory_mb)
-    _warm_up(bm25)
+    threading.Thread(target=_warm_up, name="rag-chunker-preload", daemon=True).start()
     while True:
         try:
             task = conn.recv()
@@ -284,28 +266,18 @@ def _child_main(conn: Connection, parent_path: list[str], max_memory_mb: int, bm
         conn.send(reply)
 
 
-def _warm_up(bm25: BM25Config | None) -> None:
-    """Load what reading a file will need (the chunker's tokenizer and splitter; bm25s if BM25 tokens are asked
-    for) in background threads, while the parent opens its vector store before it sends the first file: the child
-    would otherwise sit idle, then load them with the parent waiting. A failure here is left to the foreground,
-    which repeats the load and reports the error on the file."""
-    import threading
+def _warm_up() -> None:
+    """Load the chunker's tokenizer and splitter while the parent opens its vector store before it sends the first
+    file: the child would otherwise sit idle, then load them with the parent waiting. A failure here is left to
+    the foreground, which repeats the load and reports the error on the file."""
+    try:
+        import semantic_text_splitter  # noqa: F401
 
-    from rag.index.bm25 import preload_tokenizer
+        from rag.core.tokens import splitting_tokenizer
 
-    def load_chunker() -> None:
-        try:
-            import semantic_text_splitter  # noqa: F401
-
-            from rag.core.tokens import splitting_tokenizer
-
-            splitting_tokenizer()
-        except Exception:  # noqa: BLE001  (see above)
-            log.debug("preloading the chunker failed; reading the file loads it again", exc_info=True)
-
-    threading.Thread(target=load_chunker, name="rag-chunker-preload", daemon=True).start()
-    if bm25 is not None:
-        preload_tokenizer(bm25)
+        splitting_tokenizer()
+    except Exception:  # noqa: BLE001  (see above)
+        log.debug("preloading the chunker failed; reading the file loads it again", exc_info=True)
 
 
 def _die_with_parent() -> None:

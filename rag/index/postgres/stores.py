@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping
 from pathlib import Path
 import numpy as np
 
@@ -123,22 +122,19 @@ class ReplicaBM25:
     def generation(self, catalog: Catalog) -> str | None:
         return str(catalog.generation())
 
-    def refresh(self, catalog: Catalog, config: BM25Config, tokens: Mapping[str, list[str]] | None = None) -> bool:
+    def refresh(self, catalog: Catalog, config: BM25Config) -> bool:
         """Nothing to publish: readers build from the committed chunks. True when this process rebuilt."""
         before = self._built.get((self.location, config.model_dump_json()))
-        return self._caught_up(catalog, config, tokens) is not (before[1] if before else None)
+        return self.load(catalog, config) is not (before[1] if before else None)
 
     def load(self, catalog: Catalog, config: BM25Config) -> BM25Index:
-        return self._caught_up(catalog, config, None)
-
-    def _caught_up(self, catalog: Catalog, config: BM25Config, tokens: Mapping[str, list[str]] | None) -> BM25Index:
         key = (self.location, config.model_dump_json())
         generation = str(catalog.generation())
         with self._lock:
             found = self._built.get(key)
             if found is not None and found[0] == generation:
                 return found[1]
-            index = catch_up(found[1] if found else None, catalog, config, tokens)
+            index = catch_up(found[1] if found else None, catalog, config)
             self._built[key] = (generation, index)
             return index
 
