@@ -228,7 +228,7 @@ class BM25Index:
         if self._statistics is None:
             n_docs = sum(int(alive.sum()) for alive in self.live)
             total_length = sum(int(s.lengths[alive].sum(dtype=np.int64)) for s, alive in zip(self.segments, self.live))
-            average = np.float64(total_length) / max(n_docs, 1)
+            average = np.float64(total_length) / n_docs if total_length else np.float64(1)  # no words: no postings to score
             k1, b = self.config.k1, self.config.b
             # each chunk's length normalisation, the same float64 arithmetic as bm25s' Lucene formula per posting
             norms = [k1 * ((1 - b) + b * s.lengths / average) for s in self.segments]
