@@ -13,6 +13,7 @@ Run it untimed (cpu-shared). `measure` then times, per size, each as its own `ra
 
     python eval/bench_maintenance.py build --sizes 10000 100000 [--workdir /tmp/rag-maintenance]
     python eval/bench_maintenance.py measure [--workdir /tmp/rag-maintenance] [--out eval/results/maintenance.json]
+        [--repeat 5] [--checkout /work/main] [--no-breakdown]   # median of 5 per scenario; another checkout's `rag`
 
 `scifact` times the unchanged re-ingest of SciFact (5,183 documents, one JSON Lines file) for each checkout given
 (`--checkouts /work/baseline .`: before and after, in one run), after a build (untimed: `--repeat 0` builds only) whose embeddings come from
@@ -80,13 +81,17 @@ def write_corpus(folder: Path, chunks: int, seed: int = 0) -> None:
         (folder / f"doc{number:05d}.txt").write_text(text + "\n")
 
 
+CHECKOUT = {"path": REPO}  # whose `rag` is timed (`measure --checkout`): its .venv, else this interpreter
+
+
 def rag_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "rag", *args]
+    venv_python = CHECKOUT["path"] / ".venv" / "bin" / "python"
+    return [str(venv_python) if venv_python.is_file() else sys.executable, "-m", "rag", *args]
 
 
 def timed_run(command: list[str]) -> tuple[float, str]:
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env={**os.environ, **STAND_IN}, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=CHECKOUT["path"], env={**os.environ, **STAND_IN}, check=False)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"command failed ({done.returncode}): {' '.join(command)}\n{done.stderr[-2000:]}")
@@ -164,7 +169,9 @@ def breakdown(corpus: Path, index_dir: Path) -> dict[str, float]:
     return figures
 
 
-def measure(workdir: Path, out: Path) -> dict[str, object]:
+def measure(workdir: Path, out: Path, repeat: int = 1, with_breakdown: bool = True) -> dict[str, object]:
+    """Each scenario `repeat` times (the median is reported, and every run kept): one run of a 1-2 s process
+    moves by a few tenths of a second on a 2-core machine even when nothing else runs."""
     start_s = min(timed_run(rag_command("config", "--help"))[0] for _ in range(3))
     results: dict[str, object] = {"process_start_s": round(start_s, 3), "sizes": {}}
     for index_dir in sorted(workdir.glob("index-*"), key=lambda p: int(p.name.split("-")[1])):
@@ -175,21 +182,30 @@ def measure(workdir: Path, out: Path) -> dict[str, object]:
         original = victim.read_text()
         rows: dict[str, dict[str, float]] = {}
 
+        runs: dict[str, list[tuple[float, float]]] = {}
+
         def scenario(name: str, prepare: Callable[[], None]) -> None:
             prepare()
             wall, stdout = timed_run(ingest)
-            report = json.loads(stdout)
-            rows[name] = {"wall_s": round(wall, 3), "beyond_start_s": round(wall - start_s, 3), "in_process_s": round(report["seconds"], 3)}
+            runs.setdefault(name, []).append((wall, json.loads(stdout)["seconds"]))
 
         timed_run(ingest)  # settle: a first run after the build may still fill token counts
-        scenario("unchanged re-ingest", lambda: None)
-        scenario("one file changed", lambda: victim.write_text(original.replace(".", " novelword.", 3)))
-        scenario("one file removed", victim.unlink)
-        victim.write_text(original)
-        timed_run(ingest)  # put it back, untimed
-        results["sizes"][str(size)] = {"scenarios": rows, "breakdown": {k: round(v, 4) for k, v in breakdown(corpus, index_dir).items()}}  # type: ignore[index]
+        for _ in range(repeat):
+            scenario("unchanged re-ingest", lambda: None)
+            scenario("one file changed", lambda: victim.write_text(original.replace(".", " novelword.", 3)))
+            scenario("one file removed", victim.unlink)
+            victim.write_text(original)
+            timed_run(ingest)  # put it back, untimed
+        for name, timed in runs.items():
+            wall, inside = float(np.median([w for w, _ in timed])), float(np.median([i for _, i in timed]))
+            rows[name] = {"wall_s": round(wall, 3), "beyond_start_s": round(wall - start_s, 3), "in_process_s": round(inside, 3),
+                          "runs_beyond_start_s": [round(w - start_s, 3) for w, _ in timed]}
+        steps = {k: round(v, 4) for k, v in breakdown(corpus, index_dir).items()} if with_breakdown else {"chunks": float(size)}
+        results["sizes"][str(size)] = {"scenarios": rows, "breakdown": steps}  # type: ignore[index]
     results["machine"] = {"cpus": os.cpu_count(), "cpu_kind": cpu_kind(), "python": platform.python_version()}
-    results["command"] = "python eval/bench_maintenance.py measure"
+    results["checkout"] = str(CHECKOUT["path"])
+    results["repeat"] = repeat
+    results["command"] = f"python eval/bench_maintenance.py measure --repeat {repeat}" + ("" if with_breakdown else " --no-breakdown")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     return results
@@ -244,7 +260,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=["build", "measure", "scifact"])
     parser.add_argument("--checkouts", type=Path, nargs="+", default=[REPO], help="scifact: checkouts to compare (each with .venv)")
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--checkout", type=Path, default=REPO, help="measure: the checkout whose `rag` is timed (its .venv, else this Python)")
+    parser.add_argument("--repeat", type=int, default=5, help="scifact: best of N; measure: median of N runs per scenario")
+    parser.add_argument("--no-breakdown", action="store_true", help="measure: time the scenarios only")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/rag-maintenance"))
     parser.add_argument("--out", type=Path, default=REPO / "eval" / "results" / "maintenance.json")
@@ -255,7 +273,8 @@ def main() -> None:
         scifact(args.checkouts, args.workdir, args.repeat)
     else:
         os.environ.update(STAND_IN)
-        print_table(measure(args.workdir, args.out))
+        CHECKOUT["path"] = args.checkout.resolve()
+        print_table(measure(args.workdir, args.out, args.repeat, not args.no_breakdown))
 
 
 if __name__ == "__main__":

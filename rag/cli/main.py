@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 
 import typer
 
@@ -45,7 +45,7 @@ app = typer.Typer(
 
 DEFAULT_INDEX = ".rag/index"
 
-_state = {"debug": False}
+_state = {"debug": False, "exit_at_once": False}
 
 
 @app.callback()
@@ -141,6 +141,7 @@ def ingest(
         print_interrupted_ingest(index, started)
         raise Interrupted() from None
     emit(report.to_json(), as_json, lambda: print_ingest_report(report, opened.location))
+    _state["exit_at_once"] = ray is None  # the index is closed and the report printed (Ray shuts down at exit)
     raise typer.Exit(report.exit_code)
 
 
@@ -187,6 +188,7 @@ def remove(
             stderr_console().print(f"Removing {len(plan.sources)} source(s)" + (f"; folders: {folders}" if folders else ""))
         report = Ingestor(opened).remove(given, folders=True, everything=everything)
     emit(report.to_json(), as_json, lambda: print_ingest_report(report, opened.location))
+    _state["exit_at_once"] = True  # as in `ingest`
     raise typer.Exit(report.exit_code)
 
 
@@ -354,9 +356,9 @@ def run() -> None:
         code = app(standalone_mode=False)  # typer returns typer.Exit codes instead of raising them
         if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C (KeyboardInterrupt) into this code, silently
             print("interrupted", file=sys.stderr)
-        sys.exit(code if isinstance(code, int) else 0)
+        _exit(code if isinstance(code, int) else 0)
     except typer.Exit as done:
-        sys.exit(done.exit_code)
+        _exit(done.exit_code)
     except Interrupted:  # the command already said what the interruption left behind
         sys.exit(EXIT_INTERRUPTED)
     except RagError as exc:
@@ -372,6 +374,31 @@ def run() -> None:
             raise
         print(f"error: {type(exc).__name__}: {exc}\n(run with --debug for the full traceback)", file=sys.stderr)
         sys.exit(EXIT_RUNTIME)
+
+
+def _exit(code: int) -> NoReturn:
+    """Exit with `code`. A command that set `_state["exit_at_once"]` (it closed its index and printed its report)
+    ends without the interpreter's teardown of every loaded module: after an ingest that loaded Chroma, that
+    teardown took longer than the index's own work (about 0.1-0.15 s on 2 cores, more under load). The
+    vector store clients are closed first (what Chroma does at a normal exit), and the output flushed."""
+    if not _state["exit_at_once"]:
+        sys.exit(code)
+    import logging
+    import os
+
+    from rag.index.handles import VECTOR_HANDLES
+
+    try:
+        VECTOR_HANDLES.close_all()
+    except Exception:  # noqa: BLE001  (everything is committed: let the normal teardown release what is left)
+        sys.exit(code)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`rag ingest ... | head`): nothing more can be said there
+            pass
+    os._exit(code)
 
 
 def _fail(exc: RagError, code: int) -> None:

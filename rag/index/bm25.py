@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import shutil
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import compress
@@ -29,6 +30,8 @@ from rag.config import BM25Config
 if TYPE_CHECKING:
     from rag.index.contracts import Catalog
 
+log = logging.getLogger(__name__)
+
 MAX_SEGMENTS = 8  # more small segments than this: they are merged into one
 MAX_CHANGED_SHARE = 0.25  # dead chunks plus chunks outside the largest segment above this share: full rebuild
 
@@ -41,6 +44,25 @@ def _bm25s() -> ModuleType:
 
     logging.getLogger("bm25s").setLevel(logging.NOTSET)
     return bm25s
+
+
+def preload_tokenizer(config: BM25Config) -> threading.Thread:
+    """Import bm25s (with SciPy, about 0.2 s) and the configured stemmer in a background thread, for a writer that
+    will tokenise new chunks at the end of its run: the import then runs while this process waits (for a file
+    being read in the reader's child process). A failure here is left to the foreground import, which repeats it
+    and raises the error with its own message (Python keeps no half-imported module)."""
+
+    def load() -> None:
+        try:
+            _bm25s()
+            if config.stemmer:
+                import Stemmer  # noqa: F401  (the module only: building the stemmer is the tokenizer's)
+        except Exception:  # noqa: BLE001  (see above: raised again, in the foreground, where it is needed)
+            log.debug("preloading bm25s failed; the refresh imports it again", exc_info=True)
+
+    thread = threading.Thread(target=load, name="rag-bm25-preload", daemon=True)
+    thread.start()
+    return thread
 
 
 class Tokenizer:

@@ -52,6 +52,14 @@ class SharedHandle:
             self._generation = generation
             self._writers = max(0, self._writers - 1)
 
+    def close(self) -> None:
+        """Close the handle (stores that hold resources have a `close()`); the next user opens a new one."""
+        with self._lock:
+            store, self._store, self._generation = self._store, None, None
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
+
 
 class SharedHandles:
     """The shared handle of each vector store in this process, by the store's identity."""
@@ -63,6 +71,13 @@ class SharedHandles:
     def get(self, key: Hashable) -> SharedHandle:
         with self._lock:
             return self._handles.setdefault(key, SharedHandle())
+
+    def close_all(self) -> None:
+        """Close every handle of this process: for a command-line run that ends without the interpreter's teardown."""
+        with self._lock:
+            handles = list(self._handles.values())
+        for handle in handles:
+            handle.close()
 
 
 VECTOR_HANDLES = SharedHandles()

@@ -258,6 +258,9 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
     if "tokens" not in {row[1] for row in db.execute("PRAGMA table_info(chunks)")}:
         with db:
             db.execute("ALTER TABLE chunks ADD COLUMN tokens INTEGER")
+    # the chunks still to count, found without reading every chunk: a writer asks at every run (58 ms at 100,000)
+    with db:
+        db.execute("CREATE INDEX IF NOT EXISTS chunks_without_tokens ON chunks(chunk_id) WHERE tokens IS NULL")
 
 
 def source_row(record: SourceRecord) -> tuple:

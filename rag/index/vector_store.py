@@ -85,6 +85,10 @@ class ChromaVectorStore:
             name=self.name, metadata={"hnsw:space": "cosine"}, embedding_function=None
         )
 
+    def close(self) -> None:
+        """Release the client (for embedded Chroma: its database and index files), as Chroma does at exit."""
+        self._client.close()
+
     def refreshed(self) -> "ChromaVectorStore":
         """Embedded Chroma shares one in-memory state per folder within a process and does not notice another
         process's writes: a new client re-reads the folder. A server's handle always sees every write."""

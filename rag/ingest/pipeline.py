@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rag.core.progress import Progress, ProgressFactory
 from rag.errors import LoadError
+from rag.index.bm25 import preload_tokenizer
 from rag.index.contracts import SourceRecord
 from rag.index.store import Index
 from rag.index.writer import EMBEDDING_PHASE, IndexWriter, SourceWrite
@@ -162,6 +163,7 @@ class Ingestor:
             if plan:  # the reader's child boots while this process opens the vector store: side by side
                 reader.start()
                 writer.open_store()
+                preload_tokenizer(self.config.bm25)  # then bm25s loads while the child reads the first file
             for planned in plan:
                 write = self._prepare(planned, report, reader, commit)
                 self.progress.advance("Reading files")
