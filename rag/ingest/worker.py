@@ -13,13 +13,11 @@ inside a function), files are read in this process: the data limits still hold, 
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 import pickle
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,8 +32,6 @@ from rag.ingest.limits import check_chunks, check_text, over
 from rag.types import Chunk, LoadedSource
 
 __all__ = ["FileReader", "ReadResult", "ReadTask", "os_reason", "read_file"]
-
-log = logging.getLogger(__name__)
 
 _POLL_S = 0.05  # how often the parent looks at the child's time and memory
 _MB = 1024 * 1024
@@ -248,7 +244,6 @@ def _child_main(conn: Connection, parent_path: list[str], max_memory_mb: int) ->
     _die_with_parent()
     sys.path[:] = parent_path  # plug-in loaders import as they do in the parent
     _cap_address_space(max_memory_mb)
-    threading.Thread(target=_warm_up, name="rag-chunker-preload", daemon=True).start()
     while True:
         try:
             task = conn.recv()
@@ -264,20 +259,6 @@ def _child_main(conn: Connection, parent_path: list[str], max_memory_mb: int) ->
         except LoadError as exc:
             reply = ("error", ("load", str(exc)))
         conn.send(reply)
-
-
-def _warm_up() -> None:
-    """Load the chunker's tokenizer and splitter while the parent opens its vector store before it sends the first
-    file: the child would otherwise sit idle, then load them with the parent waiting. A failure here is left to
-    the foreground, which repeats the load and reports the error on the file."""
-    try:
-        import semantic_text_splitter  # noqa: F401
-
-        from rag.core.tokens import splitting_tokenizer
-
-        splitting_tokenizer()
-    except Exception:  # noqa: BLE001  (see above)
-        log.debug("preloading the chunker failed; reading the file loads it again", exc_info=True)
 
 
 def _die_with_parent() -> None:
