@@ -18,14 +18,15 @@ from __future__ import annotations
 import math
 import re
 import threading
+from functools import lru_cache
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from rag.config import GenerationConfig
-from rag.generate.answer_types import Expected, asks_duration, best_span, expected_answer, span_candidates, yes_or_no
+from rag.generate.answer_types import Expected, SpanCandidate, asks_duration, best_span, expected_answer, span_candidates, yes_or_no
 from rag.generate.calibration import missing_names
 from rag.generate.citations import CitationChecker
 from rag.index.contracts import Embedder
@@ -136,7 +137,7 @@ class ExtractiveAnswerer:
         candidates: list[tuple[int, Span, str, Span | None]] = []
         for passage in passages:
             previous: Span | None = None
-            for span in sentences(passage.text, passage.start):
+            for span in _sentences(passage.text, passage.start):
                 if len(reading.terms(span.text)) >= MIN_SENTENCE_TERMS and not is_label(span.text):
                     path = self.headings(passage, span.start) if self.headings else passage.heading_path
                     candidates.append((passage.number, span, path[-1] if path else "", previous))
@@ -252,22 +253,20 @@ class QuestionReading:
     """What scoring a sentence computes from its text alone, remembered for one question: the check on the retrieved
     passages reads again most sentences of the wider read (issue 20 item 3: it doubled the time per answer), so each
     text's content terms, cosine to the question and answer-type score are computed once, and only sentences the
-    earlier read did not hold are embedded."""
+    earlier read did not hold are embedded. What depends on the text alone (its terms, its sentences, whether it is
+    a label) is remembered across questions too (bounded LRU): a process answers over the same documents again and
+    again."""
 
     def __init__(self, question: str, embedder: Embedder) -> None:
         self.question = question
         self.embedder = embedder
-        self._terms: dict[str, list[str]] = {}
         self._cosines: dict[str, float] = {}
         self._typed: dict[str, float] = {}
         self._question_vector: np.ndarray | None = None
 
-    def terms(self, text: str) -> list[str]:
-        """`content_terms(text)`, computed once per text."""
-        found = self._terms.get(text)
-        if found is None:
-            found = self._terms[text] = content_terms(text)
-        return found
+    def terms(self, text: str) -> tuple[str, ...]:
+        """`content_terms(text)`, computed once per text (and remembered across questions: `_terms_of`)."""
+        return _terms_of(text)
 
     def cosines(self, texts: list[str]) -> list[float]:
         """Each text's cosine to the question (clipped to 0..1), embedding only texts not seen before; the question
@@ -367,6 +366,23 @@ class CachedEmbedder:
         return np.vstack([known[t] for t in texts])
 
 
+@lru_cache(maxsize=100_000)
+def _terms_of(text: str) -> tuple[str, ...]:
+    return tuple(content_terms(text))
+
+
+@lru_cache(maxsize=20_000)
+def _sentences(text: str, start: int) -> tuple[Span, ...]:
+    return tuple(sentences(text, start))
+
+
+@lru_cache(maxsize=50_000)
+def _candidates(text: str, kind: Expected, durations: bool) -> tuple[SpanCandidate, ...]:
+    """`span_candidates` of a sentence, remembered: it depends on the kind of question, not its words."""
+    return tuple(span_candidates(text, kind, durations))
+
+
+@lru_cache(maxsize=100_000)
 def is_label(text: str) -> bool:
     """Headings and table header rows name a topic but state nothing, so they are never quoted as answers."""
     stripped = text.strip()
@@ -428,7 +444,7 @@ def evidence_features(scored: list[ScoredSentence]) -> dict[str, float]:
 
 def coverage_features(
     question: str, passages: list[Passage], best_passage: int, shown: list[Passage] | None = None,
-    terms_of: Callable[[str], list[str]] = content_terms,
+    terms_of: Callable[[str], Sequence[str]] = content_terms,
 ) -> dict[str, float]:
     """Whether the documents speak of what the question names: the share of its content words found in the best
     sentence's passage (with its heading path) and the share found in no retrieved passage at all (in no passage of
@@ -457,7 +473,7 @@ def coverage_features(
 def _type_score(kind: Expected, terms: set[str], text: str, durations: bool = False) -> float:
     if kind in (Expected.YES_NO, Expected.ENTITY):
         return 0.0
-    fresh = [c for c in span_candidates(text, kind, durations) if not set(content_terms(c.text)) <= terms]
+    fresh = [c for c in _candidates(text, kind, durations) if not set(_terms_of(c.text)) <= terms]
     if fresh:
         return TYPE_BONUS
     return -TYPE_PENALTY if kind.strict else 0.0
