@@ -296,7 +296,7 @@ def direct_build(index: str, size: int, backend: str) -> dict[str, Any]:
 
 def measure(index: str, size: int, backend: str, workdir: Path, requests: int, seconds: float) -> dict[str, Any]:
     """The serving figures of a built index: memory per replica, latency, requests per second."""
-    row: dict[str, Any] = {}
+    row: dict[str, Any] = {"serve_load_avg_before": round(os.getloadavg()[0], 2)}  # ~0 when run alone (cpu-exclusive)
     key = json.loads(rag("keys", "create", "--index", index, "--name", "bench-scale", "--admin", "--json"))["key"]
     bodies = [{"query": q, "top_k": 10} for q in queries()]
     first = Replica(index, workdir / f"serve-{backend}-{size}-a.log").ready(key, bodies)
@@ -310,6 +310,7 @@ def measure(index: str, size: int, backend: str, workdir: Path, requests: int, s
             replicas.append(Replica(index, workdir / f"serve-{backend}-{size}-b.log").ready(key, bodies))
             row["rps_2_replicas"] = throughput(replicas, key, bodies, requests, seconds)["requests_per_s"]
         row["rss_mib_after_load"] = round(resident_mib(first.process.pid))
+        row["serve_load_avg_after"] = round(os.getloadavg()[0], 2)  # the servers' and load generator's own load included
     finally:
         for replica in replicas:
             replica.stop()

@@ -115,3 +115,20 @@ def test_a_folder_index_saves_only_the_changed_segment_and_ranks_like_a_fresh_on
             assert index.bm25().chunk_ids == fresh.bm25().chunk_ids
             for query in QUERIES:
                 assert index.bm25().search(query, 10) == fresh.bm25().search(query, 10)
+
+
+def test_statistics_kept_between_queries_belong_to_the_index_they_were_computed_for() -> None:
+    """An index computes its chunk count and length normalisation once, for all its queries: an index updated
+    from it (other average length, dead chunks) and the same object rebuilt must not score with stale ones."""
+    config = BM25Config()
+    ids, texts = _corpus(240, seed=3)
+    first = BM25Index(config)
+    first.build(ids[:160], texts[:160])
+    assert first.search("protein cells", 20) == _bm25s_reference(config, ids[:160], texts[:160], "protein cells", 20)
+    second = first.updated(ids[160:], texts[160:], removed=ids[:50])
+    kept = ids[50:]
+    for query in QUERIES:
+        assert second.search(query, 20) == _bm25s_reference(config, kept, texts[50:], query, 20)
+        assert first.search(query, 20) == _bm25s_reference(config, ids[:160], texts[:160], query, 20)
+    first.build(ids[100:], texts[100:])
+    assert first.search("tumour growth factor signal", 20) == _bm25s_reference(config, ids[100:], texts[100:], "tumour growth factor signal", 20)

@@ -154,6 +154,7 @@ class BM25Index:
     live: list[np.ndarray] = field(default_factory=list)
     _tokenizer: Tokenizer | None = None
     _chunk_ids: list[str] | None = None
+    _statistics: "_Statistics | None" = None
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -175,7 +176,8 @@ class BM25Index:
     def build(self, chunk_ids: list[str], texts: list[str]) -> None:
         """Index exactly these chunks (one segment)."""
         segment = Segment.build(chunk_ids, texts, self.tokenizer)
-        self.segments, self.live, self._chunk_ids = [segment], [np.ones(len(chunk_ids), dtype=bool)], None
+        self.segments, self.live = [segment], [np.ones(len(chunk_ids), dtype=bool)]
+        self._chunk_ids, self._statistics = None, None
 
     def updated(self, added: list[str], texts: list[str], removed: Iterable[str]) -> "BM25Index":
         """A new index without `removed` and with `added` (ids of chunks not indexed yet, with their texts)."""
@@ -218,12 +220,9 @@ class BM25Index:
         query counts again); idf and the term-frequency part in float64, rounded to float32 per term as bm25s
         stores them."""
         scores = [np.zeros(len(s.chunk_ids), dtype=np.float32) for s in self.segments]
-        n_docs = sum(int(alive.sum()) for alive in self.live)
-        if n_docs == 0:
+        statistics = self.statistics()
+        if statistics.n_docs == 0:
             return scores
-        total_length = sum(int(s.lengths[alive].sum(dtype=np.int64)) for s, alive in zip(self.segments, self.live))
-        average = np.float64(total_length) / n_docs
-        k1, b = self.config.k1, self.config.b
         for token in tokens:
             postings = []
             for number, (segment, alive) in enumerate(zip(self.segments, self.live)):
@@ -231,20 +230,32 @@ class BM25Index:
                 if found is None:
                     continue
                 docs, freqs = found
-                keep = alive[docs]
-                if not keep.all():
+                if not statistics.all_alive[number]:
+                    keep = alive[docs]
                     docs, freqs = docs[keep], freqs[keep]
                 if docs.size:
                     postings.append((number, docs, freqs))
             df = sum(docs.size for _, docs, _ in postings)
             if df == 0:
                 continue
-            idf = np.float32(math.log(1 + (n_docs - df + 0.5) / (df + 0.5)))
+            idf = np.float32(math.log(1 + (statistics.n_docs - df + 0.5) / (df + 0.5)))
             for number, docs, freqs in postings:
-                lengths = self.segments[number].lengths[docs]
-                tfc = freqs / (k1 * ((1 - b) + b * lengths / average) + freqs)
+                tfc = freqs / (statistics.norms[number][docs] + freqs)
                 scores[number][docs] += (idf * tfc).astype(np.float32)
         return scores
+
+    def statistics(self) -> "_Statistics":
+        """What every query's scoring needs from the whole index, computed once per (immutable) index rather than
+        per query: passes over every chunk that took about a third of a BM25 query at 10^6 chunks."""
+        if self._statistics is None:
+            n_docs = sum(int(alive.sum()) for alive in self.live)
+            total_length = sum(int(s.lengths[alive].sum(dtype=np.int64)) for s, alive in zip(self.segments, self.live))
+            average = np.float64(total_length) / n_docs if total_length else np.float64(1)  # no words: no postings to score
+            k1, b = self.config.k1, self.config.b
+            # each chunk's length normalisation, the same float64 arithmetic as bm25s' Lucene formula per posting
+            norms = [k1 * ((1 - b) + b * s.lengths / average) for s in self.segments]
+            self._statistics = _Statistics(n_docs, norms, [bool(alive.all()) for alive in self.live])
+        return self._statistics
 
     # --- persistence (the folder backend) ----------------------------------------------------
     def save(self, folder: Path, names: list[str], state_file: Path, catalog_generation: int) -> None:
@@ -260,6 +271,15 @@ class BM25Index:
         tmp = state_file.with_name(state_file.name + ".tmp")
         tmp.write_text(json.dumps(state))
         tmp.rename(state_file)
+
+
+@dataclass(frozen=True, slots=True)
+class _Statistics:
+    """An index's live chunk count, per-chunk length normalisation per segment, and which segments have no dead chunk."""
+
+    n_docs: int
+    norms: list[np.ndarray]  # float64: k1 * ((1 - b) + b * length / average length)
+    all_alive: list[bool]
 
 
 @dataclass(frozen=True, slots=True)
