@@ -18,10 +18,10 @@ from __future__ import annotations
 import math
 import re
 import threading
-from functools import lru_cache
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
