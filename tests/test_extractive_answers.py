@@ -256,3 +256,26 @@ def test_a_who_question_answered_by_he_quotes_the_sentence_that_says_who() -> No
     assert not _needs_previous(he, "Where was the dog found?")  # the sentence itself answers where
     named = ScoredSentence(1, Span(28, 70, "He found the dog with Sam."), 0.5, 0.5, previous=previous)
     assert not _needs_previous(named, "Who found the dog?")  # it names someone itself
+
+
+@pytest.mark.parametrize("question", [
+    "How many parking spaces does the Toronto office have?",  # refused on the retrieved passages alone
+    "What's the guest Wi-Fi password at the Lisbon office?",  # refused on the retrieved passages alone
+    "Which insurance company provides our dental coverage?",  # answered (docs/answers.md, round 4)
+    "How many vacation days do new employees get?",
+])
+def test_both_reads_sharing_their_sentences_decide_as_two_fresh_reads(pipeline, question: str) -> None:
+    """The answerer scores the sentences the wider read and the retrieved passages share once (issue 20 item 3):
+    its evidence on gold questions over data/ equals, float for float, two reads that share nothing."""
+    from rag.generate.extractive import ExtractiveAnswerer, QuestionReading, reads_more
+
+    retrieved = pipeline.retrieve(question)
+    read, shown = retrieved.answer_passages, retrieved.passages
+    assert read is not None and reads_more(read, shown)  # the check runs
+    answerer = ExtractiveAnswerer(pipeline.config.generation, pipeline.sentence_embedder, pipeline._heading_path)
+    reading = QuestionReading(question, answerer.embedder)
+    assert answerer.evidence(question, read, shown=shown, reading=reading) == answerer.evidence(question, read, shown=shown)
+    assert answerer.evidence(question, shown, reading=reading) == answerer.evidence(question, shown)
+    fresh = answerer.evidence(question, read, shown=shown).weakness(answerer.config.min_support) or \
+        answerer.evidence(question, shown).weakness(answerer.config.min_support)
+    assert answerer.answer(question, read, shown=shown).answered == (not fresh)

@@ -132,3 +132,44 @@ def test_evidence_replays_the_decision_under_other_gates() -> None:
     unseen = Evidence(Expected.ENTITY, scored(0.3, 0.57), {"unseen": 0.5, "unseen_words": 2}, False)
     assert unseen.weakness(0.28) == ""  # dense 0.57 >= 0.55: a paraphrase
     assert "no retrieved passage" in unseen.weakness(0.28, RefusalGates(paraphrase_dense=0.6))
+
+
+class RecordingEmbedder:
+    """The bundled embedder, recording the texts of each call: the check on the retrieved passages must embed
+    only sentences the wider read did not hold."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.calls: list[list[str]] = []
+
+    def embed(self, texts: list[str]):
+        self.calls.append(list(texts))
+        return self.inner.embed(texts)
+
+
+def test_the_retrieved_passages_check_reuses_the_wider_reads_sentences(answerer: ExtractiveAnswerer) -> None:
+    """Issue 20 item 3: the second read scores the sentences both reads share from the first read's work (no text
+    embedded twice) and reaches exactly the evidence a fresh read of the retrieved passages reaches. Exactly when
+    vectors come from the pipeline's CachedEmbedder: the bundled int8 model's vector of a text shifts with the batch
+    it is embedded in (dynamic quantisation), so without the cache two fresh reads differ from each other too."""
+    from rag.generate.extractive import CachedEmbedder, QuestionReading
+
+    joined = f"{HANDBOOK[0]} {HANDBOOK[2]}"
+    wide = [Passage(1, "d1.md", "/d1.md", "d1", 0, len(joined), joined, None, (), 1.0)]
+    shown = [Passage(1, "d1.md", "/d1.md", "d1", 0, len(HANDBOOK[0]), HANDBOOK[0], None, (), 1.0),
+             Passage(2, "d2.md", "/d2.md", "d2", 0, len(HANDBOOK[1]), HANDBOOK[1], None, (), 1.0)]
+    question = "What is the hotel cap in Toronto?"
+    recording = RecordingEmbedder(answerer.embedder)
+    counted = ExtractiveAnswerer(answerer.config, recording)
+    refused = counted.answer(question, wide, shown=shown)
+    assert not refused.answered and str(refused.trace["evidence"]).endswith("(in the retrieved passages)")
+    first, second = recording.calls  # the wider read (with the question), then only what it did not hold
+    assert first[0] == question and HANDBOOK[1] not in first
+    assert second == [HANDBOOK[1]]  # the Toronto reception sentence: the only one the wider read lacks
+    embedded = [t for call in recording.calls for t in call]
+    assert len(embedded) == len(set(embedded))
+
+    cached = ExtractiveAnswerer(answerer.config, CachedEmbedder(answerer.embedder, "test-two-reads"))
+    reading = QuestionReading(question, cached.embedder)
+    cached.evidence(question, wide, shown=shown, reading=reading)
+    assert cached.evidence(question, shown, reading=reading) == cached.evidence(question, shown)  # exact floats

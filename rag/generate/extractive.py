@@ -19,13 +19,14 @@ import math
 import re
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
 from rag.config import GenerationConfig
-from rag.generate.answer_types import Expected, asks_duration, best_span, expected_answer, span_candidates, yes_or_no
+from rag.generate.answer_types import Expected, SpanCandidate, asks_duration, best_span, expected_answer, span_candidates, yes_or_no
 from rag.generate.calibration import missing_names
 from rag.generate.citations import CitationChecker
 from rag.index.contracts import Embedder
@@ -125,33 +126,35 @@ class ExtractiveAnswerer:
         self.embedder = embedder  # has .embed(list[str]) -> np.ndarray of unit vectors
         self.headings = headings
 
-    def score_sentences(self, question: str, passages: list[Passage]) -> list[ScoredSentence]:
+    def score_sentences(self, question: str, passages: list[Passage], reading: QuestionReading | None = None) -> list[ScoredSentence]:
+        """The passages' sentences by score. `reading`: what earlier reads for this question computed from sentence
+        texts alone (term sets, cosines, answer-type scores), reused and extended rather than computed again."""
+        reading = reading or QuestionReading(question, self.embedder)
         # words about the text ("What is the author looking for?") are not in the sentence that answers; a sentence
         # that holds them ("First time poster here") is about something else
-        terms = set(content_terms(question)) - _ABOUT_THE_TEXT or set(content_terms(question))
+        terms = set(reading.terms(question)) - _ABOUT_THE_TEXT or set(reading.terms(question))
         kind, durations = expected_answer(question), asks_duration(question)
         candidates: list[tuple[int, Span, str, Span | None]] = []
         for passage in passages:
             previous: Span | None = None
-            for span in sentences(passage.text, passage.start):
-                if len(content_terms(span.text)) >= MIN_SENTENCE_TERMS and not is_label(span.text):
+            for span in _sentences(passage.text, passage.start):
+                if len(reading.terms(span.text)) >= MIN_SENTENCE_TERMS and not is_label(span.text):
                     path = self.headings(passage, span.start) if self.headings else passage.heading_path
                     candidates.append((passage.number, span, path[-1] if path else "", previous))
                 previous = span
         if not candidates:
             return []
-        own_terms = [set(content_terms(span.text)) for _, span, _, _ in candidates]
+        own_terms = [set(reading.terms(span.text)) for _, span, _, _ in candidates]
         weights = _rarity(terms, own_terms)
-        in_context = [f"{heading}: {span.text}" if heading else span.text for _, span, heading, _ in candidates]
-        vectors = self.embedder.embed([question] + in_context)
-        cosines = np.clip(vectors[1:] @ vectors[0], 0.0, 1.0)
+        cosines = reading.cosines([f"{heading}: {span.text}" if heading else span.text for _, span, heading, _ in candidates])
         total = sum(weights.values())
         scored = []
         for (number, span, heading, previous), own, cosine in zip(candidates, own_terms, cosines):
-            around = set(content_terms(heading)) | (set(content_terms(previous.text)) if previous else set())
+            around = set(reading.terms(heading)) | (set(reading.terms(previous.text)) if previous else set())
             covered = sum(w for t, w in weights.items() if t in own) + CONTEXT_WEIGHT * sum(w for t, w in weights.items() if t in around - own)
             lexical = covered / total if total else 0.0
-            scored.append(ScoredSentence(number, span, lexical, float(cosine), _type_score(kind, terms, span.text, durations), previous))
+            typed = reading.typed(span.text, lambda text: _type_score(kind, terms, text, durations))
+            scored.append(ScoredSentence(number, span, lexical, cosine, typed, previous))
         scored.sort(key=lambda s: -s.score)
         return scored
 
@@ -165,7 +168,8 @@ class ExtractiveAnswerer:
         fragment asks anew ("after five years"): sentences that hold all of it go first. `shown`: the retrieved
         passages when `passages` holds more (their neighbours, further chunks): whether the documents are silent about
         the question's words is judged on these, as a wider read would find stray words of unanswerable questions."""
-        read = self.evidence(question, passages, focus, shown)
+        reading = QuestionReading(question, self.embedder)  # both reads share it: their common sentences are scored once
+        read = self.evidence(question, passages, focus, shown, reading)
         scored, kind = read.scored, read.kind
         trace: dict[str, object] = {
             "answerer": "extractive",
@@ -184,7 +188,7 @@ class ExtractiveAnswerer:
             # for unanswerable ones (the gold set's correct refusals fell from 6 to 3 of 7 with it): refusing is
             # judged on what retrieval found too
             assert shown is not None
-            weak = self.evidence(question, shown, focus).weakness(self.config.min_support, self.gates)
+            weak = self.evidence(question, shown, focus, reading=reading).weakness(self.config.min_support, self.gates)
             weak = f"{weak} (in the retrieved passages)" if weak else ""
         if weak:
             trace["evidence"] = f"weak: {weak}"
@@ -212,11 +216,16 @@ class ExtractiveAnswerer:
             trace["short_answer"] = short.text
         return ExtractiveAnswer("\n".join(lines), trace, short, lines=lines)
 
-    def evidence(self, question: str, passages: list[Passage], focus: str | None = None, shown: list[Passage] | None = None) -> Evidence:
+    def evidence(
+        self, question: str, passages: list[Passage], focus: str | None = None, shown: list[Passage] | None = None,
+        reading: QuestionReading | None = None,
+    ) -> Evidence:
         """What the refusal decision reads about `passages`: their sentences by score (those holding a follow-up's
-        `focus` first) and how they cover the question (unseen words judged on `shown` when given)."""
-        scored, focused = _focus_first(self.score_sentences(question, passages), focus)
-        coverage = coverage_features(question, passages, scored[0].passage, shown) if scored else {}
+        `focus` first) and how they cover the question (unseen words judged on `shown` when given). `reading`: shared
+        with another read of the same question (see `score_sentences`)."""
+        reading = reading or QuestionReading(question, self.embedder)
+        scored, focused = _focus_first(self.score_sentences(question, passages, reading), focus)
+        coverage = coverage_features(question, passages, scored[0].passage, shown, reading.terms) if scored else {}
         return Evidence(expected_answer(question), scored, coverage, focused)
 
     def _short_answer(self, question: str, kind: Expected, best: ScoredSentence, lines: list[str], checker: CitationChecker | None) -> ShortAnswer | None:
@@ -238,6 +247,48 @@ class ExtractiveAnswerer:
             if citation.marker == best.passage and citation.start <= best.span.start and best.span.end <= citation.end and inside:
                 return ShortAnswer(text, citation.marker, *(where or (None, None)))
         return None
+
+
+class QuestionReading:
+    """What scoring a sentence computes from its text alone, remembered for one question: the check on the retrieved
+    passages reads again most sentences of the wider read (issue 20 item 3: it doubled the time per answer), so each
+    text's content terms, cosine to the question and answer-type score are computed once, and only sentences the
+    earlier read did not hold are embedded. What depends on the text alone (its terms, its sentences, whether it is
+    a label) is remembered across questions too (bounded LRU): a process answers over the same documents again and
+    again."""
+
+    def __init__(self, question: str, embedder: Embedder) -> None:
+        self.question = question
+        self.embedder = embedder
+        self._cosines: dict[str, float] = {}
+        self._typed: dict[str, float] = {}
+        self._question_vector: np.ndarray | None = None
+
+    def terms(self, text: str) -> tuple[str, ...]:
+        """`content_terms(text)`, computed once per text (and remembered across questions: `_terms_of`)."""
+        return _terms_of(text)
+
+    def cosines(self, texts: list[str]) -> list[float]:
+        """Each text's cosine to the question (clipped to 0..1), embedding only texts not seen before; the question
+        is embedded with the first batch, as one call did before. A text's cosine does not depend on which texts
+        were read with it, so a shared read equals a fresh one float for float (given the same vectors)."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cosines]
+        if missing:
+            if self._question_vector is None:
+                vectors = self.embedder.embed([self.question] + missing)
+                self._question_vector, vectors = vectors[0], vectors[1:]
+            else:
+                vectors = self.embedder.embed(missing)
+            for text, vector in zip(missing, vectors):  # one dot each: a matrix product's rounding varies with its shape
+                self._cosines[text] = min(max(float(np.dot(vector, self._question_vector)), 0.0), 1.0)
+        return [self._cosines[t] for t in texts]
+
+    def typed(self, text: str, score: Callable[[str], float]) -> float:
+        """`score(text)` (the answer-type score, fixed for the question), computed once per text."""
+        found = self._typed.get(text)
+        if found is None:
+            found = self._typed[text] = score(text)
+        return found
 
 
 def reads_more(passages: list[Passage], shown: list[Passage] | None) -> bool:
@@ -315,6 +366,23 @@ class CachedEmbedder:
         return np.vstack([known[t] for t in texts])
 
 
+@lru_cache(maxsize=100_000)
+def _terms_of(text: str) -> tuple[str, ...]:
+    return tuple(content_terms(text))
+
+
+@lru_cache(maxsize=20_000)
+def _sentences(text: str, start: int) -> tuple[Span, ...]:
+    return tuple(sentences(text, start))
+
+
+@lru_cache(maxsize=50_000)
+def _candidates(text: str, kind: Expected, durations: bool) -> tuple[SpanCandidate, ...]:
+    """`span_candidates` of a sentence, remembered: it depends on the kind of question, not its words."""
+    return tuple(span_candidates(text, kind, durations))
+
+
+@lru_cache(maxsize=100_000)
 def is_label(text: str) -> bool:
     """Headings and table header rows name a topic but state nothing, so they are never quoted as answers."""
     stripped = text.strip()
@@ -374,19 +442,23 @@ def evidence_features(scored: list[ScoredSentence]) -> dict[str, float]:
     }
 
 
-def coverage_features(question: str, passages: list[Passage], best_passage: int, shown: list[Passage] | None = None) -> dict[str, float]:
+def coverage_features(
+    question: str, passages: list[Passage], best_passage: int, shown: list[Passage] | None = None,
+    terms_of: Callable[[str], Sequence[str]] = content_terms,
+) -> dict[str, float]:
     """Whether the documents speak of what the question names: the share of its content words found in the best
     sentence's passage (with its heading path) and the share found in no retrieved passage at all (in no passage of
-    `shown`, when given); how many of its names and figures ("Lisbon", "5.0") that passage lacks."""
-    terms = set(content_terms(question))
+    `shown`, when given); how many of its names and figures ("Lisbon", "5.0") that passage lacks. `terms_of`:
+    `content_terms` or a memory of it (`QuestionReading.terms`)."""
+    terms = set(terms_of(question))
     texts = {p.number: " ".join([*p.heading_path, p.text]) for p in passages}
     years = set(_YEAR.findall(question))
     missing_years = len(years - set(_YEAR.findall(texts.get(best_passage, ""))))
     names = len(missing_names(question, texts.get(best_passage, "")))
     if not terms:
         return {"passage_coverage": 1.0, "unseen": 0.0, "unseen_words": 0, "missing_years": missing_years, "missing_names": names}
-    words = {number: set(content_terms(text)) for number, text in texts.items()}
-    searched = words if shown is None else {p.number: set(content_terms(" ".join([*p.heading_path, p.text]))) for p in shown}
+    words = {number: set(terms_of(text)) for number, text in texts.items()}
+    searched = words if shown is None else {p.number: set(terms_of(" ".join([*p.heading_path, p.text]))) for p in shown}
     anywhere = set().union(*searched.values()) if searched else set()
     unseen = terms - anywhere - _ABOUT_THE_TEXT
     return {
@@ -401,7 +473,7 @@ def coverage_features(question: str, passages: list[Passage], best_passage: int,
 def _type_score(kind: Expected, terms: set[str], text: str, durations: bool = False) -> float:
     if kind in (Expected.YES_NO, Expected.ENTITY):
         return 0.0
-    fresh = [c for c in span_candidates(text, kind, durations) if not set(content_terms(c.text)) <= terms]
+    fresh = [c for c in _candidates(text, kind, durations) if not set(_terms_of(c.text)) <= terms]
     if fresh:
         return TYPE_BONUS
     return -TYPE_PENALTY if kind.strict else 0.0
