@@ -93,3 +93,18 @@ def test_a_closed_handle_reopens_on_next_use(tmp_path: Path) -> None:
     with Index.open(index, load_config()) as opened:
         assert opened.vectors.count() == before == 1
     VECTOR_HANDLES.close_all()
+
+
+def test_a_profiled_ingest_keeps_the_normal_exit_so_the_profile_is_written(tmp_path: Path) -> None:
+    import pstats
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("Alpha paragraph about gardens.\n")
+    profile = tmp_path / "ingest.prof"
+    done = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "rag", "ingest", str(folder), "--index", str(tmp_path / "index")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert pstats.Stats(str(profile)).total_calls > 0  # the fast exit would have skipped cProfile's write
