@@ -29,6 +29,15 @@ def _ingest(folder: Path, index: Path) -> tuple[int, dict[str, object]]:
     return done.returncode, json.loads(done.stdout)
 
 
+def _docs(tmp_path: Path, texts: dict[str, str]) -> Path:
+    """A folder `docs` under tmp_path holding one file per name, with its text."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name, text in texts.items():
+        (folder / name).write_text(text)
+    return folder
+
+
 def _check_fresh_process_view(index: Path, new_text: str | None) -> None:
     """The index as a new process reads it: catalog, vectors and BM25 agree; a new chunk's vector is found."""
     VECTOR_HANDLES.close_all()  # this test process's handles from an earlier check would not see the new writes
@@ -68,10 +77,7 @@ def test_ingest_change_and_remove_are_complete_after_the_fast_exit(tmp_path: Pat
 
 
 def test_remove_of_an_unknown_path_keeps_exit_code_1(tmp_path: Path) -> None:
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "a.txt").write_text("Alpha paragraph.\n")
-    (folder / "b.txt").write_text("Beta paragraph.\n")
+    folder = _docs(tmp_path, {"a.txt": "Alpha paragraph.\n", "b.txt": "Beta paragraph.\n"})
     index = tmp_path / "index"
     assert _ingest(folder, index)[0] == 0
     done = run_rag("remove", str(folder / "a.txt"), str(folder / "missing.txt"), "--index", str(index), "--json", cwd=tmp_path)
@@ -82,9 +88,7 @@ def test_remove_of_an_unknown_path_keeps_exit_code_1(tmp_path: Path) -> None:
 
 
 def test_a_closed_handle_reopens_on_next_use(tmp_path: Path) -> None:
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "a.txt").write_text("Alpha paragraph about gardens.\n")
+    folder = _docs(tmp_path, {"a.txt": "Alpha paragraph about gardens.\n"})
     index = tmp_path / "index"
     assert _ingest(folder, index)[0] == 0
     with Index.open(index, load_config()) as opened:
@@ -98,9 +102,7 @@ def test_a_closed_handle_reopens_on_next_use(tmp_path: Path) -> None:
 def test_a_profiled_ingest_keeps_the_normal_exit_so_the_profile_is_written(tmp_path: Path) -> None:
     import pstats
 
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "a.txt").write_text("Alpha paragraph about gardens.\n")
+    folder = _docs(tmp_path, {"a.txt": "Alpha paragraph about gardens.\n"})
     profile = tmp_path / "ingest.prof"
     done = subprocess.run(
         [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "rag", "ingest", str(folder), "--index", str(tmp_path / "index")],
