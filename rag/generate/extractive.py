@@ -19,7 +19,7 @@ import math
 import re
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -132,25 +132,25 @@ class ExtractiveAnswerer:
         reading = reading or QuestionReading(question, self.embedder)
         # words about the text ("What is the author looking for?") are not in the sentence that answers; a sentence
         # that holds them ("First time poster here") is about something else
-        terms = set(reading.terms(question)) - _ABOUT_THE_TEXT or set(reading.terms(question))
+        terms = set(_terms_of(question)) - _ABOUT_THE_TEXT or set(_terms_of(question))
         kind, durations = expected_answer(question), asks_duration(question)
         candidates: list[tuple[int, Span, str, Span | None]] = []
         for passage in passages:
             previous: Span | None = None
             for span in _sentences(passage.text, passage.start):
-                if len(reading.terms(span.text)) >= MIN_SENTENCE_TERMS and not is_label(span.text):
+                if len(_terms_of(span.text)) >= MIN_SENTENCE_TERMS and not is_label(span.text):
                     path = self.headings(passage, span.start) if self.headings else passage.heading_path
                     candidates.append((passage.number, span, path[-1] if path else "", previous))
                 previous = span
         if not candidates:
             return []
-        own_terms = [set(reading.terms(span.text)) for _, span, _, _ in candidates]
+        own_terms = [set(_terms_of(span.text)) for _, span, _, _ in candidates]
         weights = _rarity(terms, own_terms)
         cosines = reading.cosines([f"{heading}: {span.text}" if heading else span.text for _, span, heading, _ in candidates])
         total = sum(weights.values())
         scored = []
         for (number, span, heading, previous), own, cosine in zip(candidates, own_terms, cosines):
-            around = set(reading.terms(heading)) | (set(reading.terms(previous.text)) if previous else set())
+            around = set(_terms_of(heading)) | (set(_terms_of(previous.text)) if previous else set())
             covered = sum(w for t, w in weights.items() if t in own) + CONTEXT_WEIGHT * sum(w for t, w in weights.items() if t in around - own)
             lexical = covered / total if total else 0.0
             typed = reading.typed(span.text, lambda text: _type_score(kind, terms, text, durations))
@@ -225,7 +225,7 @@ class ExtractiveAnswerer:
         with another read of the same question (see `score_sentences`)."""
         reading = reading or QuestionReading(question, self.embedder)
         scored, focused = _focus_first(self.score_sentences(question, passages, reading), focus)
-        coverage = coverage_features(question, passages, scored[0].passage, shown, reading.terms) if scored else {}
+        coverage = coverage_features(question, passages, scored[0].passage, shown) if scored else {}
         return Evidence(expected_answer(question), scored, coverage, focused)
 
     def _short_answer(self, question: str, kind: Expected, best: ScoredSentence, lines: list[str], checker: CitationChecker | None) -> ShortAnswer | None:
@@ -252,10 +252,10 @@ class ExtractiveAnswerer:
 class QuestionReading:
     """What scoring a sentence computes from its text alone, remembered for one question: the check on the retrieved
     passages reads again most sentences of the wider read (issue 20 item 3: it doubled the time per answer), so each
-    text's content terms, cosine to the question and answer-type score are computed once, and only sentences the
-    earlier read did not hold are embedded. What depends on the text alone (its terms, its sentences, whether it is
-    a label) is remembered across questions too (bounded LRU): a process answers over the same documents again and
-    again."""
+    text's cosine to the question and answer-type score are computed once, and only sentences the earlier read did
+    not hold are embedded. What depends on the text alone (its terms, its sentences, whether it is a label) is
+    remembered across questions in module-level LRU caches (`_terms_of`, `_sentences`, `is_label`): a process answers
+    over the same documents again and again."""
 
     def __init__(self, question: str, embedder: Embedder) -> None:
         self.question = question
@@ -263,10 +263,6 @@ class QuestionReading:
         self._cosines: dict[str, float] = {}
         self._typed: dict[str, float] = {}
         self._question_vector: np.ndarray | None = None
-
-    def terms(self, text: str) -> tuple[str, ...]:
-        """`content_terms(text)`, computed once per text (and remembered across questions: `_terms_of`)."""
-        return _terms_of(text)
 
     def cosines(self, texts: list[str]) -> list[float]:
         """Each text's cosine to the question (clipped to 0..1), embedding only texts not seen before; the question
@@ -443,22 +439,20 @@ def evidence_features(scored: list[ScoredSentence]) -> dict[str, float]:
 
 
 def coverage_features(
-    question: str, passages: list[Passage], best_passage: int, shown: list[Passage] | None = None,
-    terms_of: Callable[[str], Sequence[str]] = content_terms,
+    question: str, passages: list[Passage], best_passage: int, shown: list[Passage] | None = None
 ) -> dict[str, float]:
     """Whether the documents speak of what the question names: the share of its content words found in the best
     sentence's passage (with its heading path) and the share found in no retrieved passage at all (in no passage of
-    `shown`, when given); how many of its names and figures ("Lisbon", "5.0") that passage lacks. `terms_of`:
-    `content_terms` or a memory of it (`QuestionReading.terms`)."""
-    terms = set(terms_of(question))
+    `shown`, when given); how many of its names and figures ("Lisbon", "5.0") that passage lacks."""
+    terms = set(_terms_of(question))
     texts = {p.number: " ".join([*p.heading_path, p.text]) for p in passages}
     years = set(_YEAR.findall(question))
     missing_years = len(years - set(_YEAR.findall(texts.get(best_passage, ""))))
     names = len(missing_names(question, texts.get(best_passage, "")))
     if not terms:
         return {"passage_coverage": 1.0, "unseen": 0.0, "unseen_words": 0, "missing_years": missing_years, "missing_names": names}
-    words = {number: set(terms_of(text)) for number, text in texts.items()}
-    searched = words if shown is None else {p.number: set(terms_of(" ".join([*p.heading_path, p.text]))) for p in shown}
+    words = {number: set(_terms_of(text)) for number, text in texts.items()}
+    searched = words if shown is None else {p.number: set(_terms_of(" ".join([*p.heading_path, p.text]))) for p in shown}
     anywhere = set().union(*searched.values()) if searched else set()
     unseen = terms - anywhere - _ABOUT_THE_TEXT
     return {
@@ -486,9 +480,9 @@ def _needs_previous(best: ScoredSentence, question: str) -> bool:
     if not _STARTS_WITH_REFERENCE.match(best.span.text.strip()):
         return False
     previous = best.previous.text if best.previous else ""
-    if set(content_terms(previous)) & set(content_terms(question)):
-        return True
     asked = set(content_terms(question))
+    if set(content_terms(previous)) & asked:
+        return True
     if expected_answer(question) != Expected.PERSON or _PERSONAL_PRONOUN.match(best.span.text.strip()) is None:
         return False
     return bool(previous) and not [c for c in span_candidates(best.span.text, Expected.PERSON) if set(content_terms(c.text)) - asked]
