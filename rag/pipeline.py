@@ -138,7 +138,7 @@ class RagPipeline:
         mode = self.config.generation.mode
         if mode == "llm" and self.chat is None:
             raise RagError("generation.mode is llm but no LLM is configured", "set llm.provider (and llm.base_url / llm.model)")
-        return mode == "llm" or (mode == "auto" and self.chat is not None)
+        return not self._answers_offline
 
     @property
     def _answers_offline(self) -> bool:
