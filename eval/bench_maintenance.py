@@ -4,16 +4,18 @@
 50 paragraphs each, about 50 chunks a file) and ingests it with `StandInEmbedder` below (a random vector per text,
 registered as a plug-in by dotted path: the bundled model would need about 25 minutes for 100,000 chunks here,
 and embedding is not what this measures; a changed file's 50 chunks are the only ones embedded).
-Run it untimed (cpu-shared). `measure` then times, per size, each as its own `rag ingest` process:
+Run it untimed (nice'd: a long cpu-shared job holds up everyone's exclusive runs); it keeps a pristine copy of
+each index (`pristine-N`). `measure` then times, per size, each as its own `rag ingest` process:
   - unchanged re-ingest, one changed file, one removed file (the file is put back afterwards, untimed);
   wall time minus the start of a `rag` process that does nothing (`rag config --help`), and the in-process
   seconds the ingest reports; and, in this process, what is O(corpus): the manifest scan, the catalog reads,
   the Chroma count and id list, the BM25 refresh after one changed file, the full BM25 build it replaced, and a
-  reader's cold BM25 load.
+  reader's cold BM25 load. Each checkout's runs start from the pristine copy (the change-and-restore cycles
+  leave BM25 segments and Chroma log entries behind), and `--rounds` alternates the checkouts (A B, B A, ...).
 
     python eval/bench_maintenance.py build --sizes 10000 100000 [--workdir /tmp/rag-maintenance]
     python eval/bench_maintenance.py measure [--workdir /tmp/rag-maintenance] [--out eval/results/maintenance.json]
-        [--repeat 5] [--checkout /work/main] [--no-breakdown]   # median of 5 per scenario; another checkout's `rag`
+        [--sizes 100000] [--repeat 5] [--rounds 2 --checkouts /work/main .] [--no-breakdown]
 
 `scifact` times the unchanged re-ingest of SciFact (5,183 documents, one JSON Lines file) for each checkout given
 (`--checkouts /work/baseline .`: before and after, in one run), after a build (untimed: `--repeat 0` builds only) whose embeddings come from
@@ -105,6 +107,9 @@ def build(workdir: Path, sizes: list[int]) -> None:
         shutil.rmtree(index, ignore_errors=True)
         write_corpus(corpus, size)
         seconds, out = timed_run(rag_command("ingest", str(corpus), "--index", str(index), "--json"))
+        timed_run(rag_command("ingest", str(corpus), "--index", str(index), "--json"))  # a first re-run may still fill token counts
+        shutil.rmtree(pristine_copy(workdir, size), ignore_errors=True)
+        shutil.copytree(index, pristine_copy(workdir, size))  # what `measure` resets the index to
         print(f"{size}: ingested in {seconds:.0f} s: {json.loads(out)['chunks_added']} chunks", flush=True)
 
 
@@ -169,61 +174,108 @@ def breakdown(corpus: Path, index_dir: Path) -> dict[str, float]:
     return figures
 
 
-def measure(workdir: Path, out: Path, repeat: int = 1, with_breakdown: bool = True) -> dict[str, object]:
-    """Each scenario `repeat` times (the median is reported, and every run kept): one run of a 1-2 s process
-    moves by a few tenths of a second on a 2-core machine even when nothing else runs."""
-    start_s = min(timed_run(rag_command("config", "--help"))[0] for _ in range(3))
-    results: dict[str, object] = {"process_start_s": round(start_s, 3), "sizes": {}}
-    for index_dir in sorted(workdir.glob("index-*"), key=lambda p: int(p.name.split("-")[1])):
-        size = int(index_dir.name.split("-")[1])
-        corpus = workdir / f"corpus-{size}"
-        ingest = rag_command("ingest", str(corpus), "--index", str(index_dir), "--json")
-        victim = sorted(corpus.iterdir())[len(list(corpus.iterdir())) // 2]
-        original = victim.read_text()
-        rows: dict[str, dict[str, float]] = {}
+def pristine_copy(workdir: Path, size: int) -> Path:
+    """The index as `build` left it, kept beside the one the runs change (`index-N`): every change-and-restore
+    cycle leaves traces in the index (a BM25 segment, tombstones and an unpersisted log tail in Chroma's HNSW
+    index), so each checkout's runs start from this same state."""
+    return workdir / f"pristine-{size}"
 
-        runs: dict[str, list[tuple[float, float]]] = {}
 
-        def scenario(name: str, prepare: Callable[[], None]) -> None:
-            prepare()
-            wall, stdout = timed_run(ingest)
-            runs.setdefault(name, []).append((wall, json.loads(stdout)["seconds"]))
+def reset_index(workdir: Path, size: int) -> None:
+    index_dir, pristine = workdir / f"index-{size}", pristine_copy(workdir, size)
+    if not pristine.is_dir():  # built before pristine copies were kept: this index's present state becomes the reference
+        shutil.copytree(index_dir, pristine)
+    shutil.rmtree(index_dir)
+    shutil.copytree(pristine, index_dir)
 
-        timed_run(ingest)  # settle: a first run after the build may still fill token counts
-        for _ in range(repeat):
-            scenario("unchanged re-ingest", lambda: None)
-            scenario("one file changed", lambda: victim.write_text(original.replace(".", " novelword.", 3)))
-            scenario("one file removed", victim.unlink)
-            victim.write_text(original)
-            timed_run(ingest)  # put it back, untimed
-        for name, timed in runs.items():
-            wall, inside = float(np.median([w for w, _ in timed])), float(np.median([i for _, i in timed]))
-            rows[name] = {"wall_s": round(wall, 3), "beyond_start_s": round(wall - start_s, 3), "in_process_s": round(inside, 3),
-                          "runs_beyond_start_s": [round(w - start_s, 3) for w, _ in timed]}
-        steps = {k: round(v, 4) for k, v in breakdown(corpus, index_dir).items()} if with_breakdown else {"chunks": float(size)}
-        results["sizes"][str(size)] = {"scenarios": rows, "breakdown": steps}  # type: ignore[index]
-    results["machine"] = {"cpus": os.cpu_count(), "cpu_kind": cpu_kind(), "python": platform.python_version()}
-    results["checkout"] = str(CHECKOUT["path"])
-    results["repeat"] = repeat
-    results["command"] = f"python eval/bench_maintenance.py measure --repeat {repeat}" + ("" if with_breakdown else " --no-breakdown")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+
+def run_scenarios(workdir: Path, size: int, repeat: int) -> dict[str, list[tuple[float, float]]]:
+    """`repeat` cycles of unchanged / one file changed / one file removed on the reset index: (wall, in-process) each."""
+    corpus, index_dir = workdir / f"corpus-{size}", workdir / f"index-{size}"
+    reset_index(workdir, size)
+    ingest = rag_command("ingest", str(corpus), "--index", str(index_dir), "--json")
+    victim = sorted(corpus.iterdir())[len(list(corpus.iterdir())) // 2]
+    original = victim.read_text()
+    runs: dict[str, list[tuple[float, float]]] = {}
+
+    def scenario(name: str, prepare: Callable[[], None]) -> None:
+        prepare()
+        wall, stdout = timed_run(ingest)
+        runs.setdefault(name, []).append((wall, json.loads(stdout)["seconds"]))
+
+    timed_run(ingest)  # settle: the first run after a copy reads the files cold
+    for _ in range(repeat):
+        scenario("unchanged re-ingest", lambda: None)
+        scenario("one file changed", lambda: victim.write_text(original.replace(".", " novelword.", 3)))
+        scenario("one file removed", victim.unlink)
+        victim.write_text(original)
+        timed_run(ingest)  # put it back, untimed
+    return runs
+
+
+def measure(workdir: Path, checkouts: list[Path], sizes: list[int], repeat: int = 5, rounds: int = 1, with_breakdown: bool = True) -> dict[str, object]:
+    """Per round, per checkout, per size: reset the index to its pristine copy, then `repeat` runs of each
+    scenario (one run of a 1-2 s process moves by a few tenths of a second on a 2-core machine even when nothing
+    else runs, and the machine's state drifts over minutes: with several checkouts, rounds alternate them).
+    Reported per checkout: the median over all its runs, and every run."""
+    sizes = [size for size in sizes if (workdir / f"corpus-{size}").is_dir()]
+    if not sizes:
+        raise SystemExit(f"no corpus under {workdir} for these sizes: run `build` first")
+    runs: dict[Path, dict[int, dict[str, list[tuple[float, float]]]]] = {c: {s: {} for s in sizes} for c in checkouts}
+    starts: dict[Path, list[float]] = {c: [] for c in checkouts}
+    for round_number in range(rounds):
+        for checkout in checkouts if round_number % 2 == 0 else checkouts[::-1]:
+            CHECKOUT["path"] = checkout
+            starts[checkout].append(min(timed_run(rag_command("config", "--help"))[0] for _ in range(3)))
+            for size in sizes:
+                for name, timed in run_scenarios(workdir, size, repeat).items():
+                    runs[checkout][size].setdefault(name, []).extend(timed)
+            print(f"round {round_number + 1}/{rounds}: {checkout} done", file=sys.stderr, flush=True)
+    results: dict[str, object] = {"checkouts": {}}
+    for checkout in checkouts:
+        start_s = min(starts[checkout])
+        by_size = {}
+        for size in sizes:
+            rows = {}
+            for name, timed in runs[checkout][size].items():
+                wall, inside = float(np.median([w for w, _ in timed])), float(np.median([i for _, i in timed]))
+                rows[name] = {"wall_s": round(wall, 3), "beyond_start_s": round(wall - start_s, 3), "in_process_s": round(inside, 3),
+                              "runs_beyond_start_s": [round(w - start_s, 3) for w, _ in timed]}
+            by_size[str(size)] = {"scenarios": rows, "breakdown": {"chunks": float(size)}}
+        results["checkouts"][str(checkout)] = {"process_start_s": round(start_s, 3), "sizes": by_size}  # type: ignore[index]
+    if with_breakdown:  # this checkout's code, in this process, on each reset index
+        for size in sizes:
+            reset_index(workdir, size)
+            steps = {k: round(v, 4) for k, v in breakdown(workdir / f"corpus-{size}", workdir / f"index-{size}").items()}
+            results["breakdown"] = {**results.get("breakdown", {}), str(size): steps}  # type: ignore[dict-item]
+    results["machine"] = {"cpus": os.cpu_count(), "cpu_kind": cpu_kind(), "python": platform.python_version(),
+                          "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
+    results["repeat"], results["rounds"] = repeat, rounds
+    results["command"] = (f"python eval/bench_maintenance.py measure --repeat {repeat} --rounds {rounds} --sizes {' '.join(map(str, sizes))} "
+                          f"--checkouts {' '.join(str(c) for c in checkouts)}" + ("" if with_breakdown else " --no-breakdown"))
     return results
 
 
 def print_table(results: dict[str, object]) -> None:
-    sizes: dict[str, dict[str, dict[str, object]]] = results["sizes"]  # type: ignore[assignment]
-    names = list(sizes)
-    chunks = [int(sizes[n]["breakdown"]["chunks"]) for n in names]  # type: ignore[index]
-    print(f"CPU kind: {results['machine']['cpu_kind']}; process start {results['process_start_s']} s")  # type: ignore[index]
-    print("\n| figure | " + " | ".join(f"{c:,} chunks" for c in chunks) + " |")
-    print("|---|" + "---|" * len(names))
-    for scenario in sizes[names[0]]["scenarios"]:
-        cells = [sizes[n]["scenarios"][scenario] for n in names]  # type: ignore[index]
-        print(f"| {scenario}: beyond process start (in-process) | " + " | ".join(f"{c['beyond_start_s']:.2f} s ({c['in_process_s']:.2f} s)" for c in cells) + " |")
-    for step in sizes[names[0]]["breakdown"]:
-        if step != "chunks":
-            print(f"| {step} | " + " | ".join(f"{1000 * sizes[n]['breakdown'][step]:.1f} ms" for n in names) + " |")  # type: ignore[index]
+    checkouts: dict[str, dict[str, object]] = results["checkouts"]  # type: ignore[assignment]
+    print(f"CPU kind: {results['machine']['cpu_kind']}; {results['rounds']} round(s) of {results['repeat']} runs per scenario")  # type: ignore[index]
+    for checkout, found in checkouts.items():
+        sizes: dict[str, dict[str, dict[str, object]]] = found["sizes"]  # type: ignore[assignment]
+        names = list(sizes)
+        print(f"\n{checkout}: process start {found['process_start_s']} s")
+        print("| median beyond process start (in-process) | " + " | ".join(f"{int(n):,} chunks" for n in names) + " |")
+        print("|---|" + "---|" * len(names))
+        for scenario in sizes[names[0]]["scenarios"]:
+            cells = [sizes[n]["scenarios"][scenario] for n in names]  # type: ignore[index]
+            print(f"| {scenario} | " + " | ".join(f"{c['beyond_start_s']:.2f} s ({c['in_process_s']:.2f} s)" for c in cells) + " |")
+    steps: dict[str, dict[str, float]] = results.get("breakdown", {})  # type: ignore[assignment]
+    if steps:
+        names = list(steps)
+        print("\n| step (this checkout, in-process) | " + " | ".join(f"{int(n):,} chunks" for n in names) + " |")
+        print("|---|" + "---|" * len(names))
+        for step in steps[names[0]]:
+            if step != "chunks":
+                print(f"| {step} | " + " | ".join(f"{1000 * steps[n][step]:.1f} ms" for n in names) + " |")
 
 
 def scifact(checkouts: list[Path], workdir: Path, repeat: int) -> None:
@@ -259,9 +311,9 @@ def scifact(checkouts: list[Path], workdir: Path, repeat: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=["build", "measure", "scifact"])
-    parser.add_argument("--checkouts", type=Path, nargs="+", default=[REPO], help="scifact: checkouts to compare (each with .venv)")
-    parser.add_argument("--checkout", type=Path, default=REPO, help="measure: the checkout whose `rag` is timed (its .venv, else this Python)")
-    parser.add_argument("--repeat", type=int, default=5, help="scifact: best of N; measure: median of N runs per scenario")
+    parser.add_argument("--checkouts", type=Path, nargs="+", default=[REPO], help="measure, scifact: the checkouts whose `rag` is timed (each with its .venv, else this Python)")
+    parser.add_argument("--repeat", type=int, default=5, help="scifact: best of N; measure: N runs per scenario per round (the median over all rounds is reported)")
+    parser.add_argument("--rounds", type=int, default=1, help="measure: rounds, alternating the checkouts' order (A B, B A, ...)")
     parser.add_argument("--no-breakdown", action="store_true", help="measure: time the scenarios only")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/rag-maintenance"))
@@ -273,8 +325,10 @@ def main() -> None:
         scifact(args.checkouts, args.workdir, args.repeat)
     else:
         os.environ.update(STAND_IN)
-        CHECKOUT["path"] = args.checkout.resolve()
-        print_table(measure(args.workdir, args.out, args.repeat, not args.no_breakdown))
+        results = measure(args.workdir, [c.resolve() for c in args.checkouts], args.sizes, args.repeat, args.rounds, not args.no_breakdown)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        print_table(results)
 
 
 if __name__ == "__main__":
