@@ -8,7 +8,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from rag.config import load_config
 from rag.index.store import Index
@@ -36,6 +39,40 @@ def test_a_reader_started_early_reads_in_its_child_which_exits_cleanly_when_clos
         assert reader._process is child  # the started child read the file: no second one
     assert [c.text for c in result.chunks] == ["The release train leaves every second Tuesday."]
     assert child.exitcode == 0  # told to stop, it exited on its own (not killed)
+
+
+class MarkingLoader:
+    """A text 'parser' that leaves a mark beside the file when it reads it."""
+
+    def __init__(self, section: object, ingest: object) -> None:
+        pass
+
+    def load(self, path: Path, doc_id: str) -> LoadedSource:
+        path.with_suffix(".read").write_text(str(os.getpid()))
+        return LoadedSource("marked", [Document(doc_id, path.read_text())])
+
+
+def test_a_file_read_ahead_is_read_while_this_process_works_and_collected_by_its_read(tmp_path: Path) -> None:
+    config = load_config(None, ['ingest.loaders={"marked": {"kind": "tests.test_file_reader:MarkingLoader", "extensions": [".marked"]}}'])
+    tasks = []
+    for name in ("first.marked", "second.marked"):
+        path = tmp_path / name
+        path.write_text(f"The text of {name}.")
+        factory, section = loader_factory("marked", config.ingest)
+        tasks.append(ReadTask(path=str(path), doc_id=name, source=str(path), file_type="marked", factory=factory, section=section,
+                              ingest=config.ingest, chunking=config.chunking, fingerprint=config.indexing_fingerprint("marked")))
+    with FileReader(config.ingest) as reader:
+        reader.read_ahead(tasks[0])
+        mark = tmp_path / "first.read"
+        deadline = time.monotonic() + 60
+        while not mark.exists() and time.monotonic() < deadline:  # the child reads it before anyone asks
+            time.sleep(0.01)
+        assert mark.exists() and int(mark.read_text()) == reader._process.pid  # type: ignore[union-attr]
+        with pytest.raises(RuntimeError, match="read ahead"):  # another file's read cannot take its answer
+            reader.read(tasks[1])
+        reader.read_ahead(tasks[1])  # one file ahead at a time: this does nothing
+        assert [c.text for c in reader.read(tasks[0]).chunks] == ["The text of first.marked."]
+        assert [c.text for c in reader.read(tasks[1]).chunks] == ["The text of second.marked."]
 
 
 # --- plug-in loaders for the CLI test below (module level: the child imports them by name) -----------------

@@ -170,8 +170,12 @@ class Ingestor:
             last_commit = time.monotonic()
 
         with nullcontext(self._reader) if self._reader is not None else FileReader(self.config.ingest) as reader:
-            if plan:  # the reader's child boots while this process opens the vector store: side by side
+            if plan:  # the reader's child reads the first file while this process opens the vector store
                 reader.start()
+                try:
+                    reader.read_ahead(self._task(plan[0]))
+                except (UnsupportedType, LoadError, OSError):
+                    pass  # `_prepare` meets the same error and reports it
                 writer.open_store()
                 preload_tokenizer(self.config.bm25)  # then bm25s loads while the child reads the first file
             for planned in plan:
@@ -188,20 +192,7 @@ class Ingestor:
         found = planned.found
         source = found.path.as_posix()
         try:
-            file_type = detect_type(found.path, self._extensions)
-            factory, section = loader_factory(file_type, self.config.ingest)
-            task = ReadTask(
-                path=source,
-                doc_id=found.display,
-                source=source,
-                file_type=file_type,
-                factory=factory,
-                section=section,
-                ingest=self.config.ingest,
-                chunking=self.config.chunking,
-                fingerprint=self._fingerprint(file_type),
-            )
-            result = reader.read(task, while_slow=commit, slow_after_s=COMMIT_EVERY_S / 2)
+            result = reader.read(self._task(planned), while_slow=commit, slow_after_s=COMMIT_EVERY_S / 2)
             _check_unchanged(planned)
         except UnsupportedType as exc:
             report.skipped.append(FileProblem(found.display, str(exc)))
@@ -234,6 +225,23 @@ class Ingestor:
             groups=json.dumps(groups),
         )
         return SourceWrite(record, loaded.documents, chunks)
+
+    def _task(self, planned: _Planned) -> ReadTask:
+        """What the reader needs to read one file (UnsupportedType or LoadError when its type has no loader)."""
+        source = planned.found.path.as_posix()
+        file_type = detect_type(planned.found.path, self._extensions)
+        factory, section = loader_factory(file_type, self.config.ingest)
+        return ReadTask(
+            path=source,
+            doc_id=planned.found.display,
+            source=source,
+            file_type=file_type,
+            factory=factory,
+            section=section,
+            ingest=self.config.ingest,
+            chunking=self.config.chunking,
+            fingerprint=self._fingerprint(file_type),
+        )
 
     def _source_groups(self, found: FoundFile, record: SourceRecord | None) -> list[str]:
         """The reader groups of a file: --groups, else the ingest.groups globs it matches, else what it had."""

@@ -121,6 +121,7 @@ class FileReader:
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
         self._busy = False  # a file was sent and its answer not yet received
+        self._ahead: tuple[ReadTask, float] | None = None  # a task sent by `read_ahead`, and when
 
     def __enter__(self) -> "FileReader":
         return self
@@ -135,18 +136,36 @@ class FileReader:
         if self.limits.isolate:
             self._ensure_child()
 
+    def read_ahead(self, task: ReadTask) -> None:
+        """Send `task` to the child now, so that it reads the file while this process does other work (opens the
+        vector store); the `read` of the same task then only collects the result. Nothing happens for a task
+        read in this process."""
+        if self._ahead is not None or not self.limits.isolate or not _can_send(task):
+            return
+        conn = self._ensure_child()
+        conn.send(task)
+        self._busy = True
+        self._ahead = (task, time.monotonic())
+
     def read(self, task: ReadTask, while_slow: Callable[[], object] | None = None, slow_after_s: float = 1.0) -> ReadResult:
         """The file's documents and chunks, or a `LoadError` / `UnsupportedType` with the reason.
 
         `while_slow` is called once, here, when the child has worked on the file for `slow_after_s`: the ingest
         commits the files read before it then, so a file that takes long (or hangs) holds back nothing else.
         """
-        if not self.limits.isolate or not _can_send(task):
+        if self._ahead is not None and self._ahead[0] != task:
+            raise RuntimeError(f"{task.path} read while the file read ahead ({self._ahead[0].path}) was not collected")
+        ahead, self._ahead = self._ahead, None
+        if ahead is None and (not self.limits.isolate or not _can_send(task)):
             return read_in_process(task)
-        conn = self._ensure_child()
-        conn.send(task)
-        self._busy = True
-        result = self._wait(conn, while_slow, slow_after_s)
+        if ahead is None:
+            conn = self._ensure_child()
+            conn.send(task)
+            self._busy = True
+        else:
+            assert self._conn is not None
+            conn = self._conn
+        result = self._wait(conn, while_slow, slow_after_s, since=ahead[1] if ahead else time.monotonic())
         self._busy = False
         return result
 
@@ -182,7 +201,7 @@ class FileReader:
         return ours
 
     def _stop_child(self) -> None:
-        self._busy = False
+        self._busy, self._ahead = False, None
         if self._process is not None and self._process.is_alive():
             self._process.kill()
             self._process.join()
@@ -190,12 +209,13 @@ class FileReader:
             self._conn.close()
         self._process, self._conn = None, None
 
-    def _wait(self, conn: Connection, while_slow: Callable[[], object] | None, slow_after_s: float) -> ReadResult:
+    def _wait(self, conn: Connection, while_slow: Callable[[], object] | None, slow_after_s: float, since: float) -> ReadResult:
+        """The child's answer to the task sent at `since` (monotonic), within the time and memory limits."""
         import psutil
 
         assert self._process is not None and self._process.pid is not None
         watched = psutil.Process(self._process.pid)
-        started = time.monotonic()
+        started = since
         deadline = started + self.limits.timeout_s
         limit_bytes = self.limits.max_memory_mb * _MB
         while not conn.poll(_POLL_S):
