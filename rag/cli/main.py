@@ -106,7 +106,10 @@ def ingest(
 
     Example: rag ingest data/ --index .rag/demo; rag ingest data/hr --index .rag/demo --groups hr
     """
-    from rag.ingest.worker import FileReader
+    from rag.cli.output import print_ingest_report, print_interrupted_ingest, stderr_console
+    from rag.cli.progress import RichProgress
+    from rag.index.store import Index
+    from rag.ingest.pipeline import Ingestor
 
     from rag.cli.keys_cmd import reader_groups
 
@@ -126,22 +129,14 @@ def ingest(
         connect(ray)
     started = time.time()
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
-    reader = FileReader(settings.ingest)
-    if ray is None:  # started while this process runs one thread (before numpy's BLAS threads, the index, the
-        reader.start()  # progress bar's thread): the child is a fork, not a fresh interpreter (rag.ingest.worker)
-    from rag.cli.output import print_ingest_report, print_interrupted_ingest, stderr_console
-    from rag.cli.progress import RichProgress
-    from rag.index.store import Index
-    from rag.ingest.pipeline import Ingestor
-
     try:
-        with reader, Index.open(index, settings, writable=True) as opened, RichProgress(stderr_console()) as progress:
+        with Index.open(index, settings, writable=True) as opened, RichProgress(stderr_console()) as progress:
             if ray is not None:
                 from rag.ingest.ray_ingest import RayIngestor
 
                 report = RayIngestor(opened, ray, progress, tags=tag, groups=chosen).ingest(paths)
             else:
-                report = Ingestor(opened, progress, tags=tag, groups=chosen, reader=reader).ingest(paths)
+                report = Ingestor(opened, progress, tags=tag, groups=chosen).ingest(paths)
     except KeyboardInterrupt:
         print_interrupted_ingest(index, started)
         raise Interrupted() from None

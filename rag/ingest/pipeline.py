@@ -14,7 +14,6 @@ import os
 import stat
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,24 +48,15 @@ class _Planned:
 
 class Ingestor:
     def __init__(
-        self,
-        index: Index,
-        progress: Progress | None = None,
-        tags: list[str] | None = None,
-        groups: list[str] | None = None,
-        reader: FileReader | None = None,
+        self, index: Index, progress: Progress | None = None, tags: list[str] | None = None, groups: list[str] | None = None
     ) -> None:
         """`tags` label every ingested source (for retrieval filters); None keeps each source's existing tags.
 
         `groups`: who may read the ingested documents through the server ([] = everyone). None: the
         `ingest.groups` glob mapping decides, else each source keeps the groups it had (new ones: everyone).
         A JSON Lines record's own groups field (ingest.jsonl.groups_field) wins for that record.
-
-        `reader`: a `FileReader` the caller started early (`rag ingest` starts it before any thread runs, so its
-        child is a cheap fork), which stays the caller's to close; None: each ingest makes its own.
         """
         self.index = index
-        self._reader = reader
         self.tags = sorted(set(tags)) if tags is not None else None
         self.groups = sorted(set(groups)) if groups is not None else None
         self.config = index.config
@@ -169,7 +159,7 @@ class Ingestor:
             report.count(writer.flush())
             last_commit = time.monotonic()
 
-        with nullcontext(self._reader) if self._reader is not None else FileReader(self.config.ingest) as reader:
+        with FileReader(self.config.ingest) as reader:
             if plan:  # the reader's child reads the first file while this process opens the vector store
                 reader.start()
                 try:

@@ -1,10 +1,7 @@
 """Read and chunk one file at a time in a worker process, so a file that hangs or balloons cannot stop the run.
 
-`FileReader.read(task)` sends a `ReadTask` to a persistent child process (started once per ingest) and waits. The
-child is a fork of this process while this process runs a single thread (on Linux: a few milliseconds, and the child
-already holds the modules this process imported; `rag ingest` starts its reader before anything starts a thread),
-else a fresh interpreter (spawn: about half a second of start-up and imports), as a fork copies only the calling
-thread and would leave any lock another thread held (a native library's, a logging handler's) locked. The child is
+`FileReader.read(task)` sends a `ReadTask` to a persistent child process (spawned once per ingest: a fresh
+interpreter, as no fork of a process running embedding threads is safe; about half a second) and waits. The child is
 stopped (SIGKILL) and replaced when the file overruns `ingest.limits.timeout_s`, when its resident memory passes
 `ingest.limits.max_memory_mb` (polled here; the child also caps its own address space at that much above what it
 started with, so a sudden allocation fails there as a MemoryError), or when it dies (a crash in a C parser). Each
@@ -34,7 +31,7 @@ from rag.ingest.detect import UnsupportedType
 from rag.ingest.limits import check_chunks, check_text, over
 from rag.types import Chunk, LoadedSource
 
-__all__ = ["FileReader", "ReadResult", "ReadTask", "os_reason", "read_file", "start_method"]
+__all__ = ["FileReader", "ReadResult", "ReadTask", "os_reason", "read_file"]
 
 _POLL_S = 0.05  # how often the parent looks at the child's time and memory
 _MB = 1024 * 1024
@@ -130,9 +127,8 @@ class FileReader:
         self.close()
 
     def start(self) -> None:
-        """Start the child now rather than at the first `read`: a spawned child boots (about half a second)
-        while this process does other work, such as opening the index's vector store; started while this process
-        runs one thread (before a progress bar or a vector store starts theirs), it is a fork instead."""
+        """Start the child now rather than at the first `read`: it boots (a fresh interpreter, about half a
+        second) while this process does other work, such as opening the index's vector store."""
         if self.limits.isolate:
             self._ensure_child()
 
@@ -192,7 +188,7 @@ class FileReader:
         if self._process is not None and self._process.is_alive() and self._conn is not None:
             return self._conn
         self._stop_child()
-        context = multiprocessing.get_context(start_method())
+        context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe()
         process = context.Process(target=_child_main, args=(theirs, list(sys.path), self.limits.max_memory_mb), daemon=True)
         process.start()
@@ -249,18 +245,6 @@ class FileReader:
         raise (UnsupportedType if kind == "unsupported" else LoadError)(message)
 
 
-def start_method() -> str:
-    """'fork' where it is safe: Linux, with this process running one thread (all threads, native ones included,
-    as the kernel lists them). Otherwise 'spawn'."""
-    if sys.platform != "linux":
-        return "spawn"
-    try:
-        threads = len(os.listdir("/proc/self/task"))
-    except OSError:
-        return "spawn"
-    return "fork" if threads == 1 else "spawn"
-
-
 def _raise(error: LoadError) -> ReadResult:
     raise error
 
@@ -277,7 +261,6 @@ def _can_send(task: ReadTask) -> bool:
 def _child_main(conn: Connection, parent_path: list[str], max_memory_mb: int) -> None:
     """The child's loop: read tasks until told to stop (None) or the parent goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked child inherits `rag ingest`'s handler: SIGTERM stops it
     _die_with_parent()
     sys.path[:] = parent_path  # plug-in loaders import as they do in the parent
     _cap_address_space(max_memory_mb)
