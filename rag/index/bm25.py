@@ -30,7 +30,6 @@ from rag.config import BM25Config
 if TYPE_CHECKING:
     from rag.index.contracts import Catalog
 
-log = logging.getLogger(__name__)
 
 MAX_SEGMENTS = 8  # more small segments than this: they are merged into one
 MAX_CHANGED_SHARE = 0.25  # dead chunks plus chunks outside the largest segment above this share: full rebuild
@@ -46,23 +45,44 @@ def _bm25s() -> ModuleType:
     return bm25s
 
 
-def preload_tokenizer(config: BM25Config) -> threading.Thread:
-    """Import bm25s (with SciPy, about 0.2 s) and the configured stemmer in a background thread, for a writer that
-    will tokenise new chunks at the end of its run: the import then runs while this process waits (for a file
-    being read in the reader's child process). A failure here is left to the foreground import, which repeats it
-    and raises the error with its own message (Python keeps no half-imported module)."""
+MAX_KNOWN_TEXTS = 20_000  # texts whose tokens `remember_tokens` keeps at most (what one refresh may take)
 
-    def load() -> None:
-        try:
-            _bm25s()
-            if config.stemmer:
-                import Stemmer  # noqa: F401  (the module only: building the stemmer is the tokenizer's)
-        except Exception:  # noqa: BLE001  (see above: raised again, in the foreground, where it is needed)
-            log.debug("preloading bm25s failed; the refresh imports it again", exc_info=True)
 
-    thread = threading.Thread(target=load, name="rag-bm25-preload", daemon=True)
-    thread.start()
-    return thread
+class _KnownTokens:
+    """BM25 tokens of texts tokenised elsewhere: by the ingest's reader child, another interpreter of this program
+    with the same bm25s, stopwords and stemmer. A text's tokens under one set of settings are a pure
+    function of it, so any `Tokenizer` with those settings may take any entry; the refresh that indexes a changed
+    file's chunks then neither imports bm25s (about 0.1-0.2 s) nor tokenises. Entries are removed once taken."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_settings: dict[tuple[str | None, str | None], dict[str, list[str]]] = {}
+
+    def add(self, config: BM25Config, texts: list[str], tokens: list[list[str]]) -> None:
+        with self._lock:
+            known = self._by_settings.setdefault((config.stopwords, config.stemmer), {})
+            if len(known) + len(texts) <= MAX_KNOWN_TEXTS:
+                known.update(zip(texts, tokens))
+
+    def take(self, config: BM25Config, texts: list[str]) -> list[list[str]] | None:
+        """The tokens of every text, or None (then none is taken) if one of them is not known."""
+        with self._lock:
+            known = self._by_settings.get((config.stopwords, config.stemmer), {})
+            if not texts or any(text not in known for text in texts):
+                return None
+            rows = [known[text] for text in texts]
+            for text in set(texts):
+                del known[text]
+            return rows
+
+
+_KNOWN = _KnownTokens()
+
+
+def remember_tokens(config: BM25Config, texts: list[str], tokens: list[list[str]]) -> None:
+    """Keep the tokens of `texts` (`Tokenizer.token_lists` under `config`, made in another process) for the
+    refresh that will index them; beyond MAX_KNOWN_TEXTS texts they are not kept (the refresh tokenises)."""
+    _KNOWN.add(config, texts, tokens)
 
 
 class Tokenizer:
@@ -82,9 +102,21 @@ class Tokenizer:
         return self._stemmer_instance
 
     def ids(self, texts: list[str]) -> tuple[list[list[int]], dict[str, int]]:
-        """Token ids per text and the vocabulary they index."""
-        tokenized = _bm25s().tokenize(texts, stopwords=self.config.stopwords or [], stemmer=self._stemmer(), show_progress=False)
-        return tokenized.ids, tokenized.vocab
+        """Token ids per text and the vocabulary they index. From the tokens `remember_tokens` kept when every
+        text is there (numbered in order of first use: scores never see the numbering), else from bm25s."""
+        known = _KNOWN.take(self.config, texts)
+        if known is None:
+            tokenized = _bm25s().tokenize(texts, stopwords=self.config.stopwords or [], stemmer=self._stemmer(), show_progress=False)
+            return tokenized.ids, tokenized.vocab
+        vocab: dict[str, int] = {}
+        return [[vocab.setdefault(token, len(vocab)) for token in row] for row in known], vocab
+
+    def token_lists(self, texts: list[str]) -> list[list[str]]:
+        """The tokens of each text as strings (what `ids` numbers), e.g. to hand to `remember_tokens`."""
+        if not texts:
+            return []
+        rows = _bm25s().tokenize(texts, stopwords=self.config.stopwords or [], stemmer=self._stemmer(), return_ids=False, show_progress=False)
+        return [list(row) for row in rows]
 
     def tokens(self, text: str) -> list[str]:
         tokens = _bm25s().tokenize([text], stopwords=self.config.stopwords or [], stemmer=self._stemmer(), return_ids=False, show_progress=False)

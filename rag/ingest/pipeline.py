@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rag.core.progress import Progress, ProgressFactory
 from rag.errors import LoadError
-from rag.index.bm25 import preload_tokenizer
+from rag.index.bm25 import MAX_KNOWN_TEXTS, remember_tokens
 from rag.index.contracts import SourceRecord
 from rag.index.store import Index
 from rag.index.writer import EMBEDDING_PHASE, IndexWriter, SourceWrite
@@ -57,6 +57,7 @@ class Ingestor:
         A JSON Lines record's own groups field (ingest.jsonl.groups_field) wins for that record.
         """
         self.index = index
+        self._chunks_read = 0  # by this ingestor: the reader's child tokenises for BM25 up to MAX_KNOWN_TEXTS of them
         self.tags = sorted(set(tags)) if tags is not None else None
         self.groups = sorted(set(groups)) if groups is not None else None
         self.config = index.config
@@ -167,7 +168,6 @@ class Ingestor:
                 except (UnsupportedType, LoadError, OSError):
                     pass  # `_prepare` meets the same error and reports it
                 writer.open_store()
-                preload_tokenizer(self.config.bm25)  # then bm25s loads while the child reads the first file
             for planned in plan:
                 write = self._prepare(planned, report, reader, commit)
                 self.progress.advance("Reading files")
@@ -194,6 +194,9 @@ class Ingestor:
             report.failed.append(FileProblem(found.display, os_reason(exc)))
             return None
         loaded, chunks = result.loaded, result.chunks
+        self._chunks_read += len(chunks)
+        if result.tokens is not None:  # the refresh at the end of the run takes them instead of tokenising
+            remember_tokens(self.config.bm25, [c.text for c in chunks], result.tokens)
         report.notes.extend(FileProblem(found.display, note) for note in loaded.notes)
         previous = self.index.manifest.source(source)
         groups = self._source_groups(found, previous)
@@ -231,6 +234,7 @@ class Ingestor:
             ingest=self.config.ingest,
             chunking=self.config.chunking,
             fingerprint=self._fingerprint(file_type),
+            bm25=self.config.bm25 if self._chunks_read < MAX_KNOWN_TEXTS else None,  # a large run's refresh is a rebuild or a large segment
         )
 
     def _source_groups(self, found: FoundFile, record: SourceRecord | None) -> list[str]:

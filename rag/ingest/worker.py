@@ -25,7 +25,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from rag.config import ChunkingConfig, IngestConfig, LoaderBase
+from rag.config import BM25Config, ChunkingConfig, IngestConfig, LoaderBase
 from rag.errors import LoadError
 from rag.ingest.detect import UnsupportedType
 from rag.ingest.limits import check_chunks, check_text, over
@@ -50,12 +50,14 @@ class ReadTask:
     ingest: IngestConfig
     chunking: ChunkingConfig
     fingerprint: str
+    bm25: BM25Config | None = None  # also tokenise the chunks for BM25 under these settings (`ReadResult.tokens`)
 
 
 @dataclass(slots=True)
 class ReadResult:
     loaded: LoadedSource
     chunks: list[Chunk]
+    tokens: list[list[str]] | None = None  # the chunks' BM25 tokens, when the task asked and tokenising worked
 
 
 _chunkers: dict[str, Any] = {}  # per process: a Chunker per fingerprint (its tokenizer loads once)
@@ -75,7 +77,18 @@ def read_file(task: ReadTask) -> ReadResult:
         chunker = _chunkers[task.fingerprint] = Chunker(task.chunking, task.fingerprint)
     chunks = [c for d in loaded.documents for c in chunker.chunk(d, task.source, loaded.file_type)]
     check_chunks(chunks, limits)
-    return ReadResult(loaded, chunks)
+    return ReadResult(loaded, chunks, _bm25_tokens(task.bm25, chunks) if task.bm25 is not None else None)
+
+
+def _bm25_tokens(config: BM25Config, chunks: list[Chunk]) -> list[list[str]] | None:
+    """The chunks' BM25 tokens, or None if tokenising failed: they only spare the refresh the work (it then
+    tokenises the texts itself, and reports an error there), so the file is not failed for it."""
+    from rag.index.bm25 import Tokenizer
+
+    try:
+        return Tokenizer(config).token_lists([c.text for c in chunks])
+    except Exception:  # noqa: BLE001 - see above
+        return None
 
 
 def read_in_process(task: ReadTask) -> ReadResult:
