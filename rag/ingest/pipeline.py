@@ -57,7 +57,8 @@ class Ingestor:
         A JSON Lines record's own groups field (ingest.jsonl.groups_field) wins for that record.
         """
         self.index = index
-        self._chunks_read = 0  # by this ingestor: the reader's child tokenises for BM25 up to MAX_KNOWN_TEXTS of them
+        self.tokenise_in_reader = True  # the reader's child tokenises chunks for this process's BM25 refresh
+        self._chunks_read = 0  # by this ingestor: the reader's child tokenises up to MAX_KNOWN_TEXTS of them
         self.tags = sorted(set(tags)) if tags is not None else None
         self.groups = sorted(set(groups)) if groups is not None else None
         self.config = index.config
@@ -234,7 +235,7 @@ class Ingestor:
             ingest=self.config.ingest,
             chunking=self.config.chunking,
             fingerprint=self._fingerprint(file_type),
-            bm25=self.config.bm25 if self._chunks_read < MAX_KNOWN_TEXTS else None,  # a large run's refresh is a rebuild or a large segment
+            bm25=self.config.bm25 if self.tokenise_in_reader and self._chunks_read < MAX_KNOWN_TEXTS else None,  # past that: a rebuild, or a large segment
         )
 
     def _source_groups(self, found: FoundFile, record: SourceRecord | None) -> list[str]:

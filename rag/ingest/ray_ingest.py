@@ -184,6 +184,7 @@ def prepare_on_worker(config: RagConfig, tags: list[str] | None, groups: list[st
     """Load and chunk each file with the ingestor's own step, then embed the chunks the index does not hold yet."""
     view = _WorkerIndex(config, {item.planned.found.path.as_posix(): item.previous for item in work})
     ingestor = Ingestor(cast(Index, view), tags=tags, groups=groups)
+    ingestor.tokenise_in_reader = False  # BM25 is refreshed on the driver, which cannot take tokens made here
     results = []
     with FileReader(config.ingest) as reader:  # the same per-file limits as a plain ingest, on the worker
         for item in work:
