@@ -26,6 +26,7 @@ def run_rag(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def _ingest(folder: Path, index: Path) -> tuple[int, dict[str, object]]:
     done = run_rag("ingest", str(folder), "--index", str(index), "--json", cwd=folder.parent)
+    assert "leaked" not in done.stderr, done.stderr  # the reader's child released what it made (resource_tracker)
     return done.returncode, json.loads(done.stdout)
 
 

@@ -284,6 +284,7 @@ def _child_main(conn: Connection, parent_path: list[str], max_memory_mb: int) ->
             return
         if task is None:  # done: exit without tearing the interpreter down (a tenth of a second the parent waits on)
             conn.close()
+            _release_semaphores()
             os._exit(0)
         try:
             reply: tuple[str, Any] = ("ok", read_in_process(task))
@@ -292,6 +293,14 @@ def _child_main(conn: Connection, parent_path: list[str], max_memory_mb: int) ->
         except LoadError as exc:
             reply = ("error", ("load", str(exc)))
         conn.send(reply)
+
+
+def _release_semaphores() -> None:
+    """Unlink the named semaphores this child made (bm25s' tokenizer makes tqdm's lock), as a normal exit's
+    finalizers would: `os._exit` skips them, and the resource tracker then reports them leaked at the end."""
+    from multiprocessing import util
+
+    util._run_finalizers()  # multiprocessing's own exit step, without the interpreter's teardown
 
 
 def _die_with_parent() -> None:
