@@ -83,6 +83,11 @@ class ScoredSentence:
     dense: float
     typed: float = 0.0  # + when it holds a span of the expected kind, - when a strict question finds none
     previous: Span | None = None  # the sentence before it in the same passage
+    own: float = 0.0  # lexical coverage by its own words alone (no heading, no sentence before)
+    neighbour: float = 0.0  # the best dense similarity of the sentences beside it in its passage
+    rank: int = 0  # its passage's place in the read (0: the best-retrieved)
+    window: float = 0.0  # rarity-weighted coverage within its densest window of a few words (the words asked, together)
+    follows: float = 0.0  # the own-word coverage of the sentence before it in its passage (it may answer what that one asks about)
 
     @property
     def score(self) -> float:
@@ -135,12 +140,14 @@ class ExtractiveAnswerer:
         terms = set(_terms_of(question)) - _ABOUT_THE_TEXT or set(_terms_of(question))
         kind, durations = expected_answer(question), asks_duration(question)
         candidates: list[tuple[int, Span, str, Span | None]] = []
-        for passage in passages:
+        places: list[int] = []  # each candidate's passage's place in `passages`
+        for place, passage in enumerate(passages):
             previous: Span | None = None
             for span in _sentences(passage.text, passage.start):
                 if len(_terms_of(span.text)) >= MIN_SENTENCE_TERMS and not is_label(span.text):
                     path = self.headings(passage, span.start) if self.headings else passage.heading_path
                     candidates.append((passage.number, span, path[-1] if path else "", previous))
+                    places.append(place)
                 previous = span
         if not candidates:
             return []
@@ -149,12 +156,18 @@ class ExtractiveAnswerer:
         cosines = reading.cosines([f"{heading}: {span.text}" if heading else span.text for _, span, heading, _ in candidates])
         total = sum(weights.values())
         scored = []
-        for (number, span, heading, previous), own, cosine in zip(candidates, own_terms, cosines):
+        for i, ((number, span, heading, previous), own, cosine) in enumerate(zip(candidates, own_terms, cosines)):
             around = set(_terms_of(heading)) | (set(_terms_of(previous.text)) if previous else set())
-            covered = sum(w for t, w in weights.items() if t in own) + CONTEXT_WEIGHT * sum(w for t, w in weights.items() if t in around - own)
+            covered_own = sum(w for t, w in weights.items() if t in own)
+            covered = covered_own + CONTEXT_WEIGHT * sum(w for t, w in weights.items() if t in around - own)
             lexical = covered / total if total else 0.0
             typed = reading.typed(span.text, lambda text: _type_score(kind, terms, text, durations))
-            scored.append(ScoredSentence(number, span, lexical, cosine, typed, previous))
+            beside = [cosines[j] for j in (i - 1, i + 1) if 0 <= j < len(candidates) and places[j] == places[i]]
+            before = sum(w for t, w in weights.items() if t in own_terms[i - 1]) / total if total and i and places[i - 1] == places[i] else 0.0
+            scored.append(ScoredSentence(
+                number, span, lexical, cosine, typed, previous, covered_own / total if total else 0.0, max(beside, default=0.0), places[i],
+                _window_coverage(_terms_of(span.text), weights, len(terms) + 3) / total if total else 0.0, before,
+            ))
         scored.sort(key=lambda s: -s.score)
         return scored
 
@@ -391,6 +404,14 @@ def is_label(text: str) -> bool:
     if not ends_like_sentence and title_cased and 0 < len(words) <= 12 and not re.search(r"[$%:;,|]", stripped):
         return True  # "Installing and Configuring Tidewater 4.3 (Self-Hosted)"
     return not has_digit and not ends_like_sentence and (len(stripped.split()) <= 10 or " | " in stripped)
+
+
+def _window_coverage(words: tuple[str, ...], weights: dict[str, float], width: int) -> float:
+    """The most rarity weight of distinct question words inside any `width` consecutive words of a sentence."""
+    best = 0.0
+    for start in range(max(1, len(words) - width + 1)):
+        best = max(best, sum(weights.get(t, 0.0) for t in set(words[start : start + width])))
+    return best
 
 
 def _rarity(terms: set[str], sentence_terms: list[set[str]]) -> dict[str, float]:
