@@ -32,12 +32,19 @@ def top_k(questions: list[list[dict[str, float]]], scores: list[np.ndarray], k: 
 
 
 def fit(questions: list[list[dict[str, float]]], c: float) -> tuple[np.ndarray, float]:
+    """Pairwise: each sentence holding the reference against each that does not, both ways
+    round (a ranking is what is asked for, not a probability)."""
     from sklearn.linear_model import LogisticRegression
 
-    x = np.vstack([design(q) for q in questions])
-    y = np.array([s["label"] for q in questions for s in q])
-    model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(x, y)
-    return model.coef_[0], float(model.intercept_[0])
+    pairs = []
+    for q in questions:
+        x = design(q)
+        positives = [i for i, s in enumerate(q) if s["label"]]
+        negatives = [i for i, s in enumerate(q) if not s["label"]]
+        pairs += [x[i] - x[j] for i in positives for j in negatives]
+    x = np.array(pairs)
+    model = LogisticRegression(C=c, max_iter=2000, fit_intercept=False).fit(np.vstack([x, -x]), np.r_[np.ones(len(x)), np.zeros(len(x))])
+    return model.coef_[0], 0.0
 
 
 def main() -> None:
