@@ -102,12 +102,7 @@ def judge(row: dict[str, Any], answer: Any, scored: list[Any]) -> dict[str, Any]
     in_read = any(contains_reference(p.text, refs) for p in row["read"])
     best = scored[0].span.text if scored else ""
     result["ceiling"] = [any(contains_reference(t, refs) for t in result["top"][:k]) for k in (1, 2, 3)]
-    result["sentences"] = [  # every candidate's features and whether it holds the reference (eval/fit_sentence_ranker.py)
-        {"lexical": s.lexical, "dense": s.dense, "typed": s.typed, "own": s.own, "neighbour": s.neighbour, "rank": s.rank,
-         "window": s.window, "follows": s.follows,
-         "score": s.score, "label": contains_reference(s.span.text, refs)}
-        for s in scored
-    ] if in_read else []
+    result["sentences"] = sentence_features(scored, row["read"], refs) if in_read else []
     if answered and contains_reference(text, refs):
         result["stage"] = "right"
     elif not in_read:
@@ -119,6 +114,23 @@ def judge(row: dict[str, Any], answer: Any, scored: list[Any]) -> dict[str, Any]
     else:
         result["stage"] = "not shown"
     return result
+
+
+def sentence_features(scored: list[Any], read: list[Any], refs: list[str]) -> list[dict[str, Any]]:
+    """Every candidate sentence's features (eval/fit_sentence_ranker.py) and whether it holds the reference: the
+    answerer's own (lexical, dense, type, score), its passage's place in the read (0: best retrieved) and the best
+    dense similarity of the candidate sentences beside it in its passage."""
+    place = {p.number: i for i, p in enumerate(read)}
+    beside: dict[int, float] = {}
+    for number in {s.passage for s in scored}:
+        ordered = sorted((s for s in scored if s.passage == number), key=lambda s: s.span.start)
+        for i, s in enumerate(ordered):
+            beside[id(s)] = max((ordered[j].dense for j in (i - 1, i + 1) if 0 <= j < len(ordered)), default=0.0)
+    return [
+        {"lexical": s.lexical, "dense": s.dense, "typed": s.typed, "score": s.score, "rank": place.get(s.passage, 0),
+         "neighbour": beside[id(s)], "label": contains_reference(s.span.text, refs)}
+        for s in scored
+    ]
 
 
 def report(name: str, results: list[dict[str, Any]]) -> str:

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-FEATURES = ("lexical", "dense", "typed", "own", "neighbour", "rank", "window", "follows")
+FEATURES = ("lexical", "dense", "typed", "neighbour", "rank")
 
 
 def design(sentences: list[dict[str, float]]) -> np.ndarray:
     """One row per sentence: the features the answerer computes, the passage's place as 1/(1+rank)."""
-    return np.array([[s["lexical"], s["dense"], s["typed"], s["own"], s["neighbour"], 1.0 / (1.0 + s["rank"]), s["window"], s["follows"]] for s in sentences])
+    return np.array([[s["lexical"], s["dense"], s["typed"], s["neighbour"], 1.0 / (1.0 + s["rank"])] for s in sentences])
 
 
 def top_k(questions: list[list[dict[str, float]]], scores: list[np.ndarray], k: int) -> float:
@@ -47,6 +47,22 @@ def fit(questions: list[list[dict[str, float]]], c: float) -> tuple[np.ndarray, 
     return model.coef_[0], 0.0
 
 
+def followers(rows: list[dict], ratio: float, most: int = 3, min_support: float = 0.28) -> tuple[float, float]:
+    """Replays the answer's choice of further sentences (`FOLLOWER_RATIO` of the best score, at most `most` in all)
+    on answered questions: the share of all questions whose chosen sentences hold the reference, and the mean number
+    of sentences chosen (the sentence before, shown after a leading pronoun, left out)."""
+    hits, counts = 0, []
+    for row in rows:
+        sentences = row.get("sentences") or []
+        if not row["answered"] or not sentences:
+            continue
+        best = sentences[0]["score"]
+        chosen = [0] + [i for i, s in enumerate(sentences[1:], 1) if s["score"] >= max(min_support, ratio * best)][: most - 1]
+        hits += any(sentences[i]["label"] for i in chosen)
+        counts.append(len(chosen))
+    return hits / max(1, len(rows)), float(np.mean(counts)) if counts else 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stages", type=Path, nargs="+", help="answer_stages.py --out files")
@@ -66,6 +82,11 @@ def main() -> None:
         fitted = [design(q) @ weights for q in questions]
         cells = ["/".join(f"{top_k(questions, scores, k):.1%}" for k in (1, 2, 3)) for scores in (current, fitted)]
         print(f"| {held} | {len(questions)} | {cells[0]} | {cells[1]} |")
+    print("\n| follower ratio | " + " | ".join(f"{name}: holds the reference / sentences" for name in by_set) + " |")
+    print("|---|" + "---|" * len(by_set))
+    for ratio in (0.85, 0.8, 0.75, 0.7, 0.6):
+        cells = [followers([r for r in rows if r["set"] == name and r["answerable"] and r["span"]], ratio) for name in by_set]
+        print(f"| {ratio} | " + " | ".join(f"{hit:.1%} / {count:.2f}" for hit, count in cells) + " |")
     weights, intercept = fit([q for qs in by_set.values() for q in qs], args.c)
     print("weights on every set:", {name: round(float(w), 4) for name, w in zip(FEATURES, weights)}, "intercept", round(intercept, 4))
 

@@ -20,7 +20,7 @@ import re
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -83,11 +83,6 @@ class ScoredSentence:
     dense: float
     typed: float = 0.0  # + when it holds a span of the expected kind, - when a strict question finds none
     previous: Span | None = None  # the sentence before it in the same passage
-    own: float = 0.0  # lexical coverage by its own words alone (no heading, no sentence before)
-    neighbour: float = 0.0  # the best dense similarity of the sentences beside it in its passage
-    rank: int = 0  # its passage's place in the read (0: the best-retrieved)
-    window: float = 0.0  # rarity-weighted coverage within its densest window of a few words (the words asked, together)
-    follows: float = 0.0  # the own-word coverage of the sentence before it in its passage (it may answer what that one asks about)
 
     @property
     def score(self) -> float:
@@ -140,14 +135,12 @@ class ExtractiveAnswerer:
         terms = set(_terms_of(question)) - _ABOUT_THE_TEXT or set(_terms_of(question))
         kind, durations = expected_answer(question), asks_duration(question)
         candidates: list[tuple[int, Span, str, Span | None]] = []
-        places: list[int] = []  # each candidate's passage's place in `passages`
-        for place, passage in enumerate(passages):
+        for passage in passages:
             previous: Span | None = None
             for span in _sentences(passage.text, passage.start):
                 if len(_terms_of(span.text)) >= MIN_SENTENCE_TERMS and not is_label(span.text):
                     path = self.headings(passage, span.start) if self.headings else passage.heading_path
                     candidates.append((passage.number, span, path[-1] if path else "", previous))
-                    places.append(place)
                 previous = span
         if not candidates:
             return []
@@ -156,18 +149,12 @@ class ExtractiveAnswerer:
         cosines = reading.cosines([f"{heading}: {span.text}" if heading else span.text for _, span, heading, _ in candidates])
         total = sum(weights.values())
         scored = []
-        for i, ((number, span, heading, previous), own, cosine) in enumerate(zip(candidates, own_terms, cosines)):
+        for (number, span, heading, previous), own, cosine in zip(candidates, own_terms, cosines):
             around = set(_terms_of(heading)) | (set(_terms_of(previous.text)) if previous else set())
-            covered_own = sum(w for t, w in weights.items() if t in own)
-            covered = covered_own + CONTEXT_WEIGHT * sum(w for t, w in weights.items() if t in around - own)
+            covered = sum(w for t, w in weights.items() if t in own) + CONTEXT_WEIGHT * sum(w for t, w in weights.items() if t in around - own)
             lexical = covered / total if total else 0.0
             typed = reading.typed(span.text, lambda text: _type_score(kind, terms, text, durations))
-            beside = [cosines[j] for j in (i - 1, i + 1) if 0 <= j < len(candidates) and places[j] == places[i]]
-            before = sum(w for t, w in weights.items() if t in own_terms[i - 1]) / total if total and i and places[i - 1] == places[i] else 0.0
-            scored.append(ScoredSentence(
-                number, span, lexical, cosine, typed, previous, covered_own / total if total else 0.0, max(beside, default=0.0), places[i],
-                _window_coverage(_terms_of(span.text), weights, len(terms) + 3) / total if total else 0.0, before,
-            ))
+            scored.append(ScoredSentence(number, span, lexical, cosine, typed, previous))
         scored.sort(key=lambda s: -s.score)
         return scored
 
@@ -207,17 +194,23 @@ class ExtractiveAnswerer:
             trace["evidence"] = f"weak: {weak}"
             return ExtractiveAnswer(NOT_FOUND, trace, answered=False)
         best = scored[0]
+        document = {p.number: (p.source_key, p.doc_id) for p in passages}
+
+        def same(a: ScoredSentence, b: ScoredSentence) -> bool:
+            """The same sentence: overlapping offsets of one document (offsets of two documents say nothing), or the
+            same words (one sentence in two documents)."""
+            return _overlaps(a.span, b.span) and document.get(a.passage) == document.get(b.passage) or _same_words(a.span, b.span)
+
         chosen = [best]
         for candidate in scored[1:]:
             if len(chosen) >= self.config.max_sentences:
                 break
-            if candidate.score >= max(self.config.min_support, FOLLOWER_RATIO * best.score) and not any(
-                _overlaps(candidate.span, c.span) for c in chosen
-            ):
+            if candidate.score >= max(self.config.min_support, FOLLOWER_RATIO * best.score) and not any(same(candidate, c) for c in chosen):
                 chosen.append(candidate)
         lines = [_line(s.span, s.passage) for s in chosen]
         if best.previous is not None and _needs_previous(best, question) and len(chosen) < self.config.max_sentences + 1:
-            if not any(_overlaps(best.previous, c.span) for c in chosen):
+            before = replace(best, span=best.previous)
+            if not any(same(before, c) for c in chosen):
                 lines.insert(0, _line(best.previous, best.passage))
         trace["evidence"] = "strong"
         short = self._short_answer(question, kind, best, lines, checker)
@@ -406,14 +399,6 @@ def is_label(text: str) -> bool:
     return not has_digit and not ends_like_sentence and (len(stripped.split()) <= 10 or " | " in stripped)
 
 
-def _window_coverage(words: tuple[str, ...], weights: dict[str, float], width: int) -> float:
-    """The most rarity weight of distinct question words inside any `width` consecutive words of a sentence."""
-    best = 0.0
-    for start in range(max(1, len(words) - width + 1)):
-        best = max(best, sum(weights.get(t, 0.0) for t in set(words[start : start + width])))
-    return best
-
-
 def _rarity(terms: set[str], sentence_terms: list[set[str]]) -> dict[str, float]:
     """Weight of each question term: its inverse sentence frequency among the candidates (BM25's idf shape)."""
     frequency = Counter(t for own in sentence_terms for t in own & terms)
@@ -514,4 +499,10 @@ def _line(span: Span, passage: int) -> str:
 
 
 def _overlaps(a: Span, b: Span) -> bool:
+    """Offsets overlap: the same text only when both spans are of one document (the caller checks)."""
     return a.start < b.end and b.start < a.end
+
+
+def _same_words(a: Span, b: Span) -> bool:
+    """One sentence quoted from two documents (a repost, a copied paragraph) is shown once."""
+    return " ".join(a.text.split()).lower() == " ".join(b.text.split()).lower()
