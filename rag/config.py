@@ -457,6 +457,11 @@ class ServeConfig(_Section):
     request_timeout_s: float = Field(120.0, gt=0, description="Time limit of one /v1/ask or /v1/retrieve request (504 after).")
     pipelines: int = Field(4, ge=1, le=64, description="Questions answered at the same time; more requests wait.")
     queue_timeout_s: float = Field(30.0, gt=0, description="How long a request waits for a free pipeline (503 after).")
+    ingest_roots: list[str] = Field(
+        ["."],
+        description="Folders whose files POST /v1/ingest may read by server path (symlinks resolved; relative = the server's working "
+        "directory). [] = no server paths: only documents sent in the request and uploads.",
+    )
     trusted_user_header: str | None = Field(
         None, description="SSO: header an authenticating proxy puts the user name in (e.g. X-Forwarded-User); unset = off. See docs/ui.md."
     )

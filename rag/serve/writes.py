@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag.config import RagConfig
@@ -52,6 +53,22 @@ def write(
         return report.to_json()
     finally:
         lock.release()
+
+
+def check_ingest_roots(paths: list[str], roots: list[str]) -> None:
+    """Refuse (403) a server path outside `serve.ingest_roots`, so that an admin key cannot index any file the server
+    can read (`/etc/passwd`, another index, `../..`). Paths are compared after resolving symlinks and `..`."""
+    allowed = [Path(root).resolve() for root in roots]
+    for path in paths:
+        resolved = Path(path).resolve()
+        if not any(resolved.is_relative_to(root) for root in allowed):
+            where = ", ".join(str(root) for root in allowed) or "none: server paths are off"
+            raise ApiError(
+                403,
+                f"{path!r} is outside the folders this server ingests from ({where}); add its folder to serve.ingest_roots "
+                "in the server's config, or send the documents in the request",
+                "permission_error",
+            )
 
 
 def ingest_paths(index_dir: str | os.PathLike[str], config: RagConfig, body: IngestIn) -> list[str]:

@@ -13,7 +13,7 @@ from rag.index.contracts import ApiKey
 from rag.serve.context import ServerState, admin, server
 from rag.serve.errors import BODY_ERRORS, ERRORS, ApiError
 from rag.serve.schemas import ErrorOut, IngestIn, RemoveIn
-from rag.serve.writes import ingest_paths, list_sources, write
+from rag.serve.writes import check_ingest_roots, ingest_paths, list_sources, write
 
 if TYPE_CHECKING:
     from rag.ingest.pipeline import Ingestor
@@ -28,6 +28,7 @@ async def ingest(body: IngestIn, key: ApiKey = Depends(admin), state: ServerStat
     """Add or update documents (admin keys). The server is the index's writer while it runs."""
     if not body.paths and not body.documents:
         raise ApiError(422, "nothing to ingest: give paths (files or folders on the server) or documents")
+    check_ingest_roots(body.paths, state.config.serve.ingest_roots)
     groups = _groups_or_422(body.groups, "groups") if body.groups is not None else None
     for document in body.documents:
         if document.groups is not None:
