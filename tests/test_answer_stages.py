@@ -3,31 +3,15 @@ eval/fit_sentence_ranker.py: the replay of the further sentences an answer shows
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 from rag.generate.extractive import ScoredSentence
 from rag.text_units import Span
 from rag.types import Passage
+from tests.helpers import load_eval_script
 
-EVAL = Path(__file__).resolve().parents[1] / "eval"
-
-
-def _load(name: str):
-    sys.path.insert(0, str(EVAL))
-    try:
-        spec = importlib.util.spec_from_file_location(name, EVAL / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-        return module
-    finally:
-        sys.path.remove(str(EVAL))
-
-
-stages = _load("answer_stages")
-ranker = _load("fit_sentence_ranker")
+stages = load_eval_script("answer_stages")
+ranker = load_eval_script("fit_sentence_ranker")
 
 STORY = "Timmy went out to play. He found the dog under the porch. The dog was happy."
 OTHER = "The porch was painted blue last spring."
