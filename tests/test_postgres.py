@@ -157,6 +157,25 @@ def test_index_copy_moves_an_index_both_ways_without_embedding(postgres_url: str
             assert index.manifest.document("/contract/hr", "hr") == original.manifest.document("/contract/hr", "hr")
 
 
+def test_a_source_whose_copy_fails_midway_leaves_its_previous_version_whole(postgres_url: str) -> None:
+    """The catalog streams documents and chunks with COPY inside the source's transaction: a row the server refuses
+    halfway (here a chunk id sent twice) rolls the whole source back, the version committed before stays."""
+    import psycopg
+
+    config = contract_config()
+    IndexBackendContract().write(postgres_url, config, source(config, "alpha", paragraphs("alpha")))
+    with Index.open(postgres_url, config) as index:
+        before = (index.manifest.chunk_ids_of("/contract/alpha"), index.manifest.document("/contract/alpha", "alpha"), index.manifest.generation())
+    changed = source(config, "alpha", paragraphs("zebra"))
+    with Index.open(postgres_url, config, writable=True) as index:
+        index.manifest.begin_source_write(changed.record.path, [c.chunk_id for c in changed.chunks])
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            index.manifest.commit_source(changed.record, changed.documents, [*changed.chunks, changed.chunks[0]])
+    with Index.open(postgres_url, config) as index:
+        after = (index.manifest.chunk_ids_of("/contract/alpha"), index.manifest.document("/contract/alpha", "alpha"), index.manifest.generation())
+        assert after == before and not index.manifest.pending()
+
+
 # --- a first load builds the HNSW index once, at the end --------------------------------------------------------
 
 def _has_hnsw(url: str) -> bool:

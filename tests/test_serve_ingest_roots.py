@@ -29,3 +29,7 @@ def test_a_path_outside_every_root_is_refused_with_the_setting_to_change(tmp_pat
 def test_no_roots_means_no_server_paths(tmp_path: Path) -> None:
     with pytest.raises(ApiError, match="server paths are off"):
         check_ingest_roots([str(tmp_path)], [])
+
+
+def test_a_name_no_file_can_have_is_left_to_the_ingest_to_report(tmp_path: Path) -> None:
+    check_ingest_roots(["/etc/pass\x00wd", str(tmp_path / "\udcff.md")], [str(tmp_path)])  # no 500 for either

@@ -176,9 +176,16 @@ class Catalog(Protocol):
         """The chunks that exist, in the order asked."""
         ...
 
-    def neighbour_ids(self, source: str, doc_id: str, ordinals: list[int]) -> list[str]: ...
+    def chunks_at(self, positions: list[tuple[str, str, int]]) -> list[Chunk]:
+        """The chunks that exist at these (source, doc_id, ordinal) positions, in any order (neighbour expansion:
+        one read for every passage's neighbours, not one per passage)."""
+        ...
 
     def document(self, source: str, doc_id: str) -> Document | None: ...
+
+    def documents(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Document]:
+        """The documents that exist among these (source, doc_id) keys, in one read."""
+        ...
 
     def chunk_groups(self) -> Iterator[tuple[str, str]]:
         """(chunk id, JSON list of its document's groups) for every committed chunk."""

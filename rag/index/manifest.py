@@ -10,8 +10,9 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from rag.index.contracts import SourceRecord
 from rag.types import Chunk, Document, Page, Section
@@ -149,24 +150,34 @@ class Manifest:
                 part,
             )
             for row in rows:
-                found[row[0]] = Chunk(*row[:8], heading_path=tuple(json.loads(row[8])), tokens=row[9])
+                found[row[0]] = stored_chunk(row)
         return [found[c] for c in chunk_ids if c in found]
 
-    def neighbour_ids(self, source: str, doc_id: str, ordinals: list[int]) -> list[str]:
-        """Chunk ids at the given positions of one document (for neighbour expansion)."""
-        if not ordinals:
-            return []
-        rows = self.db.execute(
-            f"SELECT chunk_id FROM chunks WHERE source = ? AND doc_id = ? AND ordinal IN ({','.join('?' * len(ordinals))})",
-            [source, doc_id, *ordinals],
-        )
-        return [r[0] for r in rows]
+    def chunks_at(self, positions: list[tuple[str, str, int]]) -> list[Chunk]:
+        """The chunks at these (source, doc_id, ordinal) positions (for neighbour expansion): one indexed read per
+        document, in-process, so no round trips to save."""
+        by_document: dict[tuple[str, str], set[int]] = {}
+        for source, doc_id, ordinal in positions:
+            by_document.setdefault((source, doc_id), set()).add(ordinal)
+        found: list[Chunk] = []
+        for (source, doc_id), ordinals in by_document.items():
+            rows = self.db.execute(
+                "SELECT chunk_id, source, doc_id, ordinal, start, end, text, page, heading, tokens FROM chunks "
+                f"WHERE source = ? AND doc_id = ? AND ordinal IN ({','.join('?' * len(ordinals))})",
+                [source, doc_id, *sorted(ordinals)],
+            )
+            found += [stored_chunk(row) for row in rows]
+        return found
 
     def document(self, source: str, doc_id: str) -> Document | None:
         row = self.db.execute(
             "SELECT title, text, structure FROM documents WHERE source = ? AND doc_id = ?", (source, doc_id)
         ).fetchone()
         return None if row is None else stored_document(doc_id, *row)
+
+    def documents(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Document]:
+        found = {key: self.document(*key) for key in set(keys)}  # in-process SQLite: a read per key costs no round trip
+        return {key: document for key, document in found.items() if document is not None}
 
     # --- the write protocol ---------------------------------------------------------------
     def begin_source_write(self, path: str, added: list[str]) -> None:
@@ -265,6 +276,11 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
 
 def source_row(record: SourceRecord) -> tuple:
     return tuple(getattr(record, name.strip()) for name in SOURCE_COLUMNS.split(","))
+
+
+def stored_chunk(row: Sequence[Any]) -> Chunk:
+    """A chunk from a catalog row: chunk_id, source, doc_id, ordinal, start, end, text, page, heading (JSON), tokens."""
+    return Chunk(*row[:8], heading_path=tuple(json.loads(row[8])), tokens=row[9])
 
 
 def stored_document(doc_id: str, title: str, text: str, structure_json: str) -> Document:

@@ -43,6 +43,7 @@ class ContextAssembler:
         trace.cut_by_relevance = len(ranked) - len(kept)
         groups = self._merge(self._with_neighbours(kept, visible))
         groups.sort(key=lambda g: -g.score)
+        self._read_documents(groups[: self.config.max_passages])  # the loop below reads at least these
         passages: list[Passage] = []
         used = 0
         for group in groups:
@@ -104,14 +105,11 @@ class ContextAssembler:
         if not self.config.neighbours:
             return scored
         have = {c.chunk_id for c, _ in scored}
-        extra: list[str] = []
-        for chunk, _ in scored:
-            around = [chunk.ordinal + d for d in range(-self.config.neighbours, self.config.neighbours + 1) if d]
-            neighbours = self.manifest.neighbour_ids(chunk.source, chunk.doc_id, around)
-            extra += [i for i in neighbours if i not in have and (visible is None or i in visible)]
-            have.update(extra)
+        distances = [d for d in range(-self.config.neighbours, self.config.neighbours + 1) if d]
+        around = [(chunk.source, chunk.doc_id, chunk.ordinal + d) for chunk, _ in scored for d in distances]
+        extra = {c.chunk_id: c for c in self.manifest.chunks_at(around) if c.chunk_id not in have and (visible is None or c.chunk_id in visible)}
         # neighbours inherit no score of their own: they join the group of the chunk they border
-        return scored + [(c, float("-inf")) for c in self.manifest.chunks_by_id(extra)]
+        return scored + [(c, float("-inf")) for c in extra.values()]
 
     def _merge(self, scored: list[tuple[Chunk, float]]) -> list[_Group]:
         by_document: dict[tuple[str, str], list[tuple[Chunk, float]]] = {}
@@ -130,6 +128,12 @@ class ContextAssembler:
                     current = _Group([chunk], score, chunk.start, chunk.end)
                     groups.append(current)
         return [g for g in groups if g.score != float("-inf")]
+
+    def _read_documents(self, groups: list[_Group]) -> None:
+        """Read the documents of these groups not cached yet, in one catalog read (one round trip on a database)."""
+        keys = {(g.chunks[0].source, g.chunks[0].doc_id) for g in groups} - self._documents.keys()
+        if keys:
+            self._documents.update(self.manifest.documents(sorted(keys)))
 
     def document(self, source: str, doc_id: str) -> Document | None:
         key = (source, doc_id)

@@ -60,7 +60,10 @@ def check_ingest_roots(paths: list[str], roots: list[str]) -> None:
     can read (`/etc/passwd`, another index, `../..`). Paths are compared after resolving symlinks and `..`."""
     allowed = [Path(root).resolve() for root in roots]
     for path in paths:
-        resolved = Path(path).resolve()
+        try:
+            resolved = Path(path).resolve()
+        except ValueError:  # a NUL or lone surrogate: no file can have that name; the ingest reports it as failed
+            continue
         if not any(resolved.is_relative_to(root) for root in allowed):
             where = ", ".join(str(root) for root in allowed) or "none: server paths are off"
             raise ApiError(

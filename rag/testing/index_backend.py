@@ -94,9 +94,18 @@ class IndexBackendContract:
             assert len(ids) > 3
             document = index.manifest.document("/contract/beta", "beta")
             assert document is not None and document.text == "\n\n".join(paragraphs("beta"))
-            for chunk in index.manifest.chunks_by_id(sorted(ids)):
+            chunks = index.manifest.chunks_by_id(sorted(ids))
+            for chunk in chunks:
                 stored = index.manifest.document(chunk.source, chunk.doc_id)
                 assert stored is not None and stored.text[chunk.start : chunk.end] == chunk.text
+            # the batched reads of context assembly: positions and keys that exist are found, the others skipped
+            positions = [(c.source, c.doc_id, c.ordinal) for c in chunks] + [("/contract/beta", "beta", 10_000), ("/nowhere", "x", 0)]
+            assert sorted(index.manifest.chunks_at(positions), key=lambda c: c.chunk_id) == sorted(chunks, key=lambda c: c.chunk_id)
+            assert index.manifest.chunks_at([]) == []
+            keys = [("/contract/alpha", "alpha"), ("/contract/beta", "beta"), ("/nowhere", "x")]
+            documents = index.manifest.documents(keys)
+            assert set(documents) == set(keys[:2]) and documents[keys[1]] == document
+            assert index.manifest.documents([]) == {}
 
     def test_a_rewritten_source_replaces_exactly_its_changed_chunks(self, index_location: Location, index_config: RagConfig) -> None:
         config = index_config

@@ -11,11 +11,11 @@ transaction whose connection died, so there is nothing to repair. Every commit r
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from rag.index.contracts import SourceRecord
-from rag.index.manifest import SOURCE_COLUMNS, source_row, stored_document, structure_json
+from rag.index.manifest import SOURCE_COLUMNS, source_row, stored_chunk, stored_document, structure_json
 from rag.index.postgres import connections
 from rag.types import Chunk, Document
 
@@ -37,6 +37,7 @@ class PostgresCatalog:
         self.location = location
         self._conn: psycopg.Connection[Any] | None = connections.acquire(url)  # None once closed
         self._writing: str | None = None  # the source whose write transaction is open
+        self._snapshot_meta: dict[str, str] | None = None  # rag_meta as the open read snapshot sees it
         if self.get_meta("index_id") is None:
             import uuid
 
@@ -65,6 +66,8 @@ class PostgresCatalog:
 
     # --- meta and generations ---------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
+        if self._snapshot_meta is not None:  # a snapshot sees one committed state: read once at its start
+            return self._snapshot_meta.get(key)
         rows = self._rows("SELECT value FROM rag_meta WHERE key = %s", (key,))
         return rows[0][0] if rows else None
 
@@ -72,6 +75,8 @@ class PostgresCatalog:
         self.conn.execute(
             "INSERT INTO rag_meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (key, value)
         )
+        if self._snapshot_meta is not None:
+            self._snapshot_meta[key] = value
 
     def generation(self) -> int:
         return int(self.get_meta("generation") or 0)
@@ -81,13 +86,22 @@ class PostgresCatalog:
 
         try:
             self._connect_again_if_lost()
-            self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            meta = self._begin_snapshot()
         except Unavailable:  # the connection died while idle (a server restart): once more, on a fresh one
             self._connect_again_if_lost()
-            self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            meta = self._begin_snapshot()
+        self._snapshot_meta = meta
         connections.bind(self.url, self.conn)  # the vector store's reads share the snapshot
 
+    def _begin_snapshot(self) -> dict[str, str]:
+        """Open the snapshot and read every meta value (generation, config, groups epoch...) in one round trip:
+        the searcher asks for them several times per request, and inside the snapshot they cannot change."""
+        cursor = self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT key, value FROM rag_meta")
+        cursor.nextset()  # past BEGIN's (empty) result
+        return dict(cursor.fetchall())
+
     def end_read(self) -> None:
+        self._snapshot_meta = None
         connections.unbind(self.url)
         if self._conn is not None and not self._conn.broken:  # a dropped connection has no transaction to end
             self.conn.execute("ROLLBACK")
@@ -125,20 +139,33 @@ class PostgresCatalog:
 
     def chunks_by_id(self, chunk_ids: list[str]) -> list[Chunk]:
         rows = self._rows(f"SELECT {_CHUNK_COLUMNS} FROM rag_chunks WHERE chunk_id = ANY(%s)", (list(chunk_ids),))
-        found = {row[0]: Chunk(*row[:8], heading_path=tuple(json.loads(row[8])), tokens=row[9]) for row in rows}
+        found = {row[0]: stored_chunk(row) for row in rows}
         return [found[c] for c in chunk_ids if c in found]
 
-    def neighbour_ids(self, source: str, doc_id: str, ordinals: list[int]) -> list[str]:
-        if not ordinals:
+    def chunks_at(self, positions: list[tuple[str, str, int]]) -> list[Chunk]:
+        if not positions:
             return []
+        sources, doc_ids, ordinals = (list(column) for column in zip(*set(positions)))
         rows = self._rows(
-            "SELECT chunk_id FROM rag_chunks WHERE source = %s AND doc_id = %s AND ordinal = ANY(%s)", (source, doc_id, ordinals)
+            f"SELECT {_CHUNK_COLUMNS} FROM rag_chunks "
+            "JOIN unnest(%s::text[], %s::text[], %s::int[]) AS wanted (source, doc_id, ordinal) USING (source, doc_id, ordinal)",
+            (sources, doc_ids, ordinals),
         )
-        return [r[0] for r in rows]
+        return [stored_chunk(row) for row in rows]
 
     def document(self, source: str, doc_id: str) -> Document | None:
-        rows = self._rows("SELECT title, text, structure FROM rag_documents WHERE source = %s AND doc_id = %s", (source, doc_id))
-        return stored_document(doc_id, *rows[0]) if rows else None
+        return self.documents([(source, doc_id)]).get((source, doc_id))
+
+    def documents(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Document]:
+        if not keys:
+            return {}
+        sources, doc_ids = (list(column) for column in zip(*set(keys)))
+        rows = self._rows(
+            "SELECT source, doc_id, title, text, structure FROM rag_documents "
+            "JOIN unnest(%s::text[], %s::text[]) AS wanted (source, doc_id) USING (source, doc_id)",
+            (sources, doc_ids),
+        )
+        return {(row[0], row[1]): stored_document(*row[1:]) for row in rows}
 
     def chunk_groups(self) -> Iterator[tuple[str, str]]:
         return iter(
@@ -166,23 +193,29 @@ class PostgresCatalog:
             self.conn.execute(
                 f"INSERT INTO rag_sources ({SOURCE_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})", source_row(record)
             )
-            with self.conn.cursor() as cursor:
-                cursor.executemany(
-                    "INSERT INTO rag_documents (source, doc_id, title, text, structure, groups) VALUES (%s, %s, %s, %s, %s, %s)",
-                    [(record.path, d.doc_id, d.title, d.text, structure_json(d), json.dumps(sorted(d.groups))) for d in documents],
-                )
-                cursor.executemany(
-                    f"INSERT INTO rag_chunks ({_CHUNK_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    [
-                        (c.chunk_id, record.path, c.doc_id, c.ordinal, c.start, c.end, c.text, c.page, json.dumps(c.heading_path), c.tokens)
-                        for c in chunks
-                    ],
-                )
+            self._copy(
+                "rag_documents (source, doc_id, title, text, structure, groups)",
+                ((record.path, d.doc_id, d.title, d.text, structure_json(d), json.dumps(sorted(d.groups))) for d in documents),
+            )
+            self._copy(
+                f"rag_chunks ({_CHUNK_COLUMNS})",
+                (
+                    (c.chunk_id, record.path, c.doc_id, c.ordinal, c.start, c.end, c.text, c.page, json.dumps(c.heading_path), c.tokens)
+                    for c in chunks
+                ),
+            )
             self.conn.execute("DELETE FROM rag_pending WHERE source = %s", (record.path,))
             self.conn.execute(_BUMP, ("generation",))
             after = {d.doc_id: json.dumps(sorted(d.groups)) for d in documents}
             if any(doc_id in after and after[doc_id] != groups for doc_id, groups in before.items()):
                 self.conn.execute(_BUMP, ("groups_epoch",))  # readers rebuild their per-group lexical statistics
+
+    def _copy(self, table: str, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Insert rows with COPY, in the open transaction: one stream instead of a statement per row, and still
+        all or nothing with the rest of the source's commit."""
+        with self.conn.cursor() as cursor, cursor.copy(f"COPY {table} FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def abort_source_write(self, path: str) -> None:
         self._rollback_open_write()

@@ -7,6 +7,8 @@ is also a `psycopg.OperationalError`, so code that handles driver errors (the po
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -52,14 +54,25 @@ class GuardedCursor(psycopg.Cursor[Any]):
         try:
             return super().execute(*args, **kwargs)
         except psycopg.OperationalError as exc:
-            if isinstance(exc, DatabaseUnavailable) or not self.connection.broken:
-                raise  # a query-level problem (a cancelled statement, a lock timeout) stays the driver's error
-            raise _dropped(self.connection, exc) from None
+            raise self._translated(exc) from None
 
     def executemany(self, *args: Any, **kwargs: Any) -> None:
         try:
             super().executemany(*args, **kwargs)
         except psycopg.OperationalError as exc:
-            if isinstance(exc, DatabaseUnavailable) or not self.connection.broken:
-                raise
-            raise _dropped(self.connection, exc) from None
+            raise self._translated(exc) from None
+
+    @contextmanager
+    def copy(self, *args: Any, **kwargs: Any) -> Iterator[psycopg.Copy]:
+        try:
+            with super().copy(*args, **kwargs) as copy:
+                yield copy
+        except psycopg.OperationalError as exc:
+            raise self._translated(exc) from None
+
+    def _translated(self, exc: psycopg.OperationalError) -> psycopg.OperationalError:
+        """A query-level problem (a cancelled statement, a lock timeout) stays the driver's error; a dropped
+        connection becomes `DatabaseUnavailable`."""
+        if isinstance(exc, DatabaseUnavailable) or not self.connection.broken:
+            return exc
+        return _dropped(self.connection, exc)

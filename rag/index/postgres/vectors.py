@@ -95,17 +95,18 @@ class PgVectorStore:
             return self._query(conn, vector, k, where)
 
     def _query(self, conn: Any, vector: np.ndarray, k: int, where: dict[str, Any] | None) -> list[tuple[str, float]]:
-        conn.execute("SELECT set_config('hnsw.ef_search', %s, false)", (str(max(MIN_EF_SEARCH, min(k, 1000))),))
         clauses, params = [], []
         for key, value in (where or {}).items():
             clauses.append("metadata->>%s = %s")
             params += [key, str(value)]
         condition = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         query = np.asarray(vector, dtype=np.float32)
-        rows = conn.execute(
-            f"SELECT chunk_id, 1 - (embedding <=> %s) FROM rag_vectors {condition} ORDER BY embedding <=> %s LIMIT %s",
-            [query, *params, query, k],
-        ).fetchall()
+        with conn.pipeline():  # the setting and the search travel together: one round trip
+            conn.execute("SELECT set_config('hnsw.ef_search', %s, false)", (str(max(MIN_EF_SEARCH, min(k, 1000))),))
+            rows = conn.execute(
+                f"SELECT chunk_id, 1 - (embedding <=> %s) FROM rag_vectors {condition} ORDER BY embedding <=> %s LIMIT %s",
+                [query, *params, query, k],
+            ).fetchall()
         return [(row[0], float(row[1])) for row in rows]
 
     def get_vectors(self, ids: Iterable[str]) -> tuple[list[str], np.ndarray]:
