@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -15,6 +16,21 @@ import httpx
 import pytest
 
 from rag.index.store import Index
+
+
+EVAL = Path(__file__).resolve().parents[1] / "eval"
+
+
+def load_eval_script(name: str):
+    """A script of eval/ as a module (eval/ is not a package; its scripts import one another by name)."""
+    sys.path.insert(0, str(EVAL))
+    try:
+        spec = importlib.util.spec_from_file_location(name, EVAL / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        return module
+    finally:
+        sys.path.remove(str(EVAL))
 
 
 def assert_index_consistent(index: Index) -> set[str]:

@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
-EVAL = Path(__file__).resolve().parents[1] / "eval"
-
-
-def _load(name: str):
-    sys.path.insert(0, str(EVAL))
-    try:
-        spec = importlib.util.spec_from_file_location(name, EVAL / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-        return module
-    finally:
-        sys.path.remove(str(EVAL))
-
+from tests.helpers import load_eval_script
 
 POD = """=head1 NAME
 
@@ -51,7 +37,7 @@ Someone.
 
 
 def test_pod_sections_strip_markup_and_commands() -> None:
-    perlfaq = _load("build_perlfaq_dataset")
+    perlfaq = load_eval_script("build_perlfaq_dataset")
     sections = list(perlfaq.pod_sections(POD))
     assert [heading for heading, _ in sections] == ["How do I round a number?", "Why don't my <<HERE documents work?"]
     body = sections[0][1]
@@ -61,7 +47,7 @@ def test_pod_sections_strip_markup_and_commands() -> None:
 
 
 def test_build_writes_questions_against_their_own_answers(tmp_path: Path) -> None:
-    perlfaq = _load("build_perlfaq_dataset")
+    perlfaq = load_eval_script("build_perlfaq_dataset")
     sections = [("perlfaq0", s) for s in perlfaq.pod_sections(POD)]
     documents, questions = perlfaq.build(sections, tmp_path)
     corpus = [json.loads(line) for line in (tmp_path / "corpus.jsonl").read_text().splitlines()]

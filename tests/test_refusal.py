@@ -173,3 +173,19 @@ def test_the_retrieved_passages_check_reuses_the_wider_reads_sentences(answerer:
     reading = QuestionReading(question, cached.embedder)
     cached.evidence(question, wide, shown=shown, reading=reading)
     assert cached.evidence(question, shown, reading=reading) == cached.evidence(question, shown)  # exact floats
+
+
+def test_further_sentences_from_other_documents_at_the_same_offsets_are_shown(answerer: ExtractiveAnswerer) -> None:
+    """Sentences of two documents are not the same sentence because their offsets overlap (both start at 0): the
+    second document's sentence scoring near the best is shown too (before, only sentences at other offsets were).
+    One sentence found in two documents (a repost) is shown once."""
+    texts = [
+        "New employees get 20 vacation days per year.",
+        "Vacation days for new employees: 20 per year, rising to 25 after five years.",
+        "New employees get 20 vacation days per year.",
+    ]
+    passages = [Passage(i, f"d{i}.md", f"/d{i}.md", f"d{i}", 0, len(t), t, None, (), 1.0) for i, t in enumerate(texts, start=1)]
+    answer = answerer.answer("How many vacation days do new employees get?", passages)
+    assert answer.answered
+    assert "rising to 25 after five years" in answer.text
+    assert sum("New employees get 20 vacation days per year." in line for line in answer.lines) == 1

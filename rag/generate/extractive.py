@@ -20,7 +20,7 @@ import re
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -194,17 +194,23 @@ class ExtractiveAnswerer:
             trace["evidence"] = f"weak: {weak}"
             return ExtractiveAnswer(NOT_FOUND, trace, answered=False)
         best = scored[0]
+        document = {p.number: (p.source_key, p.doc_id) for p in passages}
+
+        def same(a: ScoredSentence, b: ScoredSentence) -> bool:
+            """The same sentence: overlapping offsets of one document (offsets of two documents say nothing), or the
+            same words (one sentence in two documents)."""
+            return _overlaps(a.span, b.span) and document.get(a.passage) == document.get(b.passage) or _same_words(a.span, b.span)
+
         chosen = [best]
         for candidate in scored[1:]:
             if len(chosen) >= self.config.max_sentences:
                 break
-            if candidate.score >= max(self.config.min_support, FOLLOWER_RATIO * best.score) and not any(
-                _overlaps(candidate.span, c.span) for c in chosen
-            ):
+            if candidate.score >= max(self.config.min_support, FOLLOWER_RATIO * best.score) and not any(same(candidate, c) for c in chosen):
                 chosen.append(candidate)
         lines = [_line(s.span, s.passage) for s in chosen]
         if best.previous is not None and _needs_previous(best, question) and len(chosen) < self.config.max_sentences + 1:
-            if not any(_overlaps(best.previous, c.span) for c in chosen):
+            before = replace(best, span=best.previous)
+            if not any(same(before, c) for c in chosen):
                 lines.insert(0, _line(best.previous, best.passage))
         trace["evidence"] = "strong"
         short = self._short_answer(question, kind, best, lines, checker)
@@ -493,4 +499,10 @@ def _line(span: Span, passage: int) -> str:
 
 
 def _overlaps(a: Span, b: Span) -> bool:
+    """Offsets overlap: the same text only when both spans are of one document (the caller checks)."""
     return a.start < b.end and b.start < a.end
+
+
+def _same_words(a: Span, b: Span) -> bool:
+    """One sentence quoted from two documents (a repost, a copied paragraph) is shown once."""
+    return " ".join(a.text.split()).lower() == " ".join(b.text.split()).lower()
