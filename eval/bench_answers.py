@@ -4,6 +4,8 @@ One row per set, the table of issue 20:
 - answer contains the reference: SQuAD-style normalisation (lower case, punctuation and articles removed) of the
   answer text without its [n] markers contains a normalised reference answer; yes/no questions excluded (they are
   scored as "starts with the right Yes/No" in their own column);
+- words per answer: the mean length of the answered span questions' answers, in words of that normalised text (a
+  longer answer holds the reference more often, so the two columns are read together);
 - judge correctness: the project's `answer_correctness` (`rag eval answers`: case/space-insensitive containment);
   `disagree` counts questions where the two measures differ;
 - refused though answerable, correct refusals (unanswerable questions), context recall (offline judge), citation
@@ -136,6 +138,7 @@ def measure(name: str, devsets: Path, indexes: Path, overrides: list[str]) -> di
     contained = [r for r in spans if r["answered"] and contains_reference(r["answer"], r["references"])]
     judged = [r for r in spans if r["metrics"]["answer_correctness"] == 1.0]
     disagree = [r["id"] for r in spans if (r in contained) != (r in judged)]
+    answered_words = [len(squad_normalise(r["answer"]).split()) for r in spans if r["answered"]]
     yes_no_right = [r for r in yes_no if squad_normalise(r["answer"]).split()[:1] == [squad_normalise(r["references"][0])]]
     citations = [c for r in rows for c in r["citations"]]
     valid = sum(sources.text(c["source"], c["doc_id"]) is not None and sources.text(c["source"], c["doc_id"])[c["start"] : c["end"]] == c["text"] for c in citations)  # type: ignore[index]
@@ -148,6 +151,8 @@ def measure(name: str, devsets: Path, indexes: Path, overrides: list[str]) -> di
         "contains_reference": round(len(contained) / max(1, len(spans)), 4),
         "judge_correctness": round(len(judged) / max(1, len(spans)), 4),
         "disagree": disagree,
+        # a longer answer holds the reference more often: the two are read together
+        "words_per_answer": round(statistics.fmean(answered_words), 1) if answered_words else None,
         "yes_no": len(yes_no),
         "yes_no_right": len(yes_no_right),
         "false_refusals": round(sum(not r["answered"] for r in answerable) / max(1, len(answerable)), 4),
@@ -257,15 +262,15 @@ def per_set_curve(details: list[dict[str, Any]], thresholds: list[float]) -> str
 
 def table(results: list[dict[str, Any]], label: str = "") -> str:
     lines = [
-        "| set | run | questions | answer contains the reference | judge correctness (disagree) | yes/no right | "
+        "| set | run | questions | answer contains the reference | words per answer | judge correctness (disagree) | yes/no right | "
         "refused though answerable | correct refusals | context recall | citation precision | citation validity | s/answer p50 (mean) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
         lines.append(
             f"| {r['set']} | {r.get('label', label)} | {r['questions']} | {r['contains_reference']:.1%} (of {r['span_questions']}) | "
-            f"{r['judge_correctness']:.1%} ({len(r['disagree'])}) | {r['yes_no_right']}/{r['yes_no']} | {r['false_refusals']:.1%} | "
+            f"{r.get('words_per_answer') or '-'} | {r['judge_correctness']:.1%} ({len(r['disagree'])}) | {r['yes_no_right']}/{r['yes_no']} | {r['false_refusals']:.1%} | "
             f"{r['correct_refusals']}/{r['unanswerable']} | {fmt(r['context_recall'])} | {fmt(r['citation_precision'])} | "
             f"{r['citation_validity']:.1%} of {r['citations']} | {r['seconds_p50']:.3f} ({r['seconds_mean']:.3f}) |"
         )
