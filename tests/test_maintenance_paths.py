@@ -89,6 +89,32 @@ def test_a_changed_file_is_tokenised_for_bm25_by_the_reader_not_by_the_refresh(t
     assert len(after) == 1
 
 
+def test_an_ingest_that_fails_before_its_refresh_leaves_no_tokens_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader's tokens wait in this process for the refresh at the end of the run; a run that fails first
+    must not leave them there (a server would keep them until an ingest took them)."""
+    from rag.ingest import pipeline
+    from rag.index.writer import IndexWriter
+
+    (tmp_path / "note.txt").write_text("The platypus census doubled this year.\n")
+    remembered: list[str] = []
+
+    def remember(config: BM25Config, texts: list[str], tokens: list[list[str]]) -> None:
+        remembered.extend(texts)
+        remember_tokens(config, texts, tokens)
+
+    def fail(self: IndexWriter, write: object) -> None:
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(pipeline, "remember_tokens", remember)
+    monkeypatch.setattr(IndexWriter, "stage", fail)
+    with Index.open(tmp_path / "index", load_config(), writable=True) as index, pytest.raises(RuntimeError, match="disk is full"):
+        Ingestor(index).ingest([str(tmp_path / "note.txt")])
+    assert remembered  # the reader's child did tokenise the file
+    monkeypatch.setattr(bm25, "_bm25s", _no_bm25s)
+    with pytest.raises(AssertionError, match="bm25s"):
+        Tokenizer(BM25Config()).ids(remembered)  # nothing left to take: tokenised afresh
+
+
 def test_the_reader_tokenises_its_chunks_when_asked_and_a_failure_there_fails_nothing(tmp_path: Path) -> None:
     path = tmp_path / "note.txt"
     path.write_text("Running runners ran past the running water.\n\nThe quick brown fox.\n")

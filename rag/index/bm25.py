@@ -76,6 +76,11 @@ class _KnownTokens:
             return rows
 
 
+    def clear(self) -> None:
+        with self._lock:
+            self._by_settings.clear()
+
+
 _KNOWN = _KnownTokens()
 
 
@@ -83,6 +88,12 @@ def remember_tokens(config: BM25Config, texts: list[str], tokens: list[list[str]
     """Keep the tokens of `texts` (`Tokenizer.token_lists` under `config`, made in another process) for the
     refresh that will index them; beyond MAX_KNOWN_TEXTS texts they are not kept (the refresh tokenises)."""
     _KNOWN.add(config, texts, tokens)
+
+
+def forget_tokens() -> None:
+    """Drop every remembered token list. An ingest calls it when it ends, so the tokens of a run that failed before
+    its refresh took them do not stay in a long-lived process (`rag serve`)."""
+    _KNOWN.clear()
 
 
 class Tokenizer:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rag.core.progress import Progress, ProgressFactory
 from rag.errors import LoadError
-from rag.index.bm25 import MAX_KNOWN_TEXTS, remember_tokens
+from rag.index.bm25 import MAX_KNOWN_TEXTS, forget_tokens, remember_tokens
 from rag.index.contracts import SourceRecord
 from rag.index.store import Index
 from rag.index.writer import EMBEDDING_PHASE, IndexWriter, SourceWrite
@@ -69,19 +69,22 @@ class Ingestor:
     def ingest(self, paths: list[str]) -> IngestReport:
         reject_blank_paths(paths, "a blank path would mean the current folder: name it, e.g. `.`; nothing was ingested")
         report = IngestReport()
-        with write_session(self.index, self.progress, report) as writer:
-            found = scan(paths, self.config.ingest)
-            report.failed.extend(FileProblem(p, "no such file or folder") for p in found.missing)
-            report.skipped.extend(FileProblem(path, reason) for path, reason in found.skipped)
-            indexed = {record.path: record for record in self.index.manifest.sources()}  # one read, not one per file
-            plan = self._plan(found.files, indexed, report, writer)
-            self._process(plan, report, writer)
-            seen = {f.path.as_posix() for f in found.files}
-            roots = tuple(folder.as_posix().rstrip("/") + "/" for folder in found.folders)
-            for path in indexed:  # indexed before this run, under a folder given, and no longer there
-                if path.startswith(roots) and path not in seen:
-                    report.chunks_removed += writer.remove(path)
-                    report.removed += 1
+        try:
+            with write_session(self.index, self.progress, report) as writer:
+                found = scan(paths, self.config.ingest)
+                report.failed.extend(FileProblem(p, "no such file or folder") for p in found.missing)
+                report.skipped.extend(FileProblem(path, reason) for path, reason in found.skipped)
+                indexed = {record.path: record for record in self.index.manifest.sources()}  # one read, not one per file
+                plan = self._plan(found.files, indexed, report, writer)
+                self._process(plan, report, writer)
+                seen = {f.path.as_posix() for f in found.files}
+                roots = tuple(folder.as_posix().rstrip("/") + "/" for folder in found.folders)
+                for path in indexed:  # indexed before this run, under a folder given, and no longer there
+                    if path.startswith(roots) and path not in seen:
+                        report.chunks_removed += writer.remove(path)
+                        report.removed += 1
+        finally:
+            forget_tokens()  # the refresh (at the session's end) has taken what it could; a failed run took nothing
         return report
 
     def remove(self, paths: list[str], *, folders: bool = True, everything: bool = False) -> IngestReport:
