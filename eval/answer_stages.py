@@ -14,7 +14,7 @@ Retrieval is the slow part and does not change when the answerer does: each ques
 the retrieved ones) are recorded once under --cache, with the sentence vectors, so a rerun after an answerer change
 takes seconds per set rather than minutes.
 
-    python eval/answer_stages.py --devsets /work/devsets --indexes /tmp/idx --sets nyt,reddit,new_wiki,nyt_unanswerable
+    python eval/answer_stages.py --devsets .rag/devsets --indexes /tmp/idx --sets nyt,reddit,new_wiki,nyt_unanswerable
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench_answers import REPO, contains_reference, ensure_index, is_yes_no, set_paths, squad_normalise
+from bench_answers import REPO, answer_words, contains_reference, ensure_index, is_yes_no, set_paths
 
 STAGES = ("right", "retrieval", "refused", "ranking", "not shown")
 
@@ -93,7 +93,7 @@ def judge(row: dict[str, Any], answer: Any, scored: list[Any]) -> dict[str, Any]
     text = answer.text if answered else ""
     result: dict[str, Any] = {
         "id": row["id"], "question": row["question"], "references": refs, "answerable": row["answerable"],
-        "answered": answered, "answer": text, "words": len(squad_normalise(text).split()) if answered else 0,
+        "answered": answered, "answer": text, "words": answer_words(text) if answered else 0,
         "span": bool(refs) and not is_yes_no(refs),
         "top": [s.span.text for s in scored[:3]],
     }

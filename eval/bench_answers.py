@@ -4,8 +4,8 @@ One row per set, the table of issue 20:
 - answer contains the reference: SQuAD-style normalisation (lower case, punctuation and articles removed) of the
   answer text without its [n] markers contains a normalised reference answer; yes/no questions excluded (they are
   scored as "starts with the right Yes/No" in their own column);
-- words per answer: the mean length of the answered span questions' answers, in words of that normalised text (a
-  longer answer holds the reference more often, so the two columns are read together);
+- words per answer: the mean length of the answered answerable questions' answers, in words of that normalised
+  text (a longer answer holds the reference more often, so the two columns are read together);
 - judge correctness: the project's `answer_correctness` (`rag eval answers`: case/space-insensitive containment);
   `disagree` counts questions where the two measures differ;
 - refused though answerable, correct refusals (unanswerable questions), context recall (offline judge), citation
@@ -48,6 +48,11 @@ def squad_normalise(text: str) -> str:
 def contains_reference(answer: str, references: list[str]) -> bool:
     normalised = squad_normalise(answer)
     return any(squad_normalise(r) in normalised for r in references if squad_normalise(r))
+
+
+def answer_words(answer: str) -> int:
+    """An answer's length in words, as `contains_reference` reads it (markers, punctuation and articles removed)."""
+    return len(squad_normalise(answer).split())
 
 
 def is_yes_no(references: list[str]) -> bool:
@@ -138,7 +143,7 @@ def measure(name: str, devsets: Path, indexes: Path, overrides: list[str]) -> di
     contained = [r for r in spans if r["answered"] and contains_reference(r["answer"], r["references"])]
     judged = [r for r in spans if r["metrics"]["answer_correctness"] == 1.0]
     disagree = [r["id"] for r in spans if (r in contained) != (r in judged)]
-    answered_words = [len(squad_normalise(r["answer"]).split()) for r in spans if r["answered"]]
+    answered_words = [answer_words(r["answer"]) for r in answerable if r["answered"]]
     yes_no_right = [r for r in yes_no if squad_normalise(r["answer"]).split()[:1] == [squad_normalise(r["references"][0])]]
     citations = [c for r in rows for c in r["citations"]]
     valid = sum(sources.text(c["source"], c["doc_id"]) is not None and sources.text(c["source"], c["doc_id"])[c["start"] : c["end"]] == c["text"] for c in citations)  # type: ignore[index]

@@ -30,7 +30,6 @@ from rag.config import BM25Config
 if TYPE_CHECKING:
     from rag.index.contracts import Catalog
 
-
 MAX_SEGMENTS = 8  # more small segments than this: they are merged into one
 MAX_CHANGED_SHARE = 0.25  # dead chunks plus chunks outside the largest segment above this share: full rebuild
 
@@ -74,7 +73,6 @@ class _KnownTokens:
             for text in set(texts):
                 del known[text]
             return rows
-
 
     def clear(self) -> None:
         with self._lock:
@@ -130,8 +128,7 @@ class Tokenizer:
         return [list(row) for row in rows]
 
     def tokens(self, text: str) -> list[str]:
-        tokens = _bm25s().tokenize([text], stopwords=self.config.stopwords or [], stemmer=self._stemmer(), return_ids=False, show_progress=False)
-        return list(tokens[0])
+        return self.token_lists([text])[0]
 
 
 @dataclass(frozen=True, slots=True)

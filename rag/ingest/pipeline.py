@@ -48,16 +48,20 @@ class _Planned:
 
 class Ingestor:
     def __init__(
-        self, index: Index, progress: Progress | None = None, tags: list[str] | None = None, groups: list[str] | None = None
+        self, index: Index, progress: Progress | None = None, tags: list[str] | None = None, groups: list[str] | None = None,
+        tokenise_in_reader: bool = True,
     ) -> None:
         """`tags` label every ingested source (for retrieval filters); None keeps each source's existing tags.
 
         `groups`: who may read the ingested documents through the server ([] = everyone). None: the
         `ingest.groups` glob mapping decides, else each source keeps the groups it had (new ones: everyone).
         A JSON Lines record's own groups field (ingest.jsonl.groups_field) wins for that record.
+
+        `tokenise_in_reader`: the reader's child also tokenises the chunks for this process's BM25 refresh (off
+        where another process refreshes BM25, as on Ray's workers).
         """
         self.index = index
-        self.tokenise_in_reader = True  # the reader's child tokenises chunks for this process's BM25 refresh
+        self.tokenise_in_reader = tokenise_in_reader
         self._chunks_read = 0  # by this ingestor: the reader's child tokenises up to MAX_KNOWN_TEXTS of them
         self.tags = sorted(set(tags)) if tags is not None else None
         self.groups = sorted(set(groups)) if groups is not None else None

@@ -183,8 +183,7 @@ _embedders: dict[str, Embedder] = {}  # per worker process: the model loads once
 def prepare_on_worker(config: RagConfig, tags: list[str] | None, groups: list[str] | None, work: Sequence[WorkItem]) -> list[WorkerResult]:
     """Load and chunk each file with the ingestor's own step, then embed the chunks the index does not hold yet."""
     view = _WorkerIndex(config, {item.planned.found.path.as_posix(): item.previous for item in work})
-    ingestor = Ingestor(cast(Index, view), tags=tags, groups=groups)
-    ingestor.tokenise_in_reader = False  # BM25 is refreshed on the driver, which cannot take tokens made here
+    ingestor = Ingestor(cast(Index, view), tags=tags, groups=groups, tokenise_in_reader=False)  # the driver refreshes BM25
     results = []
     with FileReader(config.ingest) as reader:  # the same per-file limits as a plain ingest, on the worker
         for item in work:

@@ -164,17 +164,13 @@ class FileReader:
         """
         if self._ahead is not None and self._ahead[0] != task:
             raise RuntimeError(f"{task.path} read while the file read ahead ({self._ahead[0].path}) was not collected")
-        ahead, self._ahead = self._ahead, None
-        if ahead is None and (not self.limits.isolate or not _can_send(task)):
-            return read_in_process(task)
-        if ahead is None:
-            conn = self._ensure_child()
-            conn.send(task)
-            self._busy = True
-        else:
-            assert self._conn is not None
-            conn = self._conn
-        result = self._wait(conn, while_slow, slow_after_s, since=ahead[1] if ahead else time.monotonic())
+        if self._ahead is None:
+            if not self.limits.isolate or not _can_send(task):
+                return read_in_process(task)
+            self.read_ahead(task)  # sent now: this read waits for it at once
+        assert self._ahead is not None and self._conn is not None
+        (_, since), self._ahead = self._ahead, None
+        result = self._wait(self._conn, while_slow, slow_after_s, since)
         self._busy = False
         return result
 
