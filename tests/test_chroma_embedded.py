@@ -31,41 +31,35 @@ def chromadb_client(folder: Path) -> Any:
     return chromadb.PersistentClient(path=str(folder), settings=Settings(anonymized_telemetry=False))
 
 
+def contents(collection: Any, query: np.ndarray) -> dict[str, Any]:
+    """Ids, vectors and metadatas (by id) and a query's hits, read through either client's collection."""
+    got = collection.get(include=["embeddings", "metadatas"])
+    order = np.argsort(got["ids"])
+    found = collection.query(query_embeddings=[query], n_results=5, include=["distances"])
+    return {
+        "ids": [got["ids"][i] for i in order],
+        "vectors": np.asarray(got["embeddings"], dtype=np.float32)[order],
+        "metadatas": [got["metadatas"][i] for i in order],
+        "hits": list(zip(found["ids"][0], np.round(found["distances"][0], 5))),
+    }
+
+
 def chromadb_view(folder: Path, query: np.ndarray) -> dict[str, Any]:
-    """What chromadb's own client reads from `folder`: the collection's stored description, ids, vectors, a query."""
+    """What chromadb's own client reads from `folder`, with the collection's stored description."""
     client = chromadb_client(folder)
     try:
         collection = client.get_collection(NAME)
-        got = collection.get(include=["embeddings", "metadatas"])
-        order = np.argsort(got["ids"])
-        found = collection.query(query_embeddings=[query], n_results=5, include=["distances"])
-        return {
-            "configuration": collection._model.configuration_json,
-            "schema": collection._model.serialized_schema,
-            "metadata": collection.metadata,
-            "ids": [got["ids"][i] for i in order],
-            "vectors": np.asarray(got["embeddings"], dtype=np.float32)[order],
-            "metadatas": [got["metadatas"][i] for i in order],
-            "hits": list(zip(found["ids"][0], np.round(found["distances"][0], 5))),
-        }
+        described = {"configuration": collection._model.configuration_json, "schema": collection._model.serialized_schema}
+        return {**contents(collection, query), **described, "metadata": collection.metadata}
     finally:
         client.close()
 
 
 def engine_view(folder: Path, query: np.ndarray) -> dict[str, Any]:
-    """The same, read through the engine adapter."""
+    """The same contents, read through the engine adapter."""
     client = EmbeddedChromaClient(folder)
     try:
-        collection = client.get_or_create_collection(name=NAME, metadata=COSINE, embedding_function=None)
-        got = collection.get(include=["embeddings", "metadatas"])
-        order = np.argsort(got["ids"])
-        found = collection.query(query_embeddings=[query], n_results=5, where=None, include=["distances"])
-        return {
-            "ids": [got["ids"][i] for i in order],
-            "vectors": np.asarray(got["embeddings"], dtype=np.float32)[order],
-            "metadatas": [got["metadatas"][i] for i in order],
-            "hits": list(zip(found["ids"][0], np.round(found["distances"][0], 5))),
-        }
+        return contents(client.get_or_create_collection(name=NAME, metadata=COSINE, embedding_function=None), query)
     finally:
         client.close()
 

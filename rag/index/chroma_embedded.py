@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -180,12 +181,13 @@ class EmbeddedChromaClient:
         if engine is None or not self._engine_hold:
             return
         self._engine_hold = False
+        # the lock is held while the engine drops: a client opening the folder meanwhile starts the next one after
         with _ENGINES_LOCK:
             engine.clients -= 1
             if engine.clients > 0:
                 return
             _ENGINES.pop(engine.folder, None)
-        engine.replace(start_new=False)
+            engine.replace(start_new=False)
 
 
 class EmbeddedCollection:
@@ -199,7 +201,7 @@ class EmbeddedCollection:
     def upsert(self, ids: Sequence[str], embeddings: np.ndarray, metadatas: Sequence[dict[str, Any]]) -> None:
         id_list = list(ids)
         if len(set(id_list)) != len(id_list):
-            repeated = sorted({i for i in id_list if id_list.count(i) > 1})[:5]
+            repeated = sorted(i for i, n in Counter(id_list).items() if n > 1)[:5]
             raise ValueError(f"Expected IDs to be unique, found duplicates of: {', '.join(repeated)} in upsert.")
         rows = list(np.asarray(embeddings, dtype=np.float32))
         self._engine.call("upsert", self.id, id_list, rows, list(metadatas), None, None, TENANT, DATABASE)
@@ -218,7 +220,7 @@ class EmbeddedCollection:
         return int(self._engine.call("count", self.id, TENANT, DATABASE))
 
     def query(
-        self, query_embeddings: Sequence[np.ndarray], n_results: int, where: dict[str, Any] | None, include: Sequence[str]
+        self, query_embeddings: Sequence[np.ndarray], n_results: int, where: dict[str, Any] | None = None, include: Sequence[str] = ()
     ) -> dict[str, Any]:
         rows = [np.asarray(row, dtype=np.float32) for row in query_embeddings]
         where_json = json.dumps(where) if where else None
