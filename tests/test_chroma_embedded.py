@@ -167,7 +167,8 @@ def test_one_engine_per_folder_refreshed_rereads_it_and_the_newest_close_release
     second = open_chroma(tmp_path, None, NAME)
     first.upsert(["a"], random_vectors(1), [metadata(0)])
     assert second.ids() == {"a"}  # one in-memory state: no refresh needed within the process
-    assert len(chroma_embedded._ENGINES) == 1
+    folder = str((tmp_path / "chroma").resolve())
+    assert first._client._engine is second._client._engine is chroma_embedded._ENGINES[folder]
 
     code = (
         "import sys; from pathlib import Path; from rag.index.vector_store import open_chroma\n"
@@ -181,7 +182,7 @@ def test_one_engine_per_folder_refreshed_rereads_it_and_the_newest_close_release
     second.close()  # handed its hold over to `fresh`: releases nothing
     assert fresh.count() == 2
     fresh.close()
-    assert chroma_embedded._ENGINES == {}
+    assert folder not in chroma_embedded._ENGINES
     with pytest.raises(RuntimeError, match="closed"):
         fresh.count()
 
