@@ -151,3 +151,55 @@ def test_a_staff_key_never_sees_the_hr_documents_and_an_hr_key_does(api_ui: str,
     hr.screenshot(path=str(ARTIFACTS / "ui-api-hr.png"))
     assert {"$166,000", "data/hr"} <= {m for m in HR_ONLY if m.encode() in b"".join(hr_frames)}
     assert hr_external == []
+
+
+# --- streaming ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def held_ui(demo_workdir: Path) -> Iterator[tuple[str, str, Path]]:
+    """`rag serve` whose chat model (tests/held_chat.py) holds each answer after its first sentence until the test
+    writes its word into the hold file, and `rag ui --api` in front of it: (UI URL, API key, hold file)."""
+    hold = demo_workdir / "ui-stream.hold"
+    key = open_backend(demo_workdir / INDEX).key_store().create("browser-stream", ())[1]
+    api, server = serve(demo_workdir, "serve-ui-stream.log", *HELD, env=held_env(hold))
+    try:
+        with ui_for(api, demo_workdir, "ui-api-stream.log") as url:
+            yield url, key, hold
+    finally:
+        hold.write_text("go")  # lets a held answer end, so the server stops at once
+        stop_process_group(server)
+
+
+def test_answers_stream_in_and_a_failure_mid_answer_keeps_the_text_and_the_chat(held_ui: tuple[str, str, Path], browser) -> None:  # noqa: F811
+    """The first sentence is on the page while the server still holds the rest (no sources yet); a failure after it
+    keeps that sentence above a clear error; the next question streams and shows its citations and sources."""
+    url, key, hold = held_ui
+    page, _, external = signed_in_page(browser, url, key)
+    box = page.get_by_placeholder("Ask a question about your documents")
+    box.wait_for(timeout=120_000)
+    messages = page.locator('[data-testid="stChatMessage"]')
+
+    def ask_held(question: str) -> str:
+        """Ask; return the answer's first sentence once it is on the page, while the server holds the rest."""
+        hold.unlink(missing_ok=True)
+        box.fill(question)
+        box.press("Enter")
+        streaming = messages.filter(has_text="[1]").last
+        streaming.wait_for(timeout=180_000)
+        assert not hold.exists() and page.get_by_text("Sources:").count() == 0  # text shown before the answer is complete
+        return streaming.inner_text().strip().splitlines()[-1].replace("[1]", "").strip()  # after the avatar's icon name
+
+    first = ask_held("How many vacation days do new employees get?")
+    hold.write_text("fail")
+    page.get_by_text("the server stopped answering: the held chat model was told to fail").wait_for(timeout=60_000)
+    assert page.get_by_text("ask again").count() >= 1
+    assert page.get_by_text(first, exact=False).count() >= 1  # what arrived is kept above the error
+    page.screenshot(path=str(ARTIFACTS / "ui-api-stream-error.png"))
+
+    second = ask_held("What is the on-call policy for weekends?")
+    hold.write_text("go")
+    page.get_by_text("Sources:").first.wait_for(timeout=180_000)
+    assert page.get_by_text(second, exact=False).count() >= 1
+    page.get_by_role("button", name="[1]").first.click()  # a citation button: the cited span opens through the server
+    page.locator("mark.rag-cited").wait_for(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "ui-api-stream.png"))
+    assert page.get_by_text("the server stopped answering").count() == 1 and external == []
