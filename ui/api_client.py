@@ -102,6 +102,9 @@ class RagApi:
                     yield ApiEvent("delta", chunk.choices[0].delta.content)
                 answer = (chunk.model_extra or {}).get("rag")
                 if answer is not None:
+                    if "trace" not in answer:  # a server from before the `rag` request extension ignored it
+                        raise ApiRefused(0, f"the rag server at {self.base_url} is older than this UI and sent no trace",
+                                         "upgrade the server to the UI's version of rag")
                     yield ApiEvent("done", answer=answer)
                     return
         raise ApiRefused(0, f"the answer from {self.base_url} stopped before it was complete", BROKEN_HINT)
