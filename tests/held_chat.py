@@ -3,7 +3,8 @@ registry's dotted paths): it answers with two sentences quoted from passage 1 an
 word in the file named by $RAG_TEST_HOLD, so a test sees the first sentence arrive while the answer is incomplete.
 
 The word: `go` finishes the answer, `fail` raises a RagError (a failure after the stream began). Without a word
-within HOLD_S the answer finishes anyway, so a broken test cannot hang the server.
+within HOLD_S the answer finishes anyway, so a broken test cannot hang the server. Once released, the model
+writes the file `released(hold)`: a test that saw text while it is absent saw the answer before it was complete.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ class HeldChat:
     def stream(self, messages: list[Message], max_tokens: int | None = None) -> Iterator[str]:
         first, second = quoted_sentences(messages[-1]["content"])
         yield f"{first} [1]\n\n"  # a paragraph break ends the sentence: the server checks and sends it at once
-        if self._word() == "fail":
+        word = self._word()
+        released(self.hold).write_text(word)
+        if word == "fail":
             raise RagError("the held chat model was told to fail", "this is a test's doing")
         yield f"{second} [1]"
 
@@ -45,6 +48,16 @@ class HeldChat:
                 return word
             time.sleep(0.05)
         return "go"
+
+
+def released(hold: Path) -> Path:
+    return hold.with_name(hold.name + ".released")
+
+
+def clear(hold: Path) -> None:
+    """Before a question: no word yet, not released yet."""
+    hold.unlink(missing_ok=True)
+    released(hold).unlink(missing_ok=True)
 
 
 def quoted_sentences(prompt: str) -> tuple[str, str]:

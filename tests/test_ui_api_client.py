@@ -19,6 +19,7 @@ from rag.errors import RagError
 from rag.pipeline import RagPipeline, answer_to_json
 from rag.index.backends import open_backend
 from tests.conftest import REPO
+from tests.held_chat import clear, released
 from tests.helpers import free_port, stop_process_group
 from tests.test_ui_api_e2e import HELD, held_env, serve
 
@@ -72,7 +73,7 @@ class HeldServer:
 
     def __init__(self, workdir: Path, log: str) -> None:
         self.hold = workdir / f"{log}.hold"
-        self.hold.unlink(missing_ok=True)
+        clear(self.hold)
         self.url, self.process = serve(workdir, log, *HELD, f"serve.trusted_user_header={SSO_HEADER}", env=held_env(self.hold))
         store = open_backend(workdir / ".rag/demo").key_store()
         self.key = store.create(f"stream-{log}", ())[1]
@@ -84,8 +85,15 @@ class HeldServer:
 
     def stream(self, api: RagApi, top_k: int | None = None) -> Iterator[ApiEvent]:
         """The events of one answer; the model's word is cleared first, so it holds after the first sentence."""
-        self.hold.unlink(missing_ok=True)
+        clear(self.hold)
         return api.stream(QUESTION, [], top_k)
+
+    def answer(self, api: RagApi, top_k: int | None = None) -> list[ApiEvent]:
+        """Every event of one answer, the model told to go on once the first sentence has arrived."""
+        events = self.stream(api, top_k)
+        first = next(events)
+        self.say("go")
+        return [first, *events]
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +108,7 @@ def held(demo_workdir: Path) -> Iterator[HeldServer]:
 def test_a_streamed_answer_shows_its_first_sentence_before_the_rest_is_written(held: HeldServer) -> None:
     events = held.stream(RagApi(held.url, key=held.key))
     first = next(events)  # arrives while the model still waits for the word: the answer is not complete
-    assert first.kind == "delta" and first.text.strip().endswith("[1]") and not held.hold.exists()
+    assert first.kind == "delta" and first.text.strip().endswith("[1]") and not released(held.hold).exists()
     held.say("go")
     rest = list(events)
     assert [e.kind for e in rest] == ["delta", "done"]
@@ -114,8 +122,7 @@ def test_a_streamed_answer_shows_its_first_sentence_before_the_rest_is_written(h
 
 def test_top_k_reaches_the_server_and_its_limit_is_explained(held: HeldServer) -> None:
     api = RagApi(held.url, key=held.key)
-    held.say("go")
-    events = list(api.stream(QUESTION, [], top_k=1))
+    events = held.answer(api, top_k=1)
     assert len(chat_turn_from_json(events[-1].answer).passages) == 1  # type: ignore[arg-type]
     with pytest.raises(ApiRefused, match="serve.max_top_k") as caught:
         next(api.stream(QUESTION, [], top_k=10_000))
@@ -129,8 +136,7 @@ def test_a_failure_after_the_stream_began_keeps_the_text_and_says_what_happened(
     with pytest.raises(ApiRefused, match="the server stopped answering: the held chat model was told to fail") as caught:
         next(events)
     assert first.kind == "delta" and first.text and "ask again" in caught.value.hint
-    held.say("go")  # the server answers the next question
-    assert [e.kind for e in held.stream(RagApi(held.url, key=held.key)) if e.kind == "done"] == ["done"]
+    assert held.answer(RagApi(held.url, key=held.key))[-1].kind == "done"  # the server answers the next question
 
 
 def test_a_refused_key_is_a_401_with_how_to_fix_it(held: HeldServer) -> None:
@@ -142,9 +148,7 @@ def test_a_refused_key_is_a_401_with_how_to_fix_it(held: HeldServer) -> None:
 def test_an_sso_user_streams_without_an_api_key(held: HeldServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """No Authorization header goes out: not even $OPENAI_API_KEY, which the `openai` client would otherwise send."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-not-for-this-server")
-    held.say("go")
-    events = list(RagApi(held.url, user_header=(SSO_HEADER, held.sso_user)).stream(QUESTION, []))
-    assert events[-1].kind == "done"
+    assert held.answer(RagApi(held.url, user_header=(SSO_HEADER, held.sso_user)))[-1].kind == "done"
 
 
 def test_an_unreachable_server_is_a_clear_error_when_streaming() -> None:

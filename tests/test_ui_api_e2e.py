@@ -22,7 +22,7 @@ import pytest
 
 from rag.index.backends import open_backend
 from tests.conftest import REPO
-from tests.held_chat import HOLD_ENV
+from tests.held_chat import HOLD_ENV, clear, released
 from tests.helpers import free_port, stop_process_group
 from tests.test_ui_e2e import ARTIFACTS, browser, local_only  # noqa: F401 - browser is a fixture
 
@@ -180,12 +180,12 @@ def test_answers_stream_in_and_a_failure_mid_answer_keeps_the_text_and_the_chat(
 
     def ask_held(question: str) -> str:
         """Ask; return the answer's first sentence once it is on the page, while the server holds the rest."""
-        hold.unlink(missing_ok=True)
+        clear(hold)
         box.fill(question)
         box.press("Enter")
         streaming = messages.filter(has_text="[1]").last
         streaming.wait_for(timeout=180_000)
-        assert not hold.exists() and page.get_by_text("Sources:").count() == 0  # text shown before the answer is complete
+        assert not released(hold).exists() and page.get_by_text("Sources:").count() == 0  # shown before the answer is complete
         return streaming.inner_text().strip().splitlines()[-1].replace("[1]", "").strip()  # after the avatar's icon name
 
     first = ask_held("How many vacation days do new employees get?")
