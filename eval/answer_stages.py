@@ -81,7 +81,6 @@ def answer_all(name: str, rows: list[dict[str, Any]], indexes: Path, devsets: Pa
             read, shown = row["read"], row["shown"]
             answer = answerer.answer(row["question"], read, CitationChecker(read, pipeline.index.manifest), row["focus"], shown) if read else None
             scored = answerer.evidence(row["question"], read, row["focus"], shown).scored if read else []
-            scored = sorted(scored, key=lambda s: -s.rank)  # the order the answer quotes them in
             results.append(judge(row, answer, scored))
         vectors_path.write_bytes(pickle.dumps(CachedEmbedder._memories[model_id]))
     return results
@@ -130,7 +129,7 @@ def sentence_features(scored: list[Any], read: list[Any], refs: list[str]) -> li
             beside[id(s)] = max((ordered[j].dense for j in (i - 1, i + 1) if 0 <= j < len(ordered)), default=0.0)
     return [
         {"lexical": s.lexical, "dense": s.dense, "typed": s.typed, "score": s.score, "rank": place.get(s.passage, 0),
-         "neighbour": beside[id(s)], "interaction": s.interaction, "label": contains_reference(s.span.text, refs),
+         "neighbour": beside[id(s)], "label": contains_reference(s.span.text, refs),
          "text": s.span.text, "previous": s.previous.text if s.previous else ""}
         for s in scored
     ]

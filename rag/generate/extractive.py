@@ -5,11 +5,6 @@ No LLM. Each candidate sentence is scored by
   the candidate sentences (a name counts more than "policy"); words of its section heading and of the sentence
   before it count half (the sentence before often names who "He" is);
 - dense similarity: the cosine between its embedding (read with its heading) and the question's;
-- token interaction (when the embedder gives token states, as the bundled MiniLM does): for each word piece of the
-  question, the best cosine of its contextual state to any piece of the sentence, averaged (ColBERT's MaxSim). It
-  says *which* entity or relation the sentence names in context ("Who committed the shooting?": the person who
-  did, not the shooting's motive), where the pooled cosine blurs it. It orders the sentences for the answer in place
-  of the pooled cosine (`rank`, docs/answers.md "Round 6"); the refusal decision still reads `score`;
 - answer type: a who/when/how-many question needs a person, a time or a figure that the question does not
   already hold (rag.generate.answer_types); a sentence without one is penalised, one with it rewarded.
 When the best score is below `generation.min_support` the answer says plainly that the documents do not contain it.
@@ -27,7 +22,6 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,16 +33,11 @@ from rag.index.contracts import Embedder
 from rag.text_units import Span, content_terms, sentences
 from rag.types import Citation, Passage, ShortAnswer
 
-if TYPE_CHECKING:
-    from rag.index.embedders.minilm import TokenStates
-
 NOT_FOUND = "The documents do not contain an answer to this question."
 SHORT_SEPARATOR = " \u2014 "  # "Timmy — Timmy found the dog under the porch. [1]"
 MIN_SENTENCE_TERMS = 2
 FOLLOWER_RATIO = 0.85  # further sentences must score at least this share of the best one
 LEXICAL_WEIGHT, DENSE_WEIGHT = 0.5, 0.5
-TOKEN_STATES_SHARE = 4  # CachedEmbedder keeps token states for a quarter of the texts it keeps vectors for
-INTERACTION_WEIGHT = 2.0  # MaxSim in the ranking, replacing the pooled cosine (chosen leaving each dev set out: Round 6)
 TYPE_BONUS, TYPE_PENALTY = 0.05, 0.15  # a sentence with / without a span of the kind a strict question expects
 CONTEXT_WEIGHT = 0.5  # heading and previous-sentence words count this much toward coverage
 MIN_LEXICAL = 0.2  # a figure, time or person from a sentence sharing almost no question words answers by accident
@@ -94,19 +83,10 @@ class ScoredSentence:
     dense: float
     typed: float = 0.0  # + when it holds a span of the expected kind, - when a strict question finds none
     previous: Span | None = None  # the sentence before it in the same passage
-    interaction: float | None = None  # MaxSim of the question's token states to its own (None: no token states)
 
     @property
     def score(self) -> float:
-        """What the refusal decision reads: how strongly the sentence supports an answer."""
         return LEXICAL_WEIGHT * self.lexical + DENSE_WEIGHT * self.dense + self.typed
-
-    @property
-    def rank(self) -> float:
-        """What orders the sentences of an answer: `score` with token interaction in place of the pooled cosine."""
-        if self.interaction is None:
-            return self.score
-        return LEXICAL_WEIGHT * self.lexical + INTERACTION_WEIGHT * self.interaction + self.typed
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,16 +146,15 @@ class ExtractiveAnswerer:
             return []
         own_terms = [set(_terms_of(span.text)) for _, span, _, _ in candidates]
         weights = _rarity(terms, own_terms)
-        texts = [f"{heading}: {span.text}" if heading else span.text for _, span, heading, _ in candidates]
-        cosines, interactions = reading.cosines(texts), reading.interactions(texts)
+        cosines = reading.cosines([f"{heading}: {span.text}" if heading else span.text for _, span, heading, _ in candidates])
         total = sum(weights.values())
         scored = []
-        for (number, span, heading, previous), own, cosine, interaction in zip(candidates, own_terms, cosines, interactions):
+        for (number, span, heading, previous), own, cosine in zip(candidates, own_terms, cosines):
             around = set(_terms_of(heading)) | (set(_terms_of(previous.text)) if previous else set())
             covered = sum(w for t, w in weights.items() if t in own) + CONTEXT_WEIGHT * sum(w for t, w in weights.items() if t in around - own)
             lexical = covered / total if total else 0.0
             typed = reading.typed(span.text, lambda text: _type_score(kind, terms, text, durations))
-            scored.append(ScoredSentence(number, span, lexical, cosine, typed, previous, interaction))
+            scored.append(ScoredSentence(number, span, lexical, cosine, typed, previous))
         scored.sort(key=lambda s: -s.score)
         return scored
 
@@ -214,10 +193,6 @@ class ExtractiveAnswerer:
         if weak:
             trace["evidence"] = f"weak: {weak}"
             return ExtractiveAnswer(NOT_FOUND, trace, answered=False)
-        # the lead sentence is the best by `rank`; the further ones are those today's rule admits (at least
-        # FOLLOWER_RATIO of the strongest `score`), in `rank` order
-        strongest = scored[0].score
-        scored = _focus_first(sorted(scored, key=lambda s: -s.rank), focus)[0]
         best = scored[0]
         document = {p.number: (p.source_key, p.doc_id) for p in passages}
 
@@ -230,7 +205,7 @@ class ExtractiveAnswerer:
         for candidate in scored[1:]:
             if len(chosen) >= self.config.max_sentences:
                 break
-            if candidate.score >= max(self.config.min_support, FOLLOWER_RATIO * strongest) and not any(same(candidate, c) for c in chosen):
+            if candidate.score >= max(self.config.min_support, FOLLOWER_RATIO * best.score) and not any(same(candidate, c) for c in chosen):
                 chosen.append(candidate)
         lines = [_line(s.span, s.passage) for s in chosen]
         if best.previous is not None and _needs_previous(best, question) and len(chosen) < self.config.max_sentences + 1:
@@ -292,11 +267,8 @@ class QuestionReading:
         self.question = question
         self.embedder = embedder
         self._cosines: dict[str, float] = {}
-        self._interactions: dict[str, float | None] = {}
         self._typed: dict[str, float] = {}
         self._question_vector: np.ndarray | None = None
-        self._question_tokens: np.ndarray | None = None
-        self._tokens = getattr(embedder, "embed_with_tokens", None)  # None: an embedder without token states
 
     def cosines(self, texts: list[str]) -> list[float]:
         """Each text's cosine to the question (clipped to 0..1), embedding only texts not seen before; the question
@@ -304,23 +276,14 @@ class QuestionReading:
         were read with it, so a shared read equals a fresh one float for float (given the same vectors)."""
         missing = [t for t in dict.fromkeys(texts) if t not in self._cosines]
         if missing:
-            asked = [self.question] if self._question_vector is None else []
-            if self._tokens is not None:
-                vectors, states = self._tokens(asked + missing)
-            else:
-                vectors, states = self.embedder.embed(asked + missing), [None] * (len(asked) + len(missing))
-            if asked:
+            if self._question_vector is None:
+                vectors = self.embedder.embed([self.question] + missing)
                 self._question_vector, vectors = vectors[0], vectors[1:]
-                self._question_tokens, states = _vectors_of(states[0]), states[1:]
-            for text, vector, state in zip(missing, vectors, states):  # one dot each: a matrix product's rounding varies with its shape
+            else:
+                vectors = self.embedder.embed(missing)
+            for text, vector in zip(missing, vectors):  # one dot each: a matrix product's rounding varies with its shape
                 self._cosines[text] = min(max(float(np.dot(vector, self._question_vector)), 0.0), 1.0)
-                self._interactions[text] = maxsim(self._question_tokens, _vectors_of(state))
         return [self._cosines[t] for t in texts]
-
-    def interactions(self, texts: list[str]) -> list[float | None]:
-        """Each text's MaxSim to the question (None without token states), computed with `cosines`."""
-        self.cosines(texts)
-        return [self._interactions[t] for t in texts]
 
     def typed(self, text: str, score: Callable[[str], float]) -> float:
         """`score(text)` (the answer-type score, fixed for the question), computed once per text."""
@@ -328,19 +291,6 @@ class QuestionReading:
         if found is None:
             found = self._typed[text] = score(text)
         return found
-
-
-def _vectors_of(states: TokenStates | None) -> np.ndarray | None:
-    return None if states is None else states.vectors
-
-
-def maxsim(question: np.ndarray | None, sentence: np.ndarray | None) -> float | None:
-    """ColBERT's late interaction: each question token's best cosine to any sentence token, averaged (unit rows)."""
-    if question is None or sentence is None:
-        return None
-    if not len(question) or not len(sentence):
-        return 0.0
-    return float((question @ sentence.T).max(axis=1).mean())
 
 
 def reads_more(passages: list[Passage], shown: list[Passage] | None) -> bool:
@@ -392,7 +342,6 @@ class CachedEmbedder:
     """
 
     _memories: dict[str, "OrderedDict[str, np.ndarray]"] = {}
-    _token_memories: dict[str, "OrderedDict[str, TokenStates]"] = {}
     _lock = threading.Lock()
 
     def __init__(self, embedder: Embedder, model_id: str, size: int = 20_000) -> None:
@@ -401,7 +350,6 @@ class CachedEmbedder:
         self.size = size
         with self._lock:
             self._vectors = self._memories.setdefault(model_id, OrderedDict())
-            self._states = self._token_memories.setdefault(model_id, OrderedDict())
 
     def embed(self, texts: list[str]) -> np.ndarray:
         with self._lock:
@@ -418,31 +366,6 @@ class CachedEmbedder:
                 while len(self._vectors) > self.size:
                     self._vectors.popitem(last=False)
         return np.vstack([known[t] for t in texts])
-
-    def embed_with_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[TokenStates | None]]:
-        """Vectors and token states (None each when the model gives none), both remembered, from one model run
-        for the texts not remembered with their states. Token states are kept as float16 for at most
-        `size // TOKEN_STATES_SHARE` texts: a sentence's states weigh about 15 times its vector even so."""
-        inner = getattr(self.embedder, "embed_with_tokens", None)
-        if inner is None:
-            return self.embed(texts), [None] * len(texts)
-        with self._lock:
-            known = {t: (self._vectors[t], self._states[t]) for t in texts if t in self._vectors and t in self._states}
-            for text in known:
-                self._vectors.move_to_end(text)
-                self._states.move_to_end(text)
-        missing = list(dict.fromkeys(t for t in texts if t not in known))
-        if missing:
-            vectors, states = inner(missing)
-            with self._lock:
-                for text, vector, state in zip(missing, vectors, states):
-                    state = replace(state, vectors=state.vectors.astype(np.float16))
-                    known[text] = (vector, state)
-                    self._vectors[text], self._states[text] = vector, state
-                for memory, size in ((self._vectors, self.size), (self._states, max(1, self.size // TOKEN_STATES_SHARE))):
-                    while len(memory) > size:
-                        memory.popitem(last=False)
-        return np.vstack([known[t][0] for t in texts]), [known[t][1] for t in texts]
 
 
 @lru_cache(maxsize=100_000)
