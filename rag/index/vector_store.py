@@ -1,4 +1,5 @@
-"""The built-in vector store: Chroma, embedded (a PersistentClient under the index folder) or a Chroma server.
+"""The built-in vector store: Chroma, embedded under the index folder (its engine driven directly by
+`rag.index.chroma_embedded`, without importing chromadb's client) or a Chroma server (`chromadb.HttpClient`).
 
 The contract it implements is `rag.index.contracts.VectorStore`; `rag.testing.VectorStoreContract` checks it.
 """
@@ -22,7 +23,7 @@ class ChromaVectorStore:
     """A cosine-space Chroma collection fed with our own vectors (Chroma's default embedder downloads)."""
 
     def __init__(self, client: Any, name: str, folder: Path | None = None) -> None:
-        """`folder`: the index folder of an embedded client (None for a server), to reopen it in `refreshed`."""
+        """`folder`: the index folder of an embedded client (None for a server), whose engine `refreshed` restarts."""
         self._client = client
         self.name = name
         self._folder = folder
@@ -91,10 +92,12 @@ class ChromaVectorStore:
 
     def refreshed(self) -> "ChromaVectorStore":
         """Embedded Chroma shares one in-memory state per folder within a process and does not notice another
-        process's writes: a new client re-reads the folder. A server's handle always sees every write."""
+        process's writes: its engine restarts to re-read the folder (every handle of the folder in this process
+        then works on that state: one engine per folder, see rag.index.chroma_embedded). A server's handle
+        always sees every write."""
         if self._folder is None:
             return self
-        return open_chroma(self._folder, None, self.name, fresh=True)
+        return ChromaVectorStore(self._client.refreshed(), self.name, folder=self._folder)
 
 
 def open_chroma_store(config: VectorStoreBase, place: StorePlace) -> ChromaVectorStore:
@@ -104,33 +107,24 @@ def open_chroma_store(config: VectorStoreBase, place: StorePlace) -> ChromaVecto
     return open_chroma(place.folder or Path("."), config.url, config.collection or place.collection)
 
 
-def open_chroma(index_dir: Path, url: str | None, collection: str, fresh: bool = False) -> ChromaVectorStore:
-    """Embedded Chroma under `index_dir/chroma`, or the server at `url`; errors say how to fix.
-
-    `fresh`: embedded Chroma shares one in-memory state per folder within a process and does not
-    notice another process's writes; a fresh client re-reads the folder. Clients already handed
-    out keep working on their (older) state.
-    """
-    import chromadb
-    from chromadb.config import Settings
-
-    settings = Settings(anonymized_telemetry=False)
+def open_chroma(index_dir: Path, url: str | None, collection: str) -> ChromaVectorStore:
+    """Embedded Chroma under `index_dir/chroma`, or the server at `url`; errors say how to fix."""
     if url is None:
-        if fresh:
-            from chromadb.api.client import SharedSystemClient
+        from rag.index.chroma_embedded import EmbeddedChromaClient
 
-            SharedSystemClient.clear_system_cache()
-        client = chromadb.PersistentClient(path=str(index_dir / "chroma"), settings=settings)
-        return ChromaVectorStore(client, collection, folder=index_dir)
+        return ChromaVectorStore(EmbeddedChromaClient(index_dir / "chroma"), collection, folder=index_dir)
     parsed = urlparse(url)
     if not parsed.hostname:
         raise RagError(f"bad vector_store.url {url!r}", "use a URL such as http://127.0.0.1:8000")
+    import chromadb
+    from chromadb.config import Settings
+
     try:
         client = chromadb.HttpClient(
             host=parsed.hostname,
             port=parsed.port or (443 if parsed.scheme == "https" else 8000),
             ssl=parsed.scheme == "https",
-            settings=settings,
+            settings=Settings(anonymized_telemetry=False),
         )
         client.heartbeat()
     except Exception as exc:  # chromadb raises several transport error types
