@@ -7,7 +7,7 @@ it imports what every read needs (`PRELOAD`) while the parent loads its config a
 adopts it, sending it the limits and `sys.path` with its first message; unused, it is killed at once. The child is
 stopped (SIGKILL) and replaced when the file overruns `ingest.limits.timeout_s`, when its resident memory passes
 `ingest.limits.max_memory_mb` (polled here; the child also caps its own address space at that much above what it
-started with, so a sudden allocation fails there as a MemoryError), or when it dies (a crash in a C parser). Each
+had once its imports were done, so a sudden allocation fails there as a MemoryError), or when it dies (a crash in a C parser). Each
 case becomes a `LoadError` naming the limit, and the next file gets a new child.
 
 With `ingest.limits.isolate: false`, or for a plug-in loader that cannot be sent to another process (defined
