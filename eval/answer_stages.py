@@ -119,7 +119,8 @@ def judge(row: dict[str, Any], answer: Any, scored: list[Any]) -> dict[str, Any]
 def sentence_features(scored: list[Any], read: list[Any], refs: list[str]) -> list[dict[str, Any]]:
     """Every candidate sentence's features (eval/fit_sentence_ranker.py) and whether it holds the reference: the
     answerer's own (lexical, dense, type, score), its passage's place in the read (0: best retrieved) and the best
-    dense similarity of the candidate sentences beside it in its passage."""
+    dense similarity of the candidate sentences beside it in its passage; its text and the sentence's before it
+    (eval/maxsim_sentences.py scores them again)."""
     place = {p.number: i for i, p in enumerate(read)}
     beside: dict[int, float] = {}
     for number in {s.passage for s in scored}:
@@ -128,7 +129,8 @@ def sentence_features(scored: list[Any], read: list[Any], refs: list[str]) -> li
             beside[id(s)] = max((ordered[j].dense for j in (i - 1, i + 1) if 0 <= j < len(ordered)), default=0.0)
     return [
         {"lexical": s.lexical, "dense": s.dense, "typed": s.typed, "score": s.score, "rank": place.get(s.passage, 0),
-         "neighbour": beside[id(s)], "label": contains_reference(s.span.text, refs)}
+         "neighbour": beside[id(s)], "label": contains_reference(s.span.text, refs),
+         "text": s.span.text, "previous": s.previous.text if s.previous else ""}
         for s in scored
     ]
 

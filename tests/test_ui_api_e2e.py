@@ -9,16 +9,20 @@ with a clear message, and no request leaves this machine.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from rag.index.backends import open_backend
+from tests.conftest import REPO
+from tests.held_chat import HOLD_ENV, clear, released
 from tests.helpers import free_port, stop_process_group
 from tests.test_ui_e2e import ARTIFACTS, browser, local_only  # noqa: F401 - browser is a fixture
 
@@ -29,10 +33,10 @@ QUESTION = "What is the salary band for a Senior Software Engineer E3 in Portlan
 HR_ONLY = ["$166,000", "$187,000", "salary_bands", "data/hr"]  # text only data/hr/ holds
 
 
-def spawn(command: list[str], cwd: Path, health: str, log: Path) -> subprocess.Popen[bytes]:
+def spawn(command: list[str], cwd: Path, health: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start a server in its own process group; return once `health` answers 200."""
     with log.open("w") as out:
-        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     deadline = time.monotonic() + 120
     while True:
         try:
@@ -45,6 +49,36 @@ def spawn(command: list[str], cwd: Path, health: str, log: Path) -> subprocess.P
         time.sleep(0.3)
 
 
+def serve(workdir: Path, log: str, *settings: str, env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen[bytes]]:
+    """`rag serve` on `workdir`'s index with `--set` settings: its URL and process (stop it with stop_process_group)."""
+    port = free_port()
+    command = [sys.executable, "-m", "rag", "serve", "--index", INDEX, "--port", str(port)]
+    for setting in settings:
+        command += ["--set", setting]
+    api = f"http://127.0.0.1:{port}"
+    return api, spawn(command, workdir, f"{api}/healthz", workdir / log, env)
+
+
+@contextmanager
+def ui_for(api: str, workdir: Path, log: str) -> Iterator[str]:
+    """`rag ui --api` in front of the server at `api`; the UI's URL."""
+    port = free_port()
+    ui = spawn([sys.executable, "-m", "rag", "ui", "--api", api, "--port", str(port)], workdir,
+               f"http://127.0.0.1:{port}/_stcore/health", workdir / log)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process_group(ui)
+
+
+HELD = ("llm.provider=tests.held_chat:HeldChat", "rewrite.condense=false")  # the answerer that waits for the test's word
+
+
+def held_env(hold: Path) -> dict[str, str]:
+    """The environment of a server whose chat model is tests/held_chat.py, waiting on the file `hold`."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])), HOLD_ENV: str(hold)}
+
+
 @pytest.fixture(scope="module")
 def ui_keys(hr_workdir: Path) -> dict[str, str]:
     store = open_backend(hr_workdir / INDEX).key_store()
@@ -54,17 +88,10 @@ def ui_keys(hr_workdir: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def api_ui(hr_workdir: Path, ui_keys: dict[str, str]) -> Iterator[str]:
     """`rag serve` on the restricted index and `rag ui --api` in front of it; the UI's URL."""
-    serve_port, ui_port = free_port(), free_port()
-    api = f"http://127.0.0.1:{serve_port}"
-    server = spawn([sys.executable, "-m", "rag", "serve", "--index", INDEX, "--port", str(serve_port)], hr_workdir,
-                   f"{api}/healthz", hr_workdir / "serve-ui.log")
+    api, server = serve(hr_workdir, "serve-ui.log")
     try:
-        ui = spawn([sys.executable, "-m", "rag", "ui", "--api", api, "--port", str(ui_port)], hr_workdir,
-                   f"http://127.0.0.1:{ui_port}/_stcore/health", hr_workdir / "ui-api.log")
-        try:
-            yield f"http://127.0.0.1:{ui_port}"
-        finally:
-            stop_process_group(ui)
+        with ui_for(api, hr_workdir, "ui-api.log") as url:
+            yield url
     finally:
         stop_process_group(server)
     for key in ui_keys.values():  # the key is sent in headers only: never in a URL or a log line
@@ -124,3 +151,55 @@ def test_a_staff_key_never_sees_the_hr_documents_and_an_hr_key_does(api_ui: str,
     hr.screenshot(path=str(ARTIFACTS / "ui-api-hr.png"))
     assert {"$166,000", "data/hr"} <= {m for m in HR_ONLY if m.encode() in b"".join(hr_frames)}
     assert hr_external == []
+
+
+# --- streaming ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def held_ui(demo_workdir: Path) -> Iterator[tuple[str, str, Path]]:
+    """`rag serve` whose chat model (tests/held_chat.py) holds each answer after its first sentence until the test
+    writes its word into the hold file, and `rag ui --api` in front of it: (UI URL, API key, hold file)."""
+    hold = demo_workdir / "ui-stream.hold"
+    key = open_backend(demo_workdir / INDEX).key_store().create("browser-stream", ())[1]
+    api, server = serve(demo_workdir, "serve-ui-stream.log", *HELD, env=held_env(hold))
+    try:
+        with ui_for(api, demo_workdir, "ui-api-stream.log") as url:
+            yield url, key, hold
+    finally:
+        hold.write_text("go")  # lets a held answer end, so the server stops at once
+        stop_process_group(server)
+
+
+def test_answers_stream_in_and_a_failure_mid_answer_keeps_the_text_and_the_chat(held_ui: tuple[str, str, Path], browser) -> None:  # noqa: F811
+    """The first sentence is on the page while the server still holds the rest (no sources yet); a failure after it
+    keeps that sentence above a clear error; the next question streams and shows its citations and sources."""
+    url, key, hold = held_ui
+    page, _, external = signed_in_page(browser, url, key)
+    box = page.get_by_placeholder("Ask a question about your documents")
+    box.wait_for(timeout=120_000)
+    messages = page.locator('[data-testid="stChatMessage"]')
+
+    def ask_held(question: str) -> str:
+        """Ask; return the answer's first sentence once it is on the page, while the server holds the rest."""
+        clear(hold)
+        box.fill(question)
+        box.press("Enter")
+        streaming = messages.filter(has_text="[1]").last
+        streaming.wait_for(timeout=180_000)
+        assert not released(hold).exists() and page.get_by_text("Sources:").count() == 0  # shown before the answer is complete
+        return streaming.inner_text().strip().splitlines()[-1].replace("[1]", "").strip()  # after the avatar's icon name
+
+    first = ask_held("How many vacation days do new employees get?")
+    hold.write_text("fail")
+    page.get_by_text("the server stopped answering: the held chat model was told to fail").wait_for(timeout=60_000)
+    assert page.get_by_text("ask again").count() >= 1
+    assert page.get_by_text(first, exact=False).count() >= 1  # what arrived is kept above the error
+    page.screenshot(path=str(ARTIFACTS / "ui-api-stream-error.png"))
+
+    second = ask_held("What is the on-call policy for weekends?")
+    hold.write_text("go")
+    page.get_by_text("Sources:").first.wait_for(timeout=180_000)
+    assert page.get_by_text(second, exact=False).count() >= 1
+    page.get_by_role("button", name="[1]").first.click()  # a citation button: the cited span opens through the server
+    page.locator("mark.rag-cited").wait_for(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "ui-api-stream.png"))
+    assert page.get_by_text("the server stopped answering").count() == 1 and external == []

@@ -13,7 +13,8 @@ import os
 import streamlit as st
 
 from api_client import API_ENV, SSO_HEADER_ENV, ApiRefused, Caller, RagApi, chat_turn_from_json, source_view_from_json
-from chat_view import ErrorTurn, render_queued, render_turn
+from chat_view import ErrorTurn, StreamedAnswer, render_queued, render_turn, write_answer_stream
+from rag.errors import RagError
 from ui_support import UPLOAD_TYPES, ChatTurn, SpanRef, history_messages
 from sidebar import _show_last_ingest
 
@@ -120,16 +121,22 @@ def _upload_form(api: RagApi, caller: Caller) -> None:
 
 
 def ask(api: RagApi, question: str, top_k: int | None, turns: list[ChatTurn | ErrorTurn], pending: list[str]) -> None:
-    """Ask the server, keep the turn (or the error), take the question off `pending` and redraw."""
+    """Stream the server's answer into the page, keep the turn (or the error, with the text that had arrived),
+    take the question off `pending` and redraw."""
     with st.chat_message("user"):
         st.text(question)
-    with st.chat_message("assistant"), st.spinner("Searching the documents…"):
+    with st.chat_message("assistant"):
         turn: ChatTurn | ErrorTurn
+        streamed = StreamedAnswer()
+        history = history_messages([t for t in turns if isinstance(t, ChatTurn)])
+        events = api.stream(question, history, top_k)
         try:
-            history = history_messages([t for t in turns if isinstance(t, ChatTurn)])
-            turn = chat_turn_from_json(api.ask(question, history, top_k))
-        except ApiRefused as exc:
-            turn = ErrorTurn(question, exc.message, exc.hint)
+            write_answer_stream(events, streamed)
+            turn = chat_turn_from_json(streamed.final)
+        except RagError as exc:  # ApiRefused: refused, unreachable or broken mid-answer
+            turn = ErrorTurn(question, exc.message, exc.hint, streamed.partial)
+        finally:
+            events.close()  # stopped mid-answer (a new question reran the page): close the connection
     turns.append(turn)
     pending.remove(question)
     st.rerun()

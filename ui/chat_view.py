@@ -1,5 +1,6 @@
 """One chat turn on screen: the answer with clickable citation markers, the sources panel, the retrieval trace,
-and the source viewer that a citation opens. Asking streams the answer from RagPipeline.stream."""
+and the source viewer that a citation opens. Asking streams the answer from RagPipeline.stream (local mode) or from
+the server's chat completions (API mode), both drawn by `write_answer_stream`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import html
 import itertools
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ from ui_support import (
 )
 
 if TYPE_CHECKING:
+    from api_client import ApiEvent
     from rag.pipeline import StreamEvent
     from rag.retrieve.filters import Filters
 
@@ -93,6 +95,19 @@ class ErrorTurn:
     question: str
     message: str
     hint: str = ""
+    partial: str = ""  # the answer text that had arrived when it failed, kept on screen
+
+
+@dataclass(slots=True)
+class StreamedAnswer:
+    """What `write_answer_stream` drew: the text so far, and the final answer once it came (None before)."""
+
+    text: list[str] = field(default_factory=list)
+    final: Any = None
+
+    @property
+    def partial(self) -> str:
+        return "".join(self.text)
 
 
 # --- asking --------------------------------------------------------------------------------------
@@ -104,23 +119,21 @@ def ask(question: str, index_dir: Path, config: RagConfig, filters: Filters, tur
         st.text(question)
     with st.chat_message("assistant"):
         turn: ChatTurn | ErrorTurn
+        streamed = StreamedAnswer()
         try:
             with SHARED.lease(index_dir, config) as pipeline:
                 history = history_messages([t for t in turns if isinstance(t, ChatTurn)])
                 events = pipeline.stream(Query(question, history, filters))
                 try:
-                    with st.spinner("Searching the documents…"):
-                        first = next(events)  # retrieval, then the first checked sentence
-                    final: list[Any] = []
-                    st.write_stream(_texts(itertools.chain([first], events), final))
-                    turn = chat_turn(final[0], pipeline.index.manifest)
+                    write_answer_stream(events, streamed)
+                    turn = chat_turn(streamed.final, pipeline.index.manifest)
                 finally:
                     events.close()  # stopped mid-answer (a new question reran the page): end it before the lease
         except RagError as exc:
             hint = exc.hint + (" (here: the Settings in the sidebar)" if SIDEBAR_KEYS.search(exc.hint) else "")
-            turn = ErrorTurn(question, exc.message, hint)
+            turn = ErrorTurn(question, exc.message, hint, streamed.partial)
         except Exception as exc:  # keep the conversation alive whatever failed
-            turn = ErrorTurn(question, f"unexpected error: {type(exc).__name__}: {exc}", "see the server log for details")
+            turn = ErrorTurn(question, f"unexpected error: {type(exc).__name__}: {exc}", "see the server log for details", streamed.partial)
     turns.append(turn)
     pending.remove(question)
     st.rerun()
@@ -134,13 +147,27 @@ def render_queued(questions: list[str]) -> None:
             st.caption("Waiting: answered after the question above.")
 
 
-def _texts(events: Iterator[StreamEvent], final: list[Any]) -> Iterator[str]:
-    """The deltas' text for st.write_stream; the final Answer is put in `final`."""
+def write_answer_stream(events: Iterator[StreamEvent] | Iterator[ApiEvent], streamed: StreamedAnswer) -> None:
+    """Draw an answer as it streams: a spinner until the first text, then each delta as it arrives. The final
+    answer (an Answer, or the server's JSON in API mode) lands in `streamed.final`; an error raised by `events`
+    propagates, with the text drawn so far in `streamed.text`. A stream that ends without a final answer is a
+    RagError."""
+    with st.spinner("Searching the documents…"):
+        first = next(events, None)  # retrieval, then the first checked sentence
+    if first is not None:
+        st.write_stream(_texts(itertools.chain([first], events), streamed))  # type: ignore[arg-type]
+    if streamed.final is None:
+        raise RagError("the answer ended before it was complete", "ask again")
+
+
+def _texts(events: Iterator[StreamEvent] | Iterator[ApiEvent], streamed: StreamedAnswer) -> Iterator[str]:
+    """The deltas' text for st.write_stream, kept in `streamed.text`; the final answer is put in `streamed.final`."""
     for event in events:
         if event.kind == "delta":
+            streamed.text.append(event.text)
             yield event.text
         elif event.kind == "done":
-            final.append(event.answer)
+            streamed.final = event.answer
 
 
 def empty_index_message(index_dir: Path) -> str | None:
@@ -159,6 +186,8 @@ def render_turn(position: int, turn: ChatTurn | ErrorTurn, index_dir: Path | Sou
         st.text(turn.question)
     with st.chat_message("assistant"):
         if isinstance(turn, ErrorTurn):
+            if turn.partial:
+                st.markdown(turn.partial)
             st.error(turn.message + (f"\n\n**Fix:** {turn.hint}" if turn.hint else ""))
             return
         clicked = ANSWER(data=answer_html(turn.answer, turn.labels(), markdown=turn.written_by_llm, short=turn.short_answer), key=f"answer-{position}", on_cite_change=lambda: None)

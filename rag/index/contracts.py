@@ -86,7 +86,8 @@ class VectorStore(Protocol):
         """A handle that sees every write committed so far by any process.
 
         Stores whose handles always do (a server, a database) return themselves; embedded Chroma, which keeps a
-        per-process state, returns a new handle (handles given out earlier keep working on their older state).
+        per-process state, returns a new handle after re-reading the folder (handles given out earlier keep working and
+        see the re-read state too: one engine per folder per process, `rag/index/chroma_embedded.py`).
         """
         ...
 

@@ -26,9 +26,10 @@ def with_limits(app: FastAPI, limits: ServeConfig) -> Callable[[], dict[str, Any
 
 def _apply_limits(document: dict[str, Any], limits: ServeConfig) -> None:
     models = document["components"]["schemas"]
-    for model, text in (("AskIn", "question"), ("RetrieveIn", "query")):
+    for model, text in (("AskIn", "question"), ("RetrieveIn", "query"), ("ChatOptions", None)):
         fields = models[model]["properties"]
-        fields[text]["maxLength"] = limits.max_question_chars
+        if text is not None:
+            fields[text]["maxLength"] = limits.max_question_chars
         for branch in fields["top_k"].get("anyOf", [fields["top_k"]]):
             if branch.get("type") == "integer":
                 branch["maximum"] = limits.max_top_k

@@ -111,6 +111,17 @@ class StreamOptions(BaseModel):
     include_usage: StrictBool = Field(False, description="Send a last chunk with `usage` (and no choices) before [DONE], as OpenAI does.")
 
 
+class ChatOptions(BaseModel):
+    """What `rag` clients (the chat UI in API mode) may ask of a chat completion beyond OpenAI's fields."""
+
+    model_config = ConfigDict(extra="forbid")
+    top_k: PositiveCount | None = Field(None, description="Chunks given to the answerer (default retrieval.top_k; limit serve.max_top_k).")
+    include_trace: StrictBool = Field(
+        False, description="Make the `rag` field of the reply (the last chunk when streamed) the whole answer as /v1/ask returns it "
+        "with include_trace: question, answer, short_answer, answered, citations, passages and trace.",
+    )
+
+
 class ChatIn(BaseModel):
     """OpenAI chat completions. The last user message is the question; earlier turns are its history.
     Sampling fields (temperature, ...) are accepted and ignored: the server's config decides. A conversation
@@ -121,6 +132,7 @@ class ChatIn(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1, max_length=100)
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
+    rag: ChatOptions | None = Field(None, description="Extensions of this server (OpenAI clients send them in `extra_body`).")
 
 
 

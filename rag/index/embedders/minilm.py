@@ -12,6 +12,7 @@ padding, since characters per token vary; by token count it is 0.02%.)
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,19 +69,32 @@ class MiniLMOnnxEmbedder:
         return quantized_model_path(model_cache_dir(self.config.model_cache_dir), self.config.effective_int8_recipe())
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        return self.embed_with_tokens(texts, keep_tokens=False)[0]
+
+    def embed_with_tokens(self, texts: list[str], keep_tokens: bool = True) -> tuple[np.ndarray, list[TokenStates]]:
+        """Pooled unit vectors and, from the same model run, each text's contextual token states as unit vectors
+        (word pieces only: [CLS], [SEP] and padding left out), for token-level matching (late interaction)."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        states: list[TokenStates] = [TokenStates((), np.zeros((0, self.dimension), np.float32))] * len(texts)
         if not texts:
-            return out
+            return out, []
         encodings = self._tokenizer.encode_batch(texts)
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         size = self.config.effective_batch_size()
         for begin in range(0, len(order), size):
             batch = order[begin : begin + size]
-            out[batch] = self._embed_batch([encodings[i] for i in batch])
-        return out
+            hidden, mask = self._run_batch([encodings[i] for i in batch])
+            out[batch] = _mean_pooled(hidden, mask)
+            if keep_tokens:
+                for row, i in enumerate(batch):
+                    pieces = [j for j, special in enumerate(encodings[i].special_tokens_mask) if not special]
+                    vectors = hidden[row, pieces]
+                    vectors = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+                    states[i] = TokenStates(tuple(encodings[i].tokens[j] for j in pieces), vectors.astype(np.float32))
+        return out, states if keep_tokens else []
 
-    def _embed_batch(self, encodings: list[Encoding]) -> np.ndarray:
-        """Mean-pooled unit vectors of one batch, padded (id 0, mask 0) to its longest text."""
+    def _run_batch(self, encodings: list[Encoding]) -> tuple[np.ndarray, np.ndarray]:
+        """The model's last hidden states of one batch, padded (id 0, mask 0) to its longest text, and the mask."""
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros_like(ids)
@@ -91,6 +105,19 @@ class MiniLMOnnxEmbedder:
         (hidden,) = self._session.run(
             None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         )
-        weights = mask[:, :, None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return hidden, mask
+
+
+@dataclass(frozen=True, slots=True)
+class TokenStates:
+    """One text's word pieces and their contextual states (unit vectors, one row each)."""
+
+    tokens: tuple[str, ...]
+    vectors: np.ndarray
+
+
+def _mean_pooled(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean-pooled unit vectors over the unpadded tokens."""
+    weights = mask[:, :, None].astype(np.float32)
+    pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+    return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -15,16 +15,15 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from rag.core.access import Access
 from rag.errors import RagError
 from rag.index.contracts import ApiKey
 from rag.core.results import AnswerOut
 from rag.pipeline import Query, RagPipeline
 from rag.retrieve.filters import Filters
-from rag.serve.context import ServerState, acquire, caller, check_text, run_with_pipeline, server
+from rag.serve.context import ServerState, acquire, caller, check_text, check_top_k, run_with_pipeline, server
 from rag.serve.errors import BODY_ERRORS, ERRORS, TIMEOUT_ERRORS, ApiError, error_body, rag_message
 from rag.serve.pool import PipelinePool
-from rag.serve.schemas import ChatIn
+from rag.serve.schemas import ChatIn, ChatOptions
 from rag.serve.usage import chat_usage
 
 log = logging.getLogger("rag.serve")
@@ -62,10 +61,14 @@ async def chat_completions(body: ChatIn, key: ApiKey = Depends(caller), state: S
     """OpenAI-compatible chat; `stream: true` sends server-sent events. Citations ride in the `rag` field."""
     question, history = _conversation(body)
     check_text(state.limits, question, "the last user message")
+    options = body.rag or ChatOptions()
+    check_top_k(state.limits, options.top_k)
+    query = Query(question, history, Filters(), key.access, options.top_k)
+    extension = _full_answer if options.include_trace else _extension
     reply_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if not body.stream:
-        answer = await run_with_pipeline(state, lambda p: p.ask(Query(question, history, Filters(), key.access)))
+        answer = await run_with_pipeline(state, lambda p: p.ask(query))
         usage = await anyio.to_thread.run_sync(chat_usage, [m.text() for m in body.messages], answer)
         return {
             "id": reply_id,
@@ -74,12 +77,12 @@ async def chat_completions(body: ChatIn, key: ApiKey = Depends(caller), state: S
             "model": body.model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.answer}, "finish_reason": "stop"}],
             "usage": usage,
-            CITATIONS_FIELD: _extension(answer),
+            CITATIONS_FIELD: extension(answer),
         }
     # Taken before the response starts, so a full pool is a plain HTTP 503 that clients retry on.
     lease = StreamLease(state.pool, await anyio.to_thread.run_sync(acquire, state.pool, state.limits.queue_timeout_s))
     return StreamingResponse(
-        _chat_events(lease, question, history, key.access, reply_id, created, body.model, _usage_counter(body)),
+        _chat_events(lease, query, extension, reply_id, created, body.model, _usage_counter(body)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         background=BackgroundTask(lease.release),  # gives the pipeline back if the stream never started
@@ -105,6 +108,11 @@ def _usage_counter(body: ChatIn) -> Any:
 def _extension(answer: Any) -> dict[str, Any]:
     """The `rag` field: whether the documents answered, the checked citations and the passages shown to the answerer."""
     return AnswerOut.of(answer).model_dump(mode="json", include={"answered", "citations", "passages"})
+
+
+def _full_answer(answer: Any) -> dict[str, Any]:
+    """The `rag` field with `include_trace`: the answer as /v1/ask returns it with its passages and trace."""
+    return AnswerOut.of(answer).to_json(passages=True, trace=True)
 
 
 def _chunk(reply_id: str, created: int, model: str, delta: dict[str, Any], finish: str | None, **extra: Any) -> str:
@@ -138,9 +146,8 @@ class StreamLease:
 
 async def _chat_events(
     lease: StreamLease,
-    question: str,
-    history: list[dict[str, str]],
-    access: Access,
+    query: Query,
+    extension: Callable[[Any], dict[str, Any]],
     reply_id: str,
     created: int,
     model: str,
@@ -156,7 +163,7 @@ async def _chat_events(
     """
     events = None
     try:
-        events = lease.pipeline.stream(Query(question, history, Filters(), access))
+        events = lease.pipeline.stream(query)
         yield _chunk(reply_id, created, model, {"role": "assistant", "content": ""}, None)
         while True:
             event = await anyio.to_thread.run_sync(next, events, None)
@@ -165,7 +172,7 @@ async def _chat_events(
             if event.kind == "delta":
                 yield _chunk(reply_id, created, model, {"content": event.text}, None)
             elif event.kind == "done":
-                yield _chunk(reply_id, created, model, {}, "stop", **{CITATIONS_FIELD: _extension(event.answer)})
+                yield _chunk(reply_id, created, model, {}, "stop", **{CITATIONS_FIELD: extension(event.answer)})
                 if usage is not None:
                     counted = await anyio.to_thread.run_sync(usage, event.answer)
                     last = {"id": reply_id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [], "usage": counted}
