@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from rag.config import load_config
+from rag.config import RagConfig, load_config
+from rag.errors import LoadError
+from rag.index.store import Index
 from rag.ingest.detect import detect_type
 from rag.ingest.loaders import loader_factory
-from rag.ingest.worker import FileReader, ReadTask
+from rag.ingest.pipeline import Ingestor
+from rag.ingest.worker import FileReader, ReaderChild, ReadTask
 from rag.types import Document, LoadedSource
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,3 +102,108 @@ def test_a_crash_in_the_file_read_ahead_fails_only_that_file(tmp_path: Path) -> 
     assert [Path(f["path"]).name for f in report["failed"]] == ["a.crash"]
     assert report["failed"][0]["reason"].startswith("the reader process died")
     assert (report["new"], report["chunks_added"]) == (1, 1)
+
+
+# --- a child started before the configuration is known (`rag ingest` starts one first thing) ------------------
+
+def _marked_config(*overrides: str) -> RagConfig:
+    loaders = json.dumps({"marked": {"kind": "tests.test_file_reader:MarkingLoader", "extensions": [".marked"]}})
+    return load_config(None, [f"ingest.loaders={loaders}", *overrides])
+
+
+def _no_new_child(*args: object, **kwargs: object) -> ReaderChild:
+    raise AssertionError("a second reader's child was spawned")
+
+
+def test_a_prestarted_child_is_adopted_and_reads_every_file_of_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / f"{name}.marked").write_text(f"The text of {name}.")
+    child = ReaderChild.spawn()
+    monkeypatch.setattr(ReaderChild, "spawn", _no_new_child)  # the run uses the one it was given
+    with child, Index.open(tmp_path / "index", _marked_config(), writable=True) as index:
+        report = Ingestor(index, reader_child=child).ingest([str(folder)])
+        assert report.new == 2 and not report.failed
+        assert {int((folder / f"{name}.read").read_text()) for name in ("a", "b")} == {child.process.pid}
+        assert child.process.exitcode == 0  # the reader told it to stop once the run was done: it exited itself
+
+
+def test_an_unused_prestarted_child_is_killed_when_the_run_reads_nothing(tmp_path: Path) -> None:
+    (tmp_path / "note.marked").write_text("Nothing changes here.")
+    config = _marked_config()
+    with Index.open(tmp_path / "index", config, writable=True) as index:
+        Ingestor(index).ingest([str(tmp_path / "note.marked")])
+    with ReaderChild.spawn() as child, Index.open(tmp_path / "index", config, writable=True) as index:
+        report = Ingestor(index, reader_child=child).ingest([str(tmp_path / "note.marked")])
+        assert report.unchanged == 1
+        assert not child.process.is_alive() and child.process.exitcode == -signal.SIGKILL  # killed, not awaited
+
+
+def test_a_prestarted_child_is_killed_at_once_when_files_are_read_in_this_process(tmp_path: Path) -> None:
+    (tmp_path / "note.marked").write_text("Read here.")
+    with ReaderChild.spawn() as child, Index.open(tmp_path / "index", _marked_config("ingest.limits.isolate=false"), writable=True) as index:
+        ingestor = Ingestor(index, reader_child=child)
+        with FileReader(index.config.ingest, child):
+            assert not child.process.is_alive()
+        ingestor.ingest([str(tmp_path / "note.marked")])
+    assert int((tmp_path / "note.read").read_text()) == os.getpid()
+
+
+class BallooningLoader:
+    """A parser that asks for far more memory than any limit (untouched pages: only the address-space cap sees it)."""
+
+    def __init__(self, section: object, ingest: object) -> None:
+        pass
+
+    def load(self, path: Path, doc_id: str) -> LoadedSource:
+        block = bytearray(4 * 1024 * 1024 * 1024)
+        return LoadedSource("balloon", [Document(doc_id, f"allocated {len(block)} bytes")])
+
+
+def test_the_memory_cap_holds_in_a_child_started_before_the_config_was_known(tmp_path: Path) -> None:
+    loaders = json.dumps({"balloon": {"kind": "tests.test_file_reader:BallooningLoader", "extensions": [".balloon"]}})
+    config = load_config(None, [f"ingest.loaders={loaders}", "ingest.limits.max_memory_mb=256"])
+    tasks = []
+    for name in ("big.balloon", "small.txt"):
+        path = tmp_path / name
+        path.write_text("The ferry leaves at noon.")
+        file_type = detect_type(path, {".balloon": "balloon"})
+        factory, section = loader_factory(file_type, config.ingest)
+        tasks.append(ReadTask(path=str(path), doc_id=name, source=str(path), file_type=file_type, factory=factory, section=section,
+                              ingest=config.ingest, chunking=config.chunking, fingerprint=config.indexing_fingerprint(file_type)))
+    with ReaderChild.spawn() as child, FileReader(config.ingest, child) as reader:
+        with pytest.raises(LoadError, match="max_memory_mb"):
+            reader.read(tasks[0])
+        assert [c.text for c in reader.read(tasks[1]).chunks] == ["The ferry leaves at noon."]  # only that file failed
+        assert reader._process is child.process  # a MemoryError in a parser does not cost the child
+
+
+def test_a_prestarted_child_imports_plugins_from_the_path_the_config_added_after_it_started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "late_plugin_loader.py").write_text(
+        "from rag.types import Document, LoadedSource\n"
+        "class Loader:\n"
+        "    def __init__(self, section, ingest): pass\n"
+        "    def load(self, path, doc_id): return LoadedSource('late', [Document(doc_id, 'from a late plug-in')])\n"
+    )
+    (tmp_path / "note.late").write_text("anything")
+    with ReaderChild.spawn() as child:
+        monkeypatch.syspath_prepend(str(tmp_path))  # after the child started: only its first message can tell it
+        config = load_config(None, ['ingest.loaders={"late": {"kind": "late_plugin_loader:Loader", "extensions": [".late"]}}'])
+        factory, section = loader_factory("late", config.ingest)
+        task = ReadTask(path=str(tmp_path / "note.late"), doc_id="note.late", source="note.late", file_type="late", factory=factory,
+                        section=section, ingest=config.ingest, chunking=config.chunking, fingerprint=config.indexing_fingerprint("late"))
+        with FileReader(config.ingest, child) as reader:
+            assert [c.text for c in reader.read(task).chunks] == ["from a late plug-in"]
+
+
+@pytest.mark.parametrize("overrides", [[], ["--set", "ingest.limits.isolate=false"]])
+def test_rag_ingest_reading_nothing_leaves_no_process_and_no_leaked_semaphore(tmp_path: Path, overrides: list[str]) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "note.md").write_text("# Note\n\nThe ferry to the island leaves at noon.\n")
+    command = [sys.executable, "-m", "rag", "ingest", str(folder), "--index", str(tmp_path / "index"), "--json", *overrides]
+    runs = [subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300, check=False) for _ in range(2)]
+    assert [json.loads(done.stdout)["new" if n == 0 else "unchanged"] for n, done in enumerate(runs)] == [1, 1], runs[1].stderr
+    for done in runs:
+        assert done.returncode == 0 and "leaked" not in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -23,6 +23,7 @@ from rag.core.file_types import FILE_TYPES
 if TYPE_CHECKING:
     from rag.config import RagConfig
     from rag.pipeline import RagPipeline
+    from rag.ingest.worker import ReaderChild
     from rag.retrieve.filters import Filters
 
 EXIT_FILES_FAILED = 1
@@ -106,6 +107,21 @@ def ingest(
 
     Example: rag ingest data/ --index .rag/demo; rag ingest data/hr --index .rag/demo --groups hr
     """
+    from contextlib import nullcontext
+
+    from rag.ingest.worker import ReaderChild
+
+    # the reader's child boots and imports what reading needs while this process loads its config, opens the
+    # index and scans (Ray's workers read instead): the Ingestor adopts it, or it is killed on the way out
+    with ReaderChild.spawn() if ray is None else nullcontext() as reader_child:
+        _ingest(paths, index, config, set_, as_json, tag, groups, public, ray, reader_child)
+
+
+def _ingest(
+    paths: list[str], index: str, config: Optional[Path], set_: Optional[list[str]], as_json: bool, tag: Optional[list[str]],
+    groups: Optional[str], public: bool, ray: Optional[str], reader_child: "ReaderChild | None",
+) -> None:
+    """`rag ingest`, once its reader's child is started."""
     from rag.cli.output import print_ingest_report, print_interrupted_ingest, stderr_console
     from rag.cli.progress import RichProgress
     from rag.index.store import Index
@@ -136,7 +152,7 @@ def ingest(
 
                 report = RayIngestor(opened, ray, progress, tags=tag, groups=chosen).ingest(paths)
             else:
-                report = Ingestor(opened, progress, tags=tag, groups=chosen).ingest(paths)
+                report = Ingestor(opened, progress, tags=tag, groups=chosen, reader_child=reader_child).ingest(paths)
     except KeyboardInterrupt:
         print_interrupted_ingest(index, started)
         raise Interrupted() from None

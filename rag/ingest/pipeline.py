@@ -29,7 +29,7 @@ from rag.ingest.removal import plan_removal, reject_blank_paths
 from rag.ingest.report import FileProblem, IngestReport
 from rag.ingest.scan import FoundFile, scan
 from rag.ingest.session import source_groups, write_session
-from rag.ingest.worker import FileReader, ReadTask, os_reason
+from rag.ingest.worker import FileReader, ReaderChild, ReadTask, os_reason
 
 __all__ = ["COMMIT_EVERY_S", "Ingestor", "Progress", "ProgressFactory"]
 
@@ -49,7 +49,7 @@ class _Planned:
 class Ingestor:
     def __init__(
         self, index: Index, progress: Progress | None = None, tags: list[str] | None = None, groups: list[str] | None = None,
-        tokenise_in_reader: bool = True,
+        tokenise_in_reader: bool = True, reader_child: ReaderChild | None = None,
     ) -> None:
         """`tags` label every ingested source (for retrieval filters); None keeps each source's existing tags.
 
@@ -59,9 +59,14 @@ class Ingestor:
 
         `tokenise_in_reader`: the reader's child also tokenises the chunks for this process's BM25 refresh (off
         where another process refreshes BM25, as on Ray's workers).
+
+        `reader_child`: a reader's child started before this ingest (`rag ingest` starts one before it loads its
+        config), adopted by the next run's `FileReader`, which kills it if no file is read; the caller still
+        kills it if the run fails before reading (`ReaderChild` is a context manager).
         """
         self.index = index
         self.tokenise_in_reader = tokenise_in_reader
+        self._reader_child = reader_child
         self._chunks_read = 0  # by this ingestor: the reader's child tokenises up to MAX_KNOWN_TEXTS of them
         self.tags = sorted(set(tags)) if tags is not None else None
         self.groups = sorted(set(groups)) if groups is not None else None
@@ -168,7 +173,8 @@ class Ingestor:
             report.count(writer.flush())
             last_commit = time.monotonic()
 
-        with FileReader(self.config.ingest) as reader:
+        child, self._reader_child = self._reader_child, None  # one run adopts it
+        with FileReader(self.config.ingest, child) as reader:
             if plan:  # the reader's child reads the first file while this process opens the vector store
                 reader.start()
                 try:

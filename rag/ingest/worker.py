@@ -1,10 +1,13 @@
 """Read and chunk one file at a time in a worker process, so a file that hangs or balloons cannot stop the run.
 
 `FileReader.read(task)` sends a `ReadTask` to a persistent child process (spawned once per ingest: a fresh
-interpreter, as no fork of a process running embedding threads is safe; about half a second) and waits. The child is
+interpreter, as no fork of a process running embedding threads is safe; about half a second) and waits. A
+`ReaderChild` can be started before the ingest has even loaded its configuration (`rag ingest` does, first thing):
+it imports what every read needs (`PRELOAD`) while the parent loads its config and scans, and the `FileReader`
+adopts it, sending it the limits and `sys.path` with its first message; unused, it is killed at once. The child is
 stopped (SIGKILL) and replaced when the file overruns `ingest.limits.timeout_s`, when its resident memory passes
 `ingest.limits.max_memory_mb` (polled here; the child also caps its own address space at that much above what it
-started with, so a sudden allocation fails there as a MemoryError), or when it dies (a crash in a C parser). Each
+had once its imports were done, so a sudden allocation fails there as a MemoryError), or when it dies (a crash in a C parser). Each
 case becomes a `LoadError` naming the limit, and the next file gets a new child.
 
 With `ingest.limits.isolate: false`, or for a plug-in loader that cannot be sent to another process (defined
@@ -31,10 +34,20 @@ from rag.ingest.detect import UnsupportedType
 from rag.ingest.limits import check_chunks, check_text, over
 from rag.types import Chunk, LoadedSource
 
-__all__ = ["FileReader", "ReadResult", "ReadTask", "os_reason", "read_file"]
+__all__ = ["PRELOAD", "FileReader", "ReadResult", "ReadTask", "ReaderChild", "os_reason", "read_file"]
 
 _POLL_S = 0.05  # how often the parent looks at the child's time and memory
 _MB = 1024 * 1024
+# what every read imports, loaded by a prestarted child before its first task (bm25s: the BM25 tokens it makes)
+PRELOAD = ("rag.ingest.loaders", "rag.ingest.chunking", "rag.index.bm25", "bm25s", "tokenizers")
+
+
+@dataclass(frozen=True, slots=True)
+class _Setup:
+    """A child's first message: what it takes from the ingest's configuration, known only once it is loaded."""
+
+    sys_path: list[str]
+    max_memory_mb: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +136,49 @@ def _reason(exc: BaseException, task: ReadTask) -> LoadError:
     return LoadError(f"unexpected error reading the file: {type(exc).__name__}: {exc}")
 
 
-class FileReader:
-    """Reads files for one ingest; use as a context manager so the child process is stopped at the end."""
+class ReaderChild:
+    """A reader's child process and its pipe: spawned before it has a task, so that its interpreter start and
+    imports overlap its parent's work. It waits for a `FileReader` to adopt it (and send it its limits)."""
 
-    def __init__(self, ingest: IngestConfig) -> None:
+    def __init__(self, process: multiprocessing.process.BaseProcess, conn: Connection) -> None:
+        self.process, self.conn = process, conn
+
+    @classmethod
+    def spawn(cls, preload: tuple[str, ...] = PRELOAD) -> "ReaderChild":
+        """Start a child that imports `preload` (names that fail to import are left to the read) and then waits."""
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        process = context.Process(target=_child_main, args=(theirs, preload), daemon=True)
+        process.start()
+        theirs.close()
+        return cls(process, ours)
+
+    def kill(self) -> None:
+        """Stop it now (SIGKILL, never a wait on a child still importing) and close the pipe; idempotent."""
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        self.conn.close()
+
+    def __enter__(self) -> "ReaderChild":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """The caller's scope ends: a child nobody adopted (or one left behind) is killed; a closed one is gone."""
+        self.kill()
+
+
+class FileReader:
+    """Reads files for one ingest; use as a context manager so the child process is stopped at the end.
+
+    `child`: a `ReaderChild` started earlier, adopted as the first child (killed at once when the reader reads
+    in this process, or at `close` when no file was sent)."""
+
+    def __init__(self, ingest: IngestConfig, child: ReaderChild | None = None) -> None:
         self.limits = ingest.limits
+        self._spare = child if child is not None and self.limits.isolate else None
+        if child is not None and self._spare is None:
+            child.kill()  # files are read in this process: nothing will use it
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
         self._busy = False  # a file was sent and its answer not yet received
@@ -175,7 +226,10 @@ class FileReader:
         return result
 
     def close(self) -> None:
-        """Let an idle child exit; kill one still reading (the run was interrupted mid-file)."""
+        """Let an idle child exit; kill one still reading (the run was interrupted mid-file) or never used."""
+        if self._spare is not None:
+            self._spare.kill()
+            self._spare = None
         if self._busy:
             self._stop_child()
         if self._conn is not None:
@@ -197,13 +251,14 @@ class FileReader:
         if self._process is not None and self._process.is_alive() and self._conn is not None:
             return self._conn
         self._stop_child()
-        context = multiprocessing.get_context("spawn")
-        ours, theirs = context.Pipe()
-        process = context.Process(target=_child_main, args=(theirs, list(sys.path), self.limits.max_memory_mb), daemon=True)
-        process.start()
-        theirs.close()
-        self._process, self._conn = process, ours
-        return ours
+        child, self._spare = self._spare, None
+        if child is None or not child.process.is_alive():
+            if child is not None:
+                child.kill()
+            child = ReaderChild.spawn(preload=())  # imported on its first task, as a replacement needs no head start
+        child.conn.send(_Setup(list(sys.path), self.limits.max_memory_mb))
+        self._process, self._conn = child.process, child.conn
+        return child.conn
 
     def _stop_child(self) -> None:
         self._busy, self._ahead = False, None
@@ -267,12 +322,20 @@ def _can_send(task: ReadTask) -> bool:
     return True
 
 
-def _child_main(conn: Connection, parent_path: list[str], max_memory_mb: int) -> None:
-    """The child's loop: read tasks until told to stop (None) or the parent goes away."""
+def _child_main(conn: Connection, preload: tuple[str, ...]) -> None:
+    """The child's loop: import `preload`, take its `_Setup`, then read tasks until told to stop (None) or the
+    parent goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
     _die_with_parent()
-    sys.path[:] = parent_path  # plug-in loaders import as they do in the parent
-    _cap_address_space(max_memory_mb)
+    _import_quietly(preload)
+    try:
+        setup = conn.recv()
+    except (EOFError, OSError):
+        return
+    if not isinstance(setup, _Setup):
+        return
+    sys.path[:] = setup.sys_path  # plug-in loaders import as they do in the parent
+    _cap_address_space(setup.max_memory_mb)  # after the imports: the cap is on what reading a file allocates
     while True:
         try:
             task = conn.recv()
@@ -289,6 +352,17 @@ def _child_main(conn: Connection, parent_path: list[str], max_memory_mb: int) ->
         except LoadError as exc:
             reply = ("error", ("load", str(exc)))
         conn.send(reply)
+
+
+def _import_quietly(names: tuple[str, ...]) -> None:
+    """Import what the reads will need; a module that fails here fails (and is reported) where a read imports it."""
+    import importlib
+
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - see above
+            pass
 
 
 def _release_semaphores() -> None:
