@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -189,10 +190,20 @@ def reset_index(workdir: Path, size: int) -> None:
     shutil.copytree(pristine, index_dir)
 
 
+def check_built_from(index_dir: Path, corpus: Path) -> None:
+    """Refuse an index built from the corpus at another path (a workdir copied or renamed): its sources are named by
+    their old paths, so the first ingest would add the corpus again under the new ones, twice the chunks."""
+    with sqlite3.connect(index_dir / "manifest.sqlite") as manifest:
+        row = manifest.execute("SELECT path FROM sources LIMIT 1").fetchone()
+    if row is not None and Path(row[0]).parent != corpus.resolve():
+        raise SystemExit(f"{index_dir} was built from {Path(row[0]).parent}, not {corpus}: run `build` with this --workdir")
+
+
 def run_scenarios(workdir: Path, size: int, repeat: int) -> dict[str, list[tuple[float, float]]]:
     """`repeat` cycles of unchanged / one file changed / one file removed on the reset index: (wall, in-process) each."""
     corpus, index_dir = workdir / f"corpus-{size}", workdir / f"index-{size}"
     reset_index(workdir, size)
+    check_built_from(index_dir, corpus)
     ingest = rag_command("ingest", str(corpus), "--index", str(index_dir), "--json")
     victim = sorted(corpus.iterdir())[len(list(corpus.iterdir())) // 2]
     original = victim.read_text()
