@@ -139,7 +139,7 @@ def test_admin_endpoints_refuse_other_keys_with_403(server: Server, keys: dict[s
 
 def test_admin_ingest_reads_no_server_path_outside_the_ingest_roots(server: Server, keys: dict[str, str], workdir: Path, tmp_path: Path) -> None:
     secret = tmp_path / "secret.md"
-    secret.write_text("# Vault\nThe vault code is 7731.\n", encoding="utf-8")
+    secret.write_text("# Vault\nThe vault code is kestrel-plum.\n", encoding="utf-8")  # no hex: ids cannot contain it
     (workdir / "escape").mkdir(exist_ok=True)
     (workdir / "escape" / "link.md").symlink_to(secret)  # inside the server's folder, pointing out of it
     before = call(server, keys["admin"], "/v1/sources").json()
@@ -148,7 +148,7 @@ def test_admin_ingest_reads_no_server_path_outside_the_ingest_roots(server: Serv
         assert response.status_code == 403, (path, response.text)
         assert "serve.ingest_roots" in response.json()["error"]["message"]
     assert call(server, keys["admin"], "/v1/sources").json() == before
-    assert "7731" not in call(server, keys["admin"], "/v1/retrieve", {"query": "vault code"}).text
+    assert "kestrel" not in call(server, keys["admin"], "/v1/retrieve", {"query": "vault code"}).text
 
 
 def test_removal_over_http_is_exact_and_refusals_remove_nothing(server: Server, keys: dict[str, str]) -> None:
