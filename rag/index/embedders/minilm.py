@@ -75,7 +75,8 @@ class MiniLMOnnxEmbedder:
         """Pooled unit vectors and, from the same model run, each text's contextual token states as unit vectors
         (word pieces only: [CLS], [SEP] and padding left out), for token-level matching (late interaction)."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        states: list[TokenStates] = [TokenStates((), np.zeros((0, self.dimension), np.float32))] * len(texts)
+        empty = TokenStates((), np.zeros((0, self.dimension), np.float32))
+        states: list[TokenStates] = [empty] * len(texts) if keep_tokens else []  # `embed` (the ingest) keeps none
         if not texts:
             return out, []
         encodings = self._tokenizer.encode_batch(texts)
@@ -91,7 +92,7 @@ class MiniLMOnnxEmbedder:
                     vectors = hidden[row, pieces]
                     vectors = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
                     states[i] = TokenStates(tuple(encodings[i].tokens[j] for j in pieces), vectors.astype(np.float32))
-        return out, states if keep_tokens else []
+        return out, states
 
     def _run_batch(self, encodings: list[Encoding]) -> tuple[np.ndarray, np.ndarray]:
         """The model's last hidden states of one batch, padded (id 0, mask 0) to its longest text, and the mask."""
