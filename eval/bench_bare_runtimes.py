@@ -49,15 +49,13 @@ def torch_fp32(texts: list[str], threads: int) -> Callable[[], None]:
     import torch
     from transformers import BertConfig, BertModel
 
-    from rag.core.bundled import load_tokenizer
+    from rag.config import EmbeddingConfig
+    from rag.index.embedders.minilm import model_tokenizer
 
     torch.set_num_threads(threads)
     shape = BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536)
     model = BertModel(shape).eval()
-    tokenizer = load_tokenizer()
-    tokenizer.enable_truncation(max_length=256)
-    tokenizer.no_padding()
-    encodings = tokenizer.encode_batch(texts)
+    encodings = model_tokenizer(EmbeddingConfig().max_tokens).encode_batch(texts)
     order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
 
     def one_pass() -> None:

@@ -40,10 +40,7 @@ class MiniLMOnnxEmbedder:
 
     @cached_property
     def _tokenizer(self) -> Tokenizer:
-        tokenizer = load_tokenizer()
-        tokenizer.enable_truncation(max_length=self.config.max_tokens)
-        tokenizer.no_padding()  # each batch is padded to its own longest text in `_embed_batch`
-        return tokenizer
+        return model_tokenizer(self.config.max_tokens)
 
     @cached_property
     def _session(self) -> InferenceSession | OpenVinoSession:
@@ -107,6 +104,16 @@ class MiniLMOnnxEmbedder:
             None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         )
         return hidden, mask
+
+
+def model_tokenizer(max_tokens: int) -> Tokenizer:
+    """The bundled tokenizer set up as the model reads texts: cut at `max_tokens` tokens ([CLS] and [SEP]
+    included), no padding (the embedder pads each batch to its own longest text in `_run_batch`). The one place
+    that says how texts are tokenized for the model; benchmarks that feed the same model shape use it too."""
+    tokenizer = load_tokenizer()
+    tokenizer.enable_truncation(max_length=max_tokens)
+    tokenizer.no_padding()
+    return tokenizer
 
 
 @dataclass(frozen=True, slots=True)
