@@ -286,6 +286,26 @@ def test_filters_that_cannot_match_get_422_or_a_plain_answer(server: Server, key
     assert control.json()["answered"] is True and "20 vacation days" in control.json()["answer"]
 
 
+def test_the_plain_chat_reply_honours_the_rag_extension(server: Server, keys: dict[str, str]) -> None:
+    """The non-streamed reply's `rag` options: top_k bounds the passages, include_trace sends the /v1/ask answer,
+    and a top_k outside 1..serve.max_top_k is a 422 that names the limit."""
+    question = "How many vacation days do new employees get?"
+    chat = {"model": "rag", "messages": [{"role": "user", "content": question}]}
+    plain = call(server, keys["staff"], "/v1/chat/completions", {**chat, "rag": {"top_k": 1}}).json()["rag"]
+    assert set(plain) == {"answered", "citations", "passages"} and len(plain["passages"]) == 1  # no trace unless asked
+    traced = {k: call(server, keys["staff"], "/v1/chat/completions", {**chat, "rag": {"top_k": k, "include_trace": True}}).json() for k in (1, 3)}
+    assert [len(traced[k]["rag"]["trace"]["candidates"]) for k in (1, 3)] == [1, 3]  # the chunks ranked for the answerer
+    asked = call(server, keys["staff"], "/v1/ask", {"question": question, "top_k": 3, "include_trace": True}).json()
+    extension = traced[3]["rag"]
+    assert set(extension) == set(asked)
+    assert {k: extension[k] for k in ("answer", "citations", "passages")} == {k: asked[k] for k in ("answer", "citations", "passages")}
+    assert [c["chunk_id"] for c in extension["trace"]["candidates"]] == [c["chunk_id"] for c in asked["trace"]["candidates"]]
+    assert traced[3]["choices"][0]["message"]["content"] == asked["answer"]
+    for top_k, says in ((10_000, "serve.max_top_k"), (0, "top_k"), ("5", "top_k")):
+        refused = call(server, keys["staff"], "/v1/chat/completions", {**chat, "rag": {"top_k": top_k}})
+        assert refused.status_code == 422 and says in refused.json()["error"]["message"], (top_k, refused.text)
+
+
 def test_chat_completions_count_their_tokens(server: Server, keys: dict[str, str]) -> None:
     from rag.core.tokens import count_tokens
 
