@@ -8,6 +8,9 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +188,69 @@ def test_one_engine_per_folder_refreshed_rereads_it_and_the_newest_close_release
     assert folder not in chroma_embedded._ENGINES
     with pytest.raises(RuntimeError, match="closed"):
         fresh.count()
+
+
+class Watched:
+    """A real engine whose `get_max_batch_size` can be held in flight; logs its calls and when it is dropped."""
+
+    def __init__(self, folder: str, number: int, log: list[str], hold: threading.Event | None) -> None:
+        self._engine = START_ENGINE(folder)
+        self._number, self._log, self._hold = number, log, hold
+        log.append(f"start {number}")
+        weakref.finalize(self, log.append, f"drop {number}")  # no reference to it is left anywhere
+
+    def get_max_batch_size(self) -> int:
+        self._log.append(f"call in {self._number}")
+        if self._hold is not None and self._hold.is_set():
+            HELD.set()
+            RELEASE.wait(timeout=60)
+        self._log.append(f"call out {self._number}")
+        return int(self._engine.get_max_batch_size())
+
+    def __getattr__(self, method: str) -> Any:
+        return getattr(self._engine, method)
+
+
+START_ENGINE = chroma_embedded._start_engine
+HELD, RELEASE = threading.Event(), threading.Event()
+
+
+def test_a_restart_waits_for_the_calls_in_flight_and_holds_new_calls_until_it_is_done(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two engines on one folder must never overlap: the old engine is dropped only once the call running on it
+    has returned, and a call made while the restart waits runs on the new engine."""
+    log: list[str] = []
+    holding = threading.Event()
+    started = iter(range(1, 10))
+    monkeypatch.setattr(chroma_embedded, "_start_engine", lambda folder: Watched(folder, next(started), log, holding))
+    HELD.clear(), RELEASE.clear()
+    client = EmbeddedChromaClient(tmp_path)
+    holding.set()
+    in_flight = threading.Thread(target=client.get_max_batch_size)
+    in_flight.start()
+    assert HELD.wait(timeout=60)
+    holding.clear()
+    engine = client._engine
+    successor: list[EmbeddedChromaClient] = []
+    restart = threading.Thread(target=lambda: successor.append(client.refreshed()))
+    restart.start()
+    wait_until(lambda: engine._replacing, "the restart to begin waiting")  # type: ignore[union-attr]
+    later = threading.Thread(target=client.get_max_batch_size)
+    later.start()
+    assert restart.is_alive() and later.is_alive() and log == ["start 1", "call in 1"]
+    RELEASE.set()
+    for thread in (in_flight, restart, later):
+        thread.join(timeout=60)
+    assert log == ["start 1", "call in 1", "call out 1", "drop 1", "start 2", "call in 2", "call out 2"]
+    client.close()
+    successor[0].close()  # the newest client holds the folder: its close drops the engine
+    assert log[-1] == "drop 2"
+
+
+def wait_until(condition: Any, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
 
 
 def test_a_folder_chromadbs_client_holds_in_this_process_is_refused(tmp_path: Path) -> None:
