@@ -95,18 +95,16 @@ class _Engine:
                 self._state.notify_all()
 
     def replace(self, start_new: bool) -> None:
-        """Drop the engine once no call is in flight, then start a new one (re-reads the folder) if asked."""
+        """Drop the engine once no call is in flight, then start a new one (re-reads the folder) if asked.
+        `_replacing` keeps new calls out while the restart waits, so a steady stream of calls cannot starve it."""
         with self._state:
             self._state.wait_for(lambda: not self._replacing)
             self._replacing = True
             self._state.wait_for(lambda: self._calls == 0)
-            self._bindings = None  # the only reference: the old engine is gone before a new one starts
-        new = None
-        try:
-            new = _start_engine(self.folder) if start_new else None
-        finally:
-            with self._state:
-                self._bindings = new
+            try:
+                self._bindings = None  # the only reference: the old engine is gone before a new one starts
+                self._bindings = _start_engine(self.folder) if start_new else None
+            finally:
                 self._replacing = False
                 self._state.notify_all()
 
