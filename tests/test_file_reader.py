@@ -17,8 +17,9 @@ from rag.errors import LoadError
 from rag.index.store import Index
 from rag.ingest.detect import detect_type
 from rag.ingest.loaders import loader_factory
+from rag.ingest import pipeline
 from rag.ingest.pipeline import Ingestor
-from rag.ingest.worker import FileReader, ReaderChild, ReadTask
+from rag.ingest.worker import PRELOAD, FileReader, ReaderChild, ReadTask
 from rag.types import Document, LoadedSource
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,6 +128,42 @@ def test_a_prestarted_child_is_adopted_and_reads_every_file_of_the_run(tmp_path:
         assert report.new == 2 and not report.failed
         assert {int((folder / f"{name}.read").read_text()) for name in ("a", "b")} == {child.process.pid}
         assert child.process.exitcode == 0  # the reader told it to stop once the run was done: it exited itself
+
+
+def test_an_ingestor_given_no_child_starts_a_preloading_one_before_it_scans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Library callers (rag.add, rag serve, the UI) get what `rag ingest` gets: the child boots and imports while
+    the run scans and plans, and reads the files; a run that fails before reading leaves no child behind."""
+    (tmp_path / "note.marked").write_text("Read by the early child.")
+    events: list[object] = []
+    children: list[ReaderChild] = []
+
+    def spawn(preload: tuple[str, ...] = PRELOAD) -> ReaderChild:
+        events.append(("spawn", preload))
+        children.append(SPAWN(preload))
+        return children[-1]
+
+    def scan(*args: object, **kwargs: object) -> object:
+        events.append("scan")
+        return SCAN(*args, **kwargs)
+
+    monkeypatch.setattr(ReaderChild, "spawn", spawn)
+    monkeypatch.setattr(pipeline, "scan", scan)
+    with Index.open(tmp_path / "index", _marked_config(), writable=True) as index:
+        assert Ingestor(index).ingest([str(tmp_path / "note.marked")]).new == 1
+        assert events == [("spawn", PRELOAD), "scan"]
+        assert int((tmp_path / "note.read").read_text()) == children[0].process.pid
+        monkeypatch.setattr(pipeline, "scan", _failing_scan)
+        with pytest.raises(OSError, match="scan failed"):
+            Ingestor(index).ingest([str(tmp_path / "note.marked")])
+        assert len(children) == 2 and children[1].process.exitcode == -signal.SIGKILL
+
+
+SPAWN = ReaderChild.spawn
+SCAN = pipeline.scan
+
+
+def _failing_scan(*args: object, **kwargs: object) -> object:
+    raise OSError("scan failed")
 
 
 def test_an_unused_prestarted_child_is_killed_when_the_run_reads_nothing(tmp_path: Path) -> None:

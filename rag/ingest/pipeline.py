@@ -47,6 +47,8 @@ class _Planned:
 
 
 class Ingestor:
+    reads_here = True  # files are read by this process's reader (RayIngestor's workers read instead)
+
     def __init__(
         self, index: Index, progress: Progress | None = None, tags: list[str] | None = None, groups: list[str] | None = None,
         tokenise_in_reader: bool = True, reader_child: ReaderChild | None = None,
@@ -61,8 +63,10 @@ class Ingestor:
         where another process refreshes BM25, as on Ray's workers).
 
         `reader_child`: a reader's child started before this ingest (`rag ingest` starts one before it loads its
-        config), adopted by the next run's `FileReader`, which kills it if no file is read; the caller still
-        kills it if the run fails before reading (`ReaderChild` is a context manager).
+        config), adopted by the next run's `FileReader`, which kills it if no file is read; a run that fails
+        before reading kills it too. Without one, `ingest` starts its own as it begins (where files are read in
+        a child), so library callers (`rag.add`, `rag serve`, the UI) get the same head start: the child's
+        interpreter start and imports overlap the scan and plan instead of delaying the first file.
         """
         self.index = index
         self.tokenise_in_reader = tokenise_in_reader
@@ -78,6 +82,8 @@ class Ingestor:
     def ingest(self, paths: list[str]) -> IngestReport:
         reject_blank_paths(paths, "a blank path would mean the current folder: name it, e.g. `.`; nothing was ingested")
         report = IngestReport()
+        if self._reader_child is None and self.reads_here and self.config.ingest.limits.isolate:
+            self._reader_child = ReaderChild.spawn()  # boots and imports while this run scans and plans, as `rag ingest`'s
         try:
             with write_session(self.index, self.progress, report) as writer:
                 found = scan(paths, self.config.ingest)
@@ -94,6 +100,9 @@ class Ingestor:
                         report.removed += 1
         finally:
             forget_tokens()  # the refresh (at the session's end) has taken what it could; a failed run took nothing
+            if self._reader_child is not None:  # the run failed before reading: nobody adopted it
+                self._reader_child.kill()
+                self._reader_child = None
         return report
 
     def remove(self, paths: list[str], *, folders: bool = True, everything: bool = False) -> IngestReport:

@@ -84,6 +84,8 @@ def _first_line(exc: BaseException) -> str:
 class RayIngestor(Ingestor):
     """The file ingestor with loading, chunking and embedding done by Ray tasks; scan, plan and commits stay here."""
 
+    reads_here = False  # the workers read: no reader's child here
+
     def __init__(
         self,
         index: Index,
