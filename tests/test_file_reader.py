@@ -234,6 +234,36 @@ def test_a_prestarted_child_imports_plugins_from_the_path_the_config_added_after
             assert [c.text for c in reader.read(task).chunks] == ["from a late plug-in"]
 
 
+class ModulesLoader:
+    """A text 'parser' that writes beside the file which process read it and whether that process loaded the CLI."""
+
+    def __init__(self, section: object, ingest: object) -> None:
+        pass
+
+    def load(self, path: Path, doc_id: str) -> LoadedSource:
+        seen = {"pid": os.getpid(), "typer": "typer" in sys.modules, "cli": "rag.cli.main" in sys.modules}
+        path.with_suffix(".read").write_text(json.dumps(seen))
+        return LoadedSource("watched", [Document(doc_id, path.read_text())])
+
+
+def test_the_reader_child_of_the_rag_command_does_not_import_the_cli(tmp_path: Path) -> None:
+    """multiprocessing's spawn re-runs the parent's main script in the child: the `rag` console script imports only
+    its small entry module, so the child reads its first file without typer or the CLI loaded."""
+    script = Path(sys.executable).parent / "rag"
+    if not script.is_file():
+        pytest.skip(f"no `rag` console script beside {sys.executable}: install the package (pip install -e .)")
+    (tmp_path / "note.watched").write_text("Which modules did the reader load?")
+    loaders = json.dumps({"watched": {"kind": "tests.test_file_reader:ModulesLoader", "extensions": [".watched"]}})
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    command = [str(script), "ingest", str(tmp_path / "note.watched"), "--index", str(tmp_path / "index"), "--set", f"ingest.loaders={loaders}"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as run:
+        _, stderr = run.communicate(timeout=300)
+    assert run.returncode == 0, stderr
+    seen = json.loads((tmp_path / "note.read").read_text())
+    assert seen["pid"] != run.pid  # read in the reader's child
+    assert not seen["typer"] and not seen["cli"], f"{script} makes the child import the CLI: reinstall the package if the script predates rag.cli.entry"
+
+
 @pytest.mark.parametrize("overrides", [[], ["--set", "ingest.limits.isolate=false"]])
 def test_rag_ingest_reading_nothing_leaves_no_process_and_no_leaked_semaphore(tmp_path: Path, overrides: list[str]) -> None:
     folder = tmp_path / "docs"
