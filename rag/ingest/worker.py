@@ -2,7 +2,8 @@
 
 `FileReader.read(task)` sends a `ReadTask` to a persistent child process (spawned once per ingest: a fresh
 interpreter, as no fork of a process running embedding threads is safe; about half a second) and waits. A
-`ReaderChild` can be started before the ingest has even loaded its configuration (`rag ingest` does, first thing):
+`ReaderChild` can be started before the ingest has even loaded its configuration (`rag ingest` does, first thing;
+`Ingestor.ingest` starts one as it begins when its caller gave none):
 it imports what every read needs (`PRELOAD`) while the parent loads its config and scans, and the `FileReader`
 adopts it, sending it the limits and `sys.path` with its first message; unused, it is killed at once. The child is
 stopped (SIGKILL) and replaced when the file overruns `ingest.limits.timeout_s`, when its resident memory passes
