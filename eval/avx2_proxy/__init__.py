@@ -50,6 +50,9 @@ INSTRUCTION = re.compile(rb"^\s*([0-9a-f]+):\s+(cpuid|xgetbv)\s*$", re.MULTILINE
 SECTION = re.compile(r"^\s*\d+\s+\S+\s+([0-9a-f]+)\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)\s", re.MULTILINE)
 ENCODINGS = (b"\x0f\xa2", b"\x0f\x01\xd0")  # cpuid, xgetbv
 INT3 = 0xCC
+# what seen_features reports: (CPUID leaf 7 register: 1 = EBX, 2 = ECX, 3 = EDX; bit)
+FEATURES = {"avx2": (1, 5), "avx512f": (1, 16), "avx512bw": (1, 30), "avx512_vnni": (2, 11), "amx_tile": (3, 24)}
+ZMM_STATE = (1 << 5) | (1 << 6) | (1 << 7)  # XCR0: opmask, upper ZMM0-15, ZMM16-31
 
 
 class ProxyError(RuntimeError):
@@ -58,7 +61,7 @@ class ProxyError(RuntimeError):
 
 def supported() -> str | None:
     """Why the proxy cannot run on this machine, or None when it can."""
-    if sys.platform != "linux" or platform.machine() not in {"x86_64", "AMD64"}:
+    if sys.platform != "linux" or platform.machine() != "x86_64":
         return f"the AVX2 proxy needs x86-64 Linux (this is {sys.platform} on {platform.machine()})"
     missing = [f"{tool} (Debian/Ubuntu: apt-get install {package})" for tool, package in _tools().items() if shutil.which(tool) is None]
     return f"the AVX2 proxy needs {', '.join(missing)}" if missing else None
@@ -233,10 +236,6 @@ def run(command: Sequence[str], packages: Sequence[str] = DEFAULT_PACKAGES, cach
     """subprocess.run(command) under the proxy: `packages` choose their AVX2 code paths, all else runs natively."""
     return subprocess.run(list(command), env=environment(packages, cache, kwargs.pop("env", None)), **kwargs)
 
-
-# (CPUID leaf 7 register: 1 = EBX, 2 = ECX, 3 = EDX; bit)
-FEATURES = {"avx2": (1, 5), "avx512f": (1, 16), "avx512bw": (1, 30), "avx512_vnni": (2, 11), "amx_tile": (3, 24)}
-ZMM_STATE = (1 << 5) | (1 << 6) | (1 << 7)  # XCR0: opmask, upper ZMM0-15, ZMM16-31
 
 
 def seen_features(proxied: bool = True, cache: Path = DEFAULT_CACHE) -> dict[str, bool]:
