@@ -22,10 +22,14 @@ EVAL = Path(__file__).resolve().parents[1] / "eval"
 
 
 def load_eval_script(name: str):
-    """A script of eval/ as a module (eval/ is not a package; its scripts import one another by name)."""
+    """A script (or package folder) of eval/ as a module (eval/ is not a package; its scripts import one another by name)."""
     sys.path.insert(0, str(EVAL))
     try:
-        spec = importlib.util.spec_from_file_location(name, EVAL / f"{name}.py")
+        folder = EVAL / name
+        if folder.is_dir():
+            spec = importlib.util.spec_from_file_location(name, folder / "__init__.py", submodule_search_locations=[str(folder)])
+        else:
+            spec = importlib.util.spec_from_file_location(name, EVAL / f"{name}.py")
         module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
         spec.loader.exec_module(module)  # type: ignore[union-attr]
         return module
