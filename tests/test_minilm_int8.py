@@ -68,6 +68,25 @@ def test_the_build_really_multiplies_in_int8(cache_dir: Path) -> None:
     assert "DynamicQuantizeLinear" in ops
 
 
+def test_removing_the_softmax_nan_guards_changes_no_vector(cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The build drops PyTorch's `Where(IsNaN(p), 0, p)` after each softmax for speed; it must be a pure no-op on
+    what we compute, padded batches included (a short text batched with long ones: its padding masks keys)."""
+    import onnx
+
+    from rag.index.embedders import minilm_int8
+
+    built = onnx.load(str(quantized_model_path(cache_dir)))
+    ops = [node.op_type for node in built.graph.node]
+    assert "IsNaN" not in ops and ops.count("Softmax") == 6
+    monkeypatch.setattr(minilm_int8, "without_softmax_nan_guards", lambda model: model)
+    guarded = onnx.load(str(quantized_model_path(tmp_path)))
+    assert [node.op_type for node in guarded.graph.node].count("IsNaN") == 6  # the source really has the guards
+    texts = TEXTS + ["a", "short one", "x " * 300]
+    new = MiniLMOnnxEmbedder(EmbeddingConfig(model_cache_dir=cache_dir, batch_size=4)).embed(texts)
+    old = MiniLMOnnxEmbedder(EmbeddingConfig(model_cache_dir=tmp_path, batch_size=4)).embed(texts)
+    assert np.array_equal(new, old)
+
+
 def test_the_build_is_reused_and_leaves_no_scratch(cache_dir: Path) -> None:
     path = quantized_model_path(cache_dir)
     stamp = path.stat().st_mtime_ns

