@@ -60,7 +60,9 @@ def cpu_kind() -> str:
     except (OSError, StopIteration):
         return platform.machine()
     wanted = ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8"]
-    return " ".join(flag for flag in wanted if flag in flags) or "no AVX2"
+    kind = " ".join(flag for flag in wanted if flag in flags) or "no AVX2"
+    proxied = os.environ.get("RAG_AVX2_PROXY")  # eval/avx2_proxy: these packages chose their AVX2 code paths
+    return f"AVX2 proxy ({proxied} see avx2 only) on {kind}" if proxied else kind
 
 
 def model_id() -> str:

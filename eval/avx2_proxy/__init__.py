@@ -45,6 +45,7 @@ TRAP_SOURCE = Path(__file__).with_name("cpuid_avx2.c")
 PROBE_SOURCE = Path(__file__).with_name("probe.c")
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag" / "avx2-proxy"
 DEFAULT_PACKAGES = ("onnxruntime",)
+MARKER = "RAG_AVX2_PROXY"  # set in a proxied command's environment: the packages that see an AVX2-only CPU
 # objdump -d --no-show-raw-insn prints "  <address>:\t<mnemonic> ..." ; CPUID and XGETBV take no operands
 INSTRUCTION = re.compile(rb"^\s*([0-9a-f]+):\s+(cpuid|xgetbv)\s*$", re.MULTILINE)
 SECTION = re.compile(r"^\s*\d+\s+\S+\s+([0-9a-f]+)\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)\s", re.MULTILINE)
@@ -229,6 +230,7 @@ def environment(packages: Sequence[str] = DEFAULT_PACKAGES, cache: Path = DEFAUL
     front = [str(overlay(name, cache)) for name in packages]
     env["PYTHONPATH"] = os.pathsep.join(front + [part for part in [env.get("PYTHONPATH", "")] if part])
     env["LD_PRELOAD"] = " ".join([str(trap_library(cache))] + [part for part in [env.get("LD_PRELOAD", "")] if part])
+    env[MARKER] = ",".join(packages)  # benchmarks name the CPU kind by it (eval/bench_ingest.py: cpu_kind)
     return env
 
 
