@@ -14,11 +14,13 @@ Both take the configuration from `rag.load_config()` (built-in defaults, ./rag.y
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rag.config import RagConfig, load_config
+from rag.errors import RagError
 from rag.core.progress import Progress
 from rag.index.store import Index
 from rag.ingest.external import ingest_documents
@@ -62,6 +64,7 @@ def add(
     `documents` are kept together as the one source `source`: ingesting again under the same name replaces
     them. `tags` label the sources for filters; `groups` say who may read files through the server. Returns
     the report of the paths, with the documents' counts added."""
+    _refuse_while_a_child_imports_the_script()
     wanted = [os.fspath(path) for path in paths]
     given = list(documents)
     if not wanted and not given:
@@ -71,6 +74,18 @@ def add(
         if given:
             report = _combined(report, ingest_documents(index, given, source, tags=tags, progress=progress))
     return report
+
+
+def _refuse_while_a_child_imports_the_script() -> None:
+    """Files are read in a child process, which multiprocessing starts by re-running the caller's script. A script
+    that calls `rag.add` at its top level would then ingest again from inside that child, against the index its
+    parent holds, and the child would die; say why and how to fix it instead. (`_inheriting` is the flag
+    multiprocessing itself checks before refusing to start processes from there.)"""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise RagError(
+            "rag.add() was called while a child process of rag (the file reader) was importing your script",
+            'put the call under `if __name__ == "__main__":` (multiprocessing re-runs the main script in each child)',
+        )
 
 
 def _combined(first: IngestReport, second: IngestReport) -> IngestReport:

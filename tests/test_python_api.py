@@ -57,6 +57,24 @@ def test_async_ask_and_stream_give_what_the_sync_ones_give(demo_workdir: Path) -
     assert "".join(e.text for e in events if e.kind == "delta").strip() == expected.answer
 
 
+def test_a_script_calling_add_at_its_top_level_is_told_to_guard_it(tmp_path: Path, demo_workdir: Path) -> None:
+    """The reader's child re-runs the caller's script (multiprocessing's spawn); the second `rag.add` must say why
+    and how to fix it, not die on the index lock its parent holds."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import rag\n"
+        f"report = rag.add({str(tmp_path / 'index')!r}, paths=[{str(demo_workdir / 'data' / 'oncall_policy.md')!r}])\n"
+        "print('failed:', len(report.failed))\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert "was importing your script" in done.stderr and 'if __name__ == "__main__":' in done.stderr, done.stderr[-2000:]
+    assert "failed: 1" in done.stdout  # the parent goes on and reports the file it could not read
+    guarded = script.read_text().replace("report =", "if __name__ == '__main__':\n    report =").replace("print(", "    print(")
+    script.write_text(guarded)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert "failed: 0" in done.stdout and "importing your script" not in done.stderr, done.stderr[-2000:]
+
+
 def test_add_files_and_documents_to_a_new_index(tmp_path: Path, demo_workdir: Path) -> None:
     index = tmp_path / "index"
     report = rag.add(index, paths=[demo_workdir / "data" / "oncall_policy.md"])
