@@ -10,6 +10,7 @@ connection's startup. Statements sent together therefore count once, as on the n
 from __future__ import annotations
 
 import selectors
+import shutil
 import socket
 import struct
 import tempfile
@@ -53,6 +54,7 @@ class RoundTripCounter:
         for key in list(self._selector.get_map().values()):
             key.fileobj.close()  # type: ignore[union-attr]
         self._selector.close()
+        shutil.rmtree(self._folder, ignore_errors=True)  # the socket's folder: nothing of a run stays in /tmp
 
     def _waits(self, pending: bytearray, started: bool) -> tuple[int, bool]:
         """How many complete messages in `pending` make the client wait (they are consumed); whether the startup
