@@ -22,7 +22,7 @@ handler would turn a patched CPUID into a crash or a stop.
 
     python eval/avx2_proxy -- python -m pytest tests/test_minilm_int8.py   # onnxruntime sees AVX2 only
     python eval/avx2_proxy --packages onnxruntime torch numpy -- python x.py
-    python eval/avx2_proxy --print-env                                     # PYTHONPATH and LD_PRELOAD to export
+    python eval/avx2_proxy --print-env                                     # PYTHONPATH, LD_PRELOAD and RAG_AVX2_PROXY to export
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from pathlib import Path
 if not __package__:  # run as `python eval/avx2_proxy`: make the package importable by name
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from avx2_proxy import DEFAULT_CACHE, DEFAULT_PACKAGES, ProxyError, environment, seen_features  # noqa: E402
+from avx2_proxy import DEFAULT_CACHE, DEFAULT_PACKAGES, MARKER, ProxyError, environment, seen_features  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--packages", nargs="+", default=list(DEFAULT_PACKAGES), metavar="NAME", help="import names to patch (default: %(default)s)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, metavar="DIR", help="where the trap library and overlays are kept (default: %(default)s)")
     action = parser.add_mutually_exclusive_group()
-    action.add_argument("--print-env", action="store_true", help="print `export PYTHONPATH=... LD_PRELOAD=...` for a shell")
+    action.add_argument("--print-env", action="store_true", help=f"print `export PYTHONPATH=... LD_PRELOAD=... {MARKER}=...` for a shell")
     action.add_argument("--check", action="store_true", help="print the CPU features a patched library is told, natively and under the proxy")
     parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="the command to run, after --")
     args = parser.parse_args(argv)
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         env = environment(args.packages, args.cache)
         if args.print_env:
-            print(f"export PYTHONPATH={shlex.quote(env['PYTHONPATH'])} LD_PRELOAD={shlex.quote(env['LD_PRELOAD'])}")
+            print("export " + " ".join(f"{name}={shlex.quote(env[name])}" for name in ("PYTHONPATH", "LD_PRELOAD", MARKER)))
             return 0
         return subprocess.run(command, env=env).returncode
     except ProxyError as error:
