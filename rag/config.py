@@ -92,7 +92,8 @@ class EmbeddingBase(_Section):
 
     provider: str = Field(
         "local",
-        description="local: bundled all-MiniLM-L6-v2 (ONNX); openai: any /v1/embeddings endpoint; other names: a plug-in.",
+        description="local: bundled all-MiniLM-L6-v2 (ONNX); static: the fast profile, a static WordLlama model (the "
+        "`fast` extra, see docs/embeddings.md); openai: any /v1/embeddings endpoint; other names: a plug-in.",
     )
     precision: Literal["int8", "fp32"] = Field(
         "int8",
@@ -116,7 +117,7 @@ class EmbeddingBase(_Section):
     base_url: str | None = Field(None, description="Endpoint base URL, e.g. http://localhost:8000/v1 for vLLM.")
     api_key: SecretStr | None = Field(None, description="API key; falls back to $OPENAI_API_KEY.")
     batch_size: int | None = Field(
-        None, ge=1, le=2048, description="Texts per model call; unset = 8 for local (fastest on CPU), 64 for endpoints."
+        None, ge=1, le=2048, description="Texts per model call; unset = 8 for local (fastest on CPU), 64 for static and endpoints."
     )
     max_tokens: int = Field(256, ge=8, description="Local model: tokens kept per text (longer text is truncated).")
     threads: int = Field(0, ge=0, description="Local model: CPU threads (0 = all cores).")
@@ -144,14 +145,18 @@ class EmbeddingBase(_Section):
             return f"local:all-MiniLM-L6-v2-int8:{self.max_tokens}"  # the bundled file's id since before int8 compute
         if self.provider == "local":
             return f"local:all-MiniLM-L6-v2-{self.effective_int8_recipe()}:{self.max_tokens}"
+        if self.provider == "static":
+            return "static:wordllama-l2_supercat-256"  # reads every token: max_tokens does not change its vectors
         return f"openai:{self.base_url or 'default'}:{self.model}"
 
 
 class EmbeddingConfig(EmbeddingBase):
     """A built-in embedder."""
 
-    provider: Literal["local", "openai"] = Field(
-        "local", description="local: bundled all-MiniLM-L6-v2 (ONNX); openai: any /v1/embeddings endpoint; other names: a plug-in."
+    provider: Literal["local", "static", "openai"] = Field(
+        "local",
+        description="local: bundled all-MiniLM-L6-v2 (ONNX); static: the fast profile, a static WordLlama model (the "
+        "`fast` extra, see docs/embeddings.md); openai: any /v1/embeddings endpoint; other names: a plug-in.",
     )
 
 

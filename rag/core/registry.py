@@ -112,7 +112,11 @@ EMBEDDERS: Registry[Any] = Registry(
     "embedder",
     "rag.embedders",
     "embedding.provider",
-    {"local": "rag.index.embedders.minilm:MiniLMOnnxEmbedder", "openai": "rag.index.embedders.openai_endpoint:OpenAIEmbedder"},
+    {
+        "local": "rag.index.embedders.minilm:MiniLMOnnxEmbedder",
+        "static": "rag.index.embedders.static_wordllama:StaticWordLlamaEmbedder",
+        "openai": "rag.index.embedders.openai_endpoint:OpenAIEmbedder",
+    },
 )
 VECTOR_STORES: Registry[Any] = Registry(
     "vector store", "rag.vector_stores", "vector_store.kind", {"chroma": "rag.index.vector_store:open_chroma_store"}
