@@ -1,4 +1,5 @@
-"""Ingestion benchmark on a BEIR corpus (default: SciFact from ../shared), with the default config.
+"""Ingestion benchmark on a BEIR corpus (default: SciFact from ../shared), with the default config or the one the
+environment gives (`RAG_EMBEDDING__PROVIDER=static python eval/bench_ingest.py`: the fast profile).
 
 Measures, each in its own process so peak RSS is per phase:
   1. full ingest from nothing (`rag ingest corpus.jsonl`): wall time, docs/s, chunks/s, peak RSS;
@@ -28,9 +29,9 @@ DEFAULT_CORPUS = REPO.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl
 BARE_MODEL = """
 import json, resource, sqlite3, sys, time
 from rag.config import load_config
-from rag.index.embedders.minilm import MiniLMOnnxEmbedder
+from rag.index.embedders import build_embedder
 texts = [row[0] for row in sqlite3.connect(sys.argv[1]).execute("SELECT text FROM chunks")]
-model = MiniLMOnnxEmbedder(load_config().embedding)  # the configured local model ($RAG_EMBEDDING__RUNTIME etc.)
+model = build_embedder(load_config().embedding)  # the configured model ($RAG_EMBEDDING__PROVIDER, __RUNTIME etc.)
 model.embed(texts[:8])  # load and warm up outside the timed part
 started = time.perf_counter()
 model.embed(texts)
