@@ -1,9 +1,9 @@
 """Embedders turn texts into unit-length float32 vectors; chosen by `embedding.provider` from the registry.
 
 Built-ins: `local` (the bundled MiniLM on onnxruntime), `static` (the opt-in fast profile: a static WordLlama model,
-the `fast` extra) and `openai` (any /v1/embeddings endpoint). Any other
-name is a plug-in (`rag.core.registry.EMBEDDERS`): its factory is called with the embedding section and returns
-an `Embedder` (`rag.index.contracts`); `rag.testing.EmbedderContract` checks one.
+the `fast` extra) and `openai` (any /v1/embeddings endpoint). Any other name is a plug-in
+(`rag.core.registry.EMBEDDERS`): its factory is called with the embedding section and returns an `Embedder`
+(`rag.index.contracts`); `rag.testing.EmbedderContract` checks one.
 """
 
 from __future__ import annotations

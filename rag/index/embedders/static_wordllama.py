@@ -1,7 +1,7 @@
 """The opt-in fast profile: a static embedding model, WordLlama `l2_supercat` (256 dimensions), bundled in the
 `wordllama` wheel (the `fast` extra), so nothing is downloaded.
 
-A static model has no network to run: a text's vector is the mean of its tokens' rows in a 32,000 x 256 table,
+A static model runs no neural network: a text's vector is the mean of its tokens' rows in a 32,000 x 256 table,
 so it embeds thousands of texts per second on one core, at a cost in quality measured in docs/embeddings.md.
 It reads every token of a text (nothing is truncated), so chunks cut to MiniLM's token count lose nothing.
 
