@@ -18,7 +18,7 @@ from rag.config import ChunkingConfig, load_config
 from rag.ingest.chunking import Chunker, splitting_tokenizer
 from rag.ingest.loaders.builder import TextBuilder
 from rag.ingest.loaders.markdown import markdown_sections
-from rag.types import Document
+from rag.types import Document, Section
 
 WORDS = (
     "the quick brown fox jumps over the lazy dog while seventeen purple elephants debate photosynthesis "
@@ -254,3 +254,17 @@ def test_a_heading_directly_followed_by_a_subheading_is_not_a_chunk_of_its_own()
     assert all(c.text.strip() not in ("# Beta guide", "## Setup", "## Usage") for c in chunks)
     assert chunks[0].start == 0 and chunks[0].heading_path == ("Beta guide", "Setup")
     assert all(text[c.start : c.end] == c.text for c in chunks)
+
+
+@pytest.mark.parametrize("size, overlap", [(128, 16), (24, 4)])
+def test_chunking_many_documents_at_once_gives_each_its_own_chunks(size: int, overlap: int) -> None:
+    """`chunk_all` batches the splitting over every segment of a file's records (for speed on many cores); each
+    document's chunks must be exactly those it gets alone, ordinals restarting per document."""
+    chunker = Chunker(ChunkingConfig(size=size, overlap=overlap), "fp")
+    documents = [_markdown_document(), Document("soup", word_soup(400, newline_every=25)), _builder_document()]
+    titled = "A title line\n\n" + word_soup(300)  # as a JSON Lines record: the title heads its one section
+    documents.append(Document("titled", titled, "A title line", [Section(0, len(titled), ("A title line",))]))
+    alone = [chunk for document in documents for chunk in Chunker(ChunkingConfig(size=size, overlap=overlap), "fp").chunk(document, "src", "markdown")]
+    together = chunker.chunk_all(documents, "src", "markdown")
+    assert together == alone
+    assert [c.ordinal for c in together if c.doc_id == "soup"] == list(range(sum(c.doc_id == "soup" for c in alone)))

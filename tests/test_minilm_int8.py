@@ -108,6 +108,30 @@ def test_the_residual_layer_norms_stay_unfused_at_build_and_at_load(cache_dir: P
     assert not np.array_equal(embedded, vectors([]))  # refused at load, the fusion would change the vectors
 
 
+def test_length_batches_put_texts_of_one_token_count_together_first() -> None:
+    from rag.index.embedders.minilm import length_batches
+
+    assert length_batches([3, 3, 3, 5, 5, 4, 3], 2) == [[0, 1], [2, 6], [3, 4], [5]]
+    assert length_batches([7, 2, 9], 8) == [[1, 0, 2]]  # no full batch of one count: sorted and padded as before
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_unpadded_batches_skip_the_attention_mask_and_give_the_same_vectors(cache_dir: Path, precision: str) -> None:
+    """Full batches of texts of one token count run the graph without the mask additions (unpadded.py): the
+    vectors must be bit-identical to the masked graph's, next to padded batches in the same call."""
+    config = EmbeddingConfig(model_cache_dir=cache_dir, precision=precision, batch_size=4)
+    fruits = ["apple", "banana", "cherry", "grape", "lemon", "mango", "peach", "plum"]
+    same_length = [f"the {fruit} is ripe today" for fruit in fruits]
+    texts = same_length + TEXTS
+    model = MiniLMOnnxEmbedder(config)
+    assert len({len(model._tokenizer.encode(text).ids) for text in same_length}) == 1  # the premise: one count
+    fast = model.embed(texts)
+    assert model._unpadded_session is not model._session  # the mask-free graph was built and used
+    masked = MiniLMOnnxEmbedder(config)
+    masked.__dict__["_unpadded_session"] = masked._session
+    assert np.array_equal(fast, masked.embed(texts))
+
+
 def test_the_build_is_reused_and_leaves_no_scratch(cache_dir: Path) -> None:
     path = quantized_model_path(cache_dir)
     stamp = path.stat().st_mtime_ns

@@ -194,7 +194,7 @@ class IndexWriter:
         old_ids = {write.record.path: self.catalog.chunk_ids_of(write.record.path) for write in batch}
         given = {chunk_id: vector for write in batch for chunk_id, vector in (write.vectors or {}).items()}
         to_embed = [c for w in batch for c in w.chunks if c.chunk_id not in old_ids[w.record.path] and c.chunk_id not in given]
-        vectors = self._embed([c.text for c in to_embed])
+        vectors = self._embed(to_embed)
         vector_of = {**given, **{c.chunk_id: vectors[i] for i, c in enumerate(to_embed)}}
         committed = []
         for write in batch:
@@ -290,16 +290,19 @@ class IndexWriter:
         self.catalog.set_meta("embedding_model", current)
         return had_chunks
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        """Embed in steps of `EMBED_STEP`, over the texts sorted by length: each step's batches then hold texts
-        of near-equal length across the whole batch, not just within one step, so the model pads less."""
-        self.progress.advance(EMBEDDING_PHASE, 0, total=len(texts))
-        if not texts:
+    def _embed(self, chunks: list[Chunk]) -> np.ndarray:
+        """Embed in steps of `EMBED_STEP`, over the chunks sorted by token count (counted by the chunker, in the
+        model's tokens): each step then holds texts of near-equal length across the whole batch, not just within
+        one step, so the model pads less, and runs of one count fill whole model batches that need no attention
+        mask (minilm.py)."""
+        self.progress.advance(EMBEDDING_PHASE, 0, total=len(chunks))
+        if not chunks:
             return np.zeros((0, 0), dtype=np.float32)
-        order = np.argsort(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), kind="stable")
+        sizes = [len(c.text) if c.tokens is None else c.tokens for c in chunks]  # None: a chunk made without its count
+        order = np.argsort(np.asarray(sizes, dtype=np.int64), kind="stable")
         parts = []
-        for begin in range(0, len(texts), EMBED_STEP):
-            part = [texts[i] for i in order[begin : begin + EMBED_STEP]]
+        for begin in range(0, len(chunks), EMBED_STEP):
+            part = [chunks[i].text for i in order[begin : begin + EMBED_STEP]]
             parts.append(self.index.embedder.embed(part))
             self.progress.advance(EMBEDDING_PHASE, len(part))
         stacked = np.vstack(parts)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rag.config import ChunkingConfig
-from rag.core.tokens import count_tokens, splitting_tokenizer, token_counts
+from rag.core.tokens import splitting_tokenizer, token_counts
 from rag.types import Chunk, Document
 
 if TYPE_CHECKING:
@@ -59,55 +59,77 @@ class Chunker:
         return self._splitters[key]
 
     def chunk(self, document: Document, source: str, file_type: str) -> list[Chunk]:
-        markdown = file_type == "markdown"
-        encodable = without_lone_surrogates(document.text)  # what the Rust splitter and the tokenizer can take
-        spans = [
-            (start, end, segment)
-            for segment in self._segments(document)
-            for start, end in self._split(encodable, segment, markdown)
-        ]
-        texts = [document.text[start:end] for start, end, _ in spans]
-        # counted once here so that context assembly never re-encodes a passage made of one chunk
-        counts = token_counts([encodable[start:end] for start, end, _ in spans])
-        return [
-            Chunk(
-                chunk_id=self._chunk_id(source, document.doc_id, start, end, text),
-                source=source,
-                doc_id=document.doc_id,
-                ordinal=ordinal,
-                start=start,
-                end=end,
-                text=text,
-                page=segment.page,
-                heading_path=segment.heading_path,
-                tokens=tokens,
-            )
-            for ordinal, ((start, end, segment), text, tokens) in enumerate(zip(spans, texts, counts))
-        ]
+        return self.chunk_all([document], source, file_type)
 
-    def _split(self, text: str, segment: _Segment, markdown: bool) -> list[tuple[int, int]]:
-        """Spans of one segment. A section's heading line stays with its first chunk instead of
+    def chunk_all(self, documents: list[Document], source: str, file_type: str) -> list[Chunk]:
+        """The chunks of every document of one source, in order. Work is batched over all their segments (token
+        counts, splitting), which the tokenizer and the splitter spread over the CPU's cores: a file of many
+        records is cut in about half the time on two cores."""
+        markdown = file_type == "markdown"
+        encodables = [without_lone_surrogates(document.text) for document in documents]  # what Rust can take
+        placed = [(index, segment) for index, document in enumerate(documents) for segment in self._segments(document)]
+        split = self._split_all([(encodables[index], segment) for index, segment in placed], markdown)
+        spans = [(index, start, end, segment) for (index, segment), pieces in zip(placed, split) for start, end in pieces]
+        # counted once here so that context assembly never re-encodes a passage made of one chunk
+        counts = token_counts([encodables[index][start:end] for index, start, end, _ in spans])
+        chunks: list[Chunk] = []
+        ordinals = [0] * len(documents)
+        for (index, start, end, segment), tokens in zip(spans, counts):
+            document, text = documents[index], documents[index].text[start:end]
+            chunks.append(
+                Chunk(
+                    chunk_id=self._chunk_id(source, document.doc_id, start, end, text),
+                    source=source,
+                    doc_id=document.doc_id,
+                    ordinal=ordinals[index],
+                    start=start,
+                    end=end,
+                    text=text,
+                    page=segment.page,
+                    heading_path=segment.heading_path,
+                    tokens=tokens,
+                )
+            )
+            ordinals[index] += 1
+        return chunks
+
+    def _split_all(self, pieces: list[tuple[str, _Segment]], markdown: bool) -> list[list[tuple[int, int]]]:
+        """The spans of each (text, segment). A section's heading line stays with its first chunk instead of
         becoming a chunk of its own: the body is split with room left for the heading."""
         size = self.config.size
-        piece = text[segment.start : segment.end]
-        heading_end = piece.find("\n") if segment.heading_path else -1
-        if heading_end > 0 and count_tokens(piece) > size:
-            heading_tokens = count_tokens(piece[:heading_end])
-            body_start = len(piece) - len(piece[heading_end:].lstrip())
-            if heading_tokens <= size // 4 and body_start < len(piece):
-                body = piece[body_start:]
-                splitter = self._splitter(markdown, size - heading_tokens - 1)
-                spans = [
-                    (segment.start + body_start + offset, segment.start + body_start + offset + len(chunk))
-                    for offset, chunk in splitter.chunk_indices(body)
-                ]
-                if spans:
-                    spans[0] = (segment.start, spans[0][1])
-                    return spans
-        return [
-            (segment.start + offset, segment.start + offset + len(chunk))
-            for offset, chunk in self._splitter(markdown, size).chunk_indices(piece)
-        ]
+        jobs: list[tuple[int, int, int]] = [(i, size, segment.start) for i, (_, segment) in enumerate(pieces)]  # (piece, capacity, offset)
+        headed = [i for i, (text, segment) in enumerate(pieces) if segment.heading_path and text.find("\n", segment.start, segment.end) > segment.start]
+        over = [i for i, count in zip(headed, token_counts([pieces[i][0][pieces[i][1].start : pieces[i][1].end] for i in headed])) if count > size]
+        heading_ends = [pieces[i][0].find("\n", pieces[i][1].start, pieces[i][1].end) for i in over]
+        heading_counts = token_counts([pieces[i][0][pieces[i][1].start : end] for i, end in zip(over, heading_ends)])
+        for i, end, heading_tokens in zip(over, heading_ends, heading_counts):
+            text, segment = pieces[i]
+            body_start = end + len(text[end : segment.end]) - len(text[end : segment.end].lstrip())
+            if heading_tokens <= size // 4 and body_start < segment.end:
+                jobs[i] = (i, size - heading_tokens - 1, body_start)
+        spans = self._run_splitters(pieces, jobs, markdown)  # one job per piece, in order
+        headed_split = [i for i, (_, capacity, _) in enumerate(jobs) if capacity != size]
+        retry = [i for i in headed_split if not spans[i]]  # nothing left of the body: split the whole piece
+        for i, found in zip(retry, self._run_splitters(pieces, [(i, size, pieces[i][1].start) for i in retry], markdown)):
+            spans[i] = found
+        for i in set(headed_split) - set(retry):
+            if spans[i]:
+                spans[i][0] = (pieces[i][1].start, spans[i][0][1])  # the heading line joins the first chunk
+        return spans
+
+    def _run_splitters(self, pieces: list[tuple[str, _Segment]], jobs: list[tuple[int, int, int]], markdown: bool) -> list[list[tuple[int, int]]]:
+        """The spans of text[offset:segment.end] for each job (piece, capacity, offset), split at the job's capacity,
+        in one batched call per capacity."""
+        out: list[list[tuple[int, int]]] = [[] for _ in jobs]
+        by_capacity: dict[int, list[int]] = {}
+        for position, (_, capacity, _) in enumerate(jobs):
+            by_capacity.setdefault(capacity, []).append(position)
+        for capacity, positions in by_capacity.items():
+            texts = [pieces[jobs[p][0]][0][jobs[p][2] : pieces[jobs[p][0]][1].end] for p in positions]
+            for p, found in zip(positions, self._splitter(markdown, capacity).chunk_all_indices(texts)):
+                offset = jobs[p][2]
+                out[p] = [(offset + start, offset + start + len(chunk)) for start, chunk in found]
+        return out
 
     def _segments(self, document: Document) -> list[_Segment]:
         use_sections = self.config.strategy != "recursive" and bool(document.sections)

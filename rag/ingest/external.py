@@ -100,7 +100,7 @@ class ExternalIngestor:
             else:
                 report.notes.extend(FileProblem(key, note) for note in notes)
                 chunker = Chunker(config.chunking, fingerprint)
-                chunks = [chunk for doc in docs for chunk in chunker.chunk(doc, key, FILE_TYPE)]
+                chunks = chunker.chunk_all(docs, key, FILE_TYPE)
                 tags = self.tags if self.tags is not None else (record.tag_list if record else [])
                 written = SourceRecord(
                     path=key,

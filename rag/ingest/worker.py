@@ -89,7 +89,7 @@ def read_file(task: ReadTask) -> ReadResult:
     chunker = _chunkers.get(task.fingerprint)
     if chunker is None:
         chunker = _chunkers[task.fingerprint] = Chunker(task.chunking, task.fingerprint)
-    chunks = [c for d in loaded.documents for c in chunker.chunk(d, task.source, loaded.file_type)]
+    chunks = chunker.chunk_all(loaded.documents, task.source, loaded.file_type)
     check_chunks(chunks, limits)
     return ReadResult(loaded, chunks, _bm25_tokens(task.bm25, chunks) if task.bm25 is not None else None)
 

@@ -6,7 +6,8 @@ the int8-compute build derived once from that file (see minilm_int8.py); with `f
 With `runtime: openvino` OpenVINO runs the file as shipped (see openvino_runtime.py and docs/embeddings.md).
 Texts are tokenized once per call, sorted by token count and padded per batch, so a batch holds texts of
 near-equal length: padding is wasted model time. (Sorting by characters left 11% of SciFact's tokens as
-padding, since characters per token vary; by token count it is 0.02%.)
+padding, since characters per token vary; by token count it is 0.02%.) Full batches of texts of one token count
+come first and run a graph without the attention mask, which then only adds zeros (unpadded.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,15 +46,33 @@ class MiniLMOnnxEmbedder:
 
     @cached_property
     def _session(self) -> InferenceSession | OpenVinoSession:
-        threads = self.config.threads or (os.cpu_count() or 1)
         if self.config.runtime == "openvino":
             from rag.index.embedders.openvino_runtime import OpenVinoSession
 
-            return OpenVinoSession(self.onnx_path(), threads)
+            return OpenVinoSession(self.onnx_path(), self._threads())
+        return self._onnx_session(str(self.onnx_path()))
+
+    @cached_property
+    def _unpadded_session(self) -> InferenceSession | OpenVinoSession:
+        """For batches whose texts all have one token count: the graph without the attention-mask additions
+        (unpadded.py), which then add only zeros."""
+        if self.config.runtime == "openvino":
+            return self._session
+        import onnx
+
+        from rag.index.embedders.unpadded import without_attention_mask
+
+        model = onnx.load(str(self.onnx_path()))
+        return self._onnx_session(model.SerializeToString()) if without_attention_mask(model) else self._session
+
+    def _threads(self) -> int:
+        return self.config.threads or (os.cpu_count() or 1)
+
+    def _onnx_session(self, model: str | bytes) -> InferenceSession:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = self._threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         disabled: list[str] = []
@@ -60,9 +80,7 @@ class MiniLMOnnxEmbedder:
             from rag.index.embedders.minilm_int8 import session_disabled_optimizers
 
             disabled = session_disabled_optimizers(self.config.effective_int8_recipe())
-        return ort.InferenceSession(
-            str(self.onnx_path()), options, providers=["CPUExecutionProvider"], disabled_optimizers=disabled
-        )
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"], disabled_optimizers=disabled)
 
     def onnx_path(self) -> Path:
         """The ONNX file this precision runs (building the int8 one on first use)."""
@@ -84,10 +102,7 @@ class MiniLMOnnxEmbedder:
         if not texts:
             return out, []
         encodings = self._tokenizer.encode_batch(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        size = self.config.effective_batch_size()
-        for begin in range(0, len(order), size):
-            batch = order[begin : begin + size]
+        for batch in length_batches([len(encoding.ids) for encoding in encodings], self.config.effective_batch_size()):
             hidden, mask = self._run_batch([encodings[i] for i in batch])
             out[batch] = _mean_pooled(hidden, mask)
             if keep_tokens:
@@ -107,10 +122,23 @@ class MiniLMOnnxEmbedder:
         for row, encoding in enumerate(encodings):
             length = len(encoding.ids)
             ids[row, :length], mask[row, :length], types[row, :length] = encoding.ids, encoding.attention_mask, encoding.type_ids
-        (hidden,) = self._session.run(
-            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        )
+        session = self._session if mask.min() == 0 else self._unpadded_session
+        (hidden,) = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
         return hidden, mask
+
+
+def length_batches(lengths: list[int], size: int) -> list[list[int]]:
+    """Indices of texts with these token counts, in batches of `size`: first every full batch of texts of one
+    count (nothing to pad, so no attention mask to apply), then the rest in order of count, each batch padded to
+    its longest text."""
+    uniform: list[list[int]] = []
+    rest: list[int] = []
+    for _, group in groupby(sorted(range(len(lengths)), key=lengths.__getitem__), key=lengths.__getitem__):
+        members = list(group)
+        whole = len(members) - len(members) % size
+        uniform += [members[begin : begin + size] for begin in range(0, whole, size)]
+        rest += members[whole:]
+    return uniform + [rest[begin : begin + size] for begin in range(0, len(rest), size)]
 
 
 def model_tokenizer(max_tokens: int) -> Tokenizer:
