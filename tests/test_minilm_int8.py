@@ -130,6 +130,9 @@ def test_unpadded_batches_skip_the_attention_mask_and_give_the_same_vectors(cach
     masked = MiniLMOnnxEmbedder(config)
     masked.__dict__["_unpadded_session"] = masked._session
     assert np.array_equal(fast, masked.embed(texts))
+    query = MiniLMOnnxEmbedder(config)
+    query.embed(["how ripe is the mango"])
+    assert "_unpadded_session" not in query.__dict__  # a lone text keeps to one session: no second load for a query
 
 
 def test_the_build_is_reused_and_leaves_no_scratch(cache_dir: Path) -> None:
