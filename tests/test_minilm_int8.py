@@ -116,6 +116,20 @@ def test_length_batches_put_texts_of_one_token_count_together_first() -> None:
 
 
 @pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_the_mask_free_graph_has_no_mask_left_in_any_layer(cache_dir: Path, precision: str) -> None:
+    import onnx
+
+    from rag.index.embedders.unpadded import without_attention_mask
+
+    model = onnx.load(str(MiniLMOnnxEmbedder(EmbeddingConfig(model_cache_dir=cache_dir, precision=precision)).onnx_path()))
+    assert without_attention_mask(model)
+    producers = {output: node for node in model.graph.node for output in node.output}
+    softmax_inputs = [producers[node.input[0]].op_type for node in model.graph.node if node.op_type == "Softmax"]
+    assert len(softmax_inputs) == 6 and "Add" not in softmax_inputs  # all six layers' additions, not just the first
+    assert not any("attention_mask" in node.input for node in model.graph.node)  # its own computation is gone too
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
 def test_unpadded_batches_skip_the_attention_mask_and_give_the_same_vectors(cache_dir: Path, precision: str) -> None:
     """Full batches of texts of one token count run the graph without the mask additions (unpadded.py): the
     vectors must be bit-identical to the masked graph's, next to padded batches in the same call."""

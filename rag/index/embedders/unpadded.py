@@ -22,30 +22,39 @@ def without_attention_mask(model: onnx.ModelProto) -> bool:
     unchanged) when its graph has no such addition feeding a softmax. The mask input stays declared (unused), so
     callers feed both graphs alike."""
     graph = model.graph
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
+    nodes = list(graph.node)
+    consumers: dict[str, list[int]] = {}
+    for index, node in enumerate(nodes):
         for name in node.input:
-            consumers.setdefault(name, []).append(node)
+            consumers.setdefault(name, []).append(index)
+    into_softmax = {
+        index
+        for index, node in enumerate(nodes)
+        if node.op_type == "Add" and {nodes[user].op_type for user in consumers.get(node.output[0], [])} == {"Softmax"}
+    }
+    # what the mask computes on its own: the walk stops at the additions, where the mask joins the hidden states
     from_mask, frontier = {MASK_INPUT}, [MASK_INPUT]
     while frontier:
-        for node in consumers.get(frontier.pop(), []):
-            for output in node.output:
+        for index in consumers.get(frontier.pop(), []):
+            if index in into_softmax:
+                continue
+            for output in nodes[index].output:
                 if output not in from_mask:
                     from_mask.add(output)
                     frontier.append(output)
     additions = [
-        (node, scores[0])
-        for node in graph.node
-        if node.op_type == "Add"
-        and len(scores := [name for name in node.input if name not in from_mask]) == 1
-        and {user.op_type for user in consumers.get(node.output[0], [])} == {"Softmax"}
+        (index, scores[0])
+        for index in sorted(into_softmax)
+        if len(scores := [name for name in nodes[index].input if name not in from_mask]) == 1
     ]
     if not additions:
         return False
-    for addition, scores in additions:
-        for user in consumers[addition.output[0]]:
-            user.input[:] = [scores if name == addition.output[0] else name for name in user.input]
-        graph.node.remove(addition)
+    for index, scores in additions:
+        added = nodes[index].output[0]
+        for user in consumers[added]:
+            nodes[user].input[:] = [scores if name == added else name for name in nodes[user].input]
+    for index, _ in sorted(additions, reverse=True):
+        del graph.node[index]
     _drop_unused_nodes(graph)
     return True
 
