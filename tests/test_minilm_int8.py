@@ -127,6 +127,8 @@ def test_the_mask_free_graph_has_no_mask_left_in_any_layer(cache_dir: Path, prec
     softmax_inputs = [producers[node.input[0]].op_type for node in model.graph.node if node.op_type == "Softmax"]
     assert len(softmax_inputs) == 6 and "Add" not in softmax_inputs  # all six layers' additions, not just the first
     assert not any("attention_mask" in node.input for node in model.graph.node)  # its own computation is gone too
+    read = {name for node in model.graph.node for name in node.input}
+    assert all(init.name in read for init in model.graph.initializer)  # and its constants (onnxruntime warns of each)
 
 
 @pytest.mark.parametrize("precision", ["int8", "fp32"])

@@ -60,12 +60,16 @@ def without_attention_mask(model: onnx.ModelProto) -> bool:
 
 
 def _drop_unused_nodes(graph: onnx.GraphProto) -> None:
-    """Remove nodes none of whose outputs is read (the mask's own computation, once nothing adds it)."""
+    """Remove nodes none of whose outputs is read (the mask's own computation, once nothing adds it), then the
+    constants only they read (onnxruntime would warn about each one)."""
     wanted = {output.name for output in graph.output}
     while True:
         read = wanted | {name for node in graph.node for name in node.input}
         unused = [node for node in graph.node if not any(output in read for output in node.output)]
         if not unused:
-            return
+            break
         for node in unused:
             graph.node.remove(node)
+    orphans = [init for init in graph.initializer if init.name not in read]
+    for init in orphans:
+        graph.initializer.remove(init)
