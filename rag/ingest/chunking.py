@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from rag.config import ChunkingConfig
 from rag.core.tokens import splitting_tokenizer, token_counts
@@ -37,6 +37,18 @@ class _Segment:
     end: int
     page: int | None
     heading_path: tuple[str, ...]
+
+
+class _Split(NamedTuple):
+    """text[start:end] to split into chunks of at most `capacity` tokens."""
+
+    text: str
+    start: int
+    end: int
+    capacity: int
+
+    def piece(self) -> str:
+        return self.text[self.start : self.end]
 
 
 class Chunker:
@@ -97,38 +109,37 @@ class Chunker:
         """The spans of each (text, segment). A section's heading line stays with its first chunk instead of
         becoming a chunk of its own: the body is split with room left for the heading."""
         size = self.config.size
-        jobs: list[tuple[int, int, int]] = [(i, size, segment.start) for i, (_, segment) in enumerate(pieces)]  # (piece, capacity, offset)
-        headed = [i for i, (text, segment) in enumerate(pieces) if segment.heading_path and text.find("\n", segment.start, segment.end) > segment.start]
-        over = [i for i, count in zip(headed, token_counts([pieces[i][0][pieces[i][1].start : pieces[i][1].end] for i in headed])) if count > size]
-        heading_ends = [pieces[i][0].find("\n", pieces[i][1].start, pieces[i][1].end) for i in over]
-        heading_counts = token_counts([pieces[i][0][pieces[i][1].start : end] for i, end in zip(over, heading_ends)])
-        for i, end, heading_tokens in zip(over, heading_ends, heading_counts):
-            text, segment = pieces[i]
-            body_start = end + len(text[end : segment.end]) - len(text[end : segment.end].lstrip())
-            if heading_tokens <= size // 4 and body_start < segment.end:
-                jobs[i] = (i, size - heading_tokens - 1, body_start)
-        spans = self._run_splitters(pieces, jobs, markdown)  # one job per piece, in order
-        headed_split = [i for i, (_, capacity, _) in enumerate(jobs) if capacity != size]
+        jobs = [_Split(text, segment.start, segment.end, size) for text, segment in pieces]  # one per piece, in order
+        headed = [i for i, job in enumerate(jobs) if pieces[i][1].heading_path and job.text.find("\n", job.start, job.end) > job.start]
+        over = [i for i, count in zip(headed, token_counts([jobs[i].piece() for i in headed])) if count > size]
+        heading_ends = [jobs[i].text.find("\n", jobs[i].start, jobs[i].end) for i in over]
+        heading_counts = token_counts([jobs[i].text[jobs[i].start : end] for i, end in zip(over, heading_ends)])
+        for i, heading_end, heading_tokens in zip(over, heading_ends, heading_counts):
+            job = jobs[i]
+            body_start = job.end - len(job.text[heading_end : job.end].lstrip())
+            if heading_tokens <= size // 4 and body_start < job.end:
+                jobs[i] = job._replace(start=body_start, capacity=size - heading_tokens - 1)
+        spans = self._run_splitters(jobs, markdown)
+        headed_split = [i for i, job in enumerate(jobs) if job.capacity != size]
         retry = [i for i in headed_split if not spans[i]]  # nothing left of the body: split the whole piece
-        for i, found in zip(retry, self._run_splitters(pieces, [(i, size, pieces[i][1].start) for i in retry], markdown)):
+        whole = [_Split(jobs[i].text, pieces[i][1].start, jobs[i].end, size) for i in retry]
+        for i, found in zip(retry, self._run_splitters(whole, markdown)):
             spans[i] = found
         for i in set(headed_split) - set(retry):
             if spans[i]:
                 spans[i][0] = (pieces[i][1].start, spans[i][0][1])  # the heading line joins the first chunk
         return spans
 
-    def _run_splitters(self, pieces: list[tuple[str, _Segment]], jobs: list[tuple[int, int, int]], markdown: bool) -> list[list[tuple[int, int]]]:
-        """The spans of text[offset:segment.end] for each job (piece, capacity, offset), split at the job's capacity,
-        in one batched call per capacity."""
+    def _run_splitters(self, jobs: list[_Split], markdown: bool) -> list[list[tuple[int, int]]]:
+        """The spans of each job's piece split at its capacity, in one batched call per capacity."""
         out: list[list[tuple[int, int]]] = [[] for _ in jobs]
         by_capacity: dict[int, list[int]] = {}
-        for position, (_, capacity, _) in enumerate(jobs):
-            by_capacity.setdefault(capacity, []).append(position)
+        for position, job in enumerate(jobs):
+            by_capacity.setdefault(job.capacity, []).append(position)
         for capacity, positions in by_capacity.items():
-            texts = [pieces[jobs[p][0]][0][jobs[p][2] : pieces[jobs[p][0]][1].end] for p in positions]
-            for p, found in zip(positions, self._splitter(markdown, capacity).chunk_all_indices(texts)):
-                offset = jobs[p][2]
-                out[p] = [(offset + start, offset + start + len(chunk)) for start, chunk in found]
+            found_per_job = self._splitter(markdown, capacity).chunk_all_indices([jobs[p].piece() for p in positions])
+            for p, found in zip(positions, found_per_job):
+                out[p] = [(jobs[p].start + offset, jobs[p].start + offset + len(chunk)) for offset, chunk in found]
         return out
 
     def _segments(self, document: Document) -> list[_Segment]:
