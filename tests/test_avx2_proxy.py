@@ -45,18 +45,20 @@ def test_only_cpuid_and_xgetbv_bytes_change(cache: Path, tmp_path: Path) -> None
 
 def test_the_int8_tolerance_holds_on_the_avx2_kernels(cache: Path, tmp_path: Path) -> None:
     """The child computes its vectors with the AVX2 kernels (so they differ from this process's where the CPU has
-    AVX-512) and passes tests/test_minilm_int8.py's own tolerance check with them."""
+    AVX-512) and passes tests/test_minilm_int8.py's own tolerance checks with them (the fused attention of
+    unpadded batches included)."""
     models = tmp_path / "models"
     native = int8_and_fp32_vectors(models)[0]  # also builds the model file the child reuses
     child = (
         "import json, sys, numpy, onnxruntime\n"
         "sys.path.insert(0, 'tests')\n"
-        "from test_minilm_int8 import assert_int8_stays_close, int8_and_fp32_vectors\n"
+        "from test_minilm_int8 import assert_fused_attention_stays_close, assert_int8_stays_close, fused_and_unfused_vectors, int8_and_fp32_vectors\n"
         "int8, fp32 = int8_and_fp32_vectors(__import__('pathlib').Path(sys.argv[1]))\n"
         "numpy.save(sys.argv[2], int8)\n"
         "cosines = (int8 * fp32).sum(axis=1)\n"
         "print(json.dumps({'onnxruntime': onnxruntime.__file__, 'mean': float(cosines.mean()), 'min': float(cosines.min())}))\n"
         "assert_int8_stays_close(int8, fp32)\n"
+        "assert_fused_attention_stays_close(*fused_and_unfused_vectors(__import__('pathlib').Path(sys.argv[1])))\n"
     )
     started = time.perf_counter()
     done = proxy.run([sys.executable, "-c", child, str(models), str(tmp_path / "avx2.npy")], cache=cache, cwd=REPO, capture_output=True, text=True, timeout=300)

@@ -82,8 +82,9 @@ def test_removing_the_softmax_nan_guards_changes_no_vector(cache_dir: Path, tmp_
     guarded = onnx.load(str(quantized_model_path(tmp_path)))
     assert [node.op_type for node in guarded.graph.node].count("IsNaN") == 6  # the source really has the guards
     texts = TEXTS + ["a", "short one", "x " * 300]
-    new = MiniLMOnnxEmbedder(EmbeddingConfig(model_cache_dir=cache_dir, batch_size=4)).embed(texts)
-    old = MiniLMOnnxEmbedder(EmbeddingConfig(model_cache_dir=tmp_path, batch_size=4)).embed(texts)
+    # unpadded batches on the mask-free graph as is: the guards would stop its attention fusion, a change of its own
+    new = mask_free_only(MiniLMOnnxEmbedder(EmbeddingConfig(model_cache_dir=cache_dir, batch_size=4))).embed(texts)
+    old = mask_free_only(MiniLMOnnxEmbedder(EmbeddingConfig(model_cache_dir=tmp_path, batch_size=4))).embed(texts)
     assert np.array_equal(new, old)
 
 
@@ -131,24 +132,97 @@ def test_the_mask_free_graph_has_no_mask_left_in_any_layer(cache_dir: Path, prec
     assert all(init.name in read for init in model.graph.initializer)  # and its constants (onnxruntime warns of each)
 
 
+FRUITS = [f"the {fruit} is ripe today" for fruit in ["apple", "banana", "cherry", "grape", "lemon", "mango", "peach", "plum"]]
+
+
+def mask_free_only(model: MiniLMOnnxEmbedder) -> MiniLMOnnxEmbedder:
+    """`model` with its unpadded batches on the mask-free graph as it was before the attention fusion."""
+    import onnx
+
+    from rag.index.embedders.unpadded import without_attention_mask
+
+    graph = onnx.load(str(model.onnx_path()))
+    assert without_attention_mask(graph)
+    model.__dict__["_unpadded_session"] = model._onnx_session(graph.SerializeToString())
+    return model
+
+
+def fused_and_unfused_vectors(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """FRUITS (full unpadded batches of 4) and TEXTS through the int8 embedder as it runs, and with its mask-free
+    graph left unfused, with the kernels this process's CPU selects."""
+    config = EmbeddingConfig(model_cache_dir=cache_dir, batch_size=4)
+    fused = MiniLMOnnxEmbedder(config).embed(FRUITS + TEXTS)
+    return fused, mask_free_only(MiniLMOnnxEmbedder(config)).embed(FRUITS + TEXTS)
+
+
+def assert_fused_attention_stays_close(fused: np.ndarray, unfused: np.ndarray) -> None:
+    """The fused attention moves int8 vectors by rounding only (docs: min cosine 0.996 on SciFact, less than
+    batching a text with other texts moves it); a mistake in the rewrite (scale, heads, layout) would move them far
+    more."""
+    cosines = (fused * unfused).sum(axis=1)
+    assert cosines.min() > 0.99 and cosines.mean() > 0.995, cosines
+
+
 @pytest.mark.parametrize("precision", ["int8", "fp32"])
 def test_unpadded_batches_skip_the_attention_mask_and_give_the_same_vectors(cache_dir: Path, precision: str) -> None:
-    """Full batches of texts of one token count run the graph without the mask additions (unpadded.py): the
-    vectors must be bit-identical to the masked graph's, next to padded batches in the same call."""
+    """Full batches of texts of one token count run the graph without the mask additions (unpadded.py): before the
+    attention is fused, the vectors must be bit-identical to the masked graph's, next to padded batches in the
+    same call."""
     config = EmbeddingConfig(model_cache_dir=cache_dir, precision=precision, batch_size=4)
-    fruits = ["apple", "banana", "cherry", "grape", "lemon", "mango", "peach", "plum"]
-    same_length = [f"the {fruit} is ripe today" for fruit in fruits]
-    texts = same_length + TEXTS
+    texts = FRUITS + TEXTS
     model = MiniLMOnnxEmbedder(config)
-    assert len({len(model._tokenizer.encode(text).ids) for text in same_length}) == 1  # the premise: one count
-    fast = model.embed(texts)
-    assert model._unpadded_session is not model._session  # the mask-free graph was built and used
+    assert len({len(model._tokenizer.encode(text).ids) for text in FRUITS}) == 1  # the premise: one count
+    assert model._unpadded_session is not model._session  # the embedder builds a mask-free graph
+    fast = mask_free_only(MiniLMOnnxEmbedder(config)).embed(texts)
     masked = MiniLMOnnxEmbedder(config)
     masked.__dict__["_unpadded_session"] = masked._session
     assert np.array_equal(fast, masked.embed(texts))
+    if precision == "fp32":  # the reference keeps the export's attention (its NaN guards stop the fusion): as is
+        assert np.array_equal(fast, model.embed(texts))
     query = MiniLMOnnxEmbedder(config)
     query.embed(["how ripe is the mango"])
     assert "_unpadded_session" not in query.__dict__  # a lone text keeps to one session: no second load for a query
+
+
+def test_the_int8_mask_free_graph_runs_fused_attention_and_the_fp32_one_does_not(cache_dir: Path) -> None:
+    from rag.index.embedders.minilm import unpadded_graph
+
+    def ops(precision: str) -> list[str]:
+        path = MiniLMOnnxEmbedder(EmbeddingConfig(model_cache_dir=cache_dir, precision=precision)).onnx_path()
+        return [node.op_type for node in unpadded_graph(path).graph.node]
+
+    int8 = ops("int8")
+    assert int8.count("MultiHeadAttention") == 6 and "Softmax" not in int8 and int8.count("Transpose") == 0
+    assert ops("fp32").count("MultiHeadAttention") == 0
+
+
+def test_fused_attention_computes_what_the_unfused_graph_does() -> None:
+    """The rewrite itself, in fp32 (no int8 rounding downstream to blur a mistake): the mask-free graph of the
+    dequantised model with and without fused attention, hidden states of a batch of texts of one token count."""
+    import onnx
+    import onnxruntime as ort
+
+    from rag.core.bundled import model_path
+    from rag.index.embedders.minilm_int8 import dequantized_source, without_softmax_nan_guards
+    from rag.index.embedders.minilm import ATTENTION_HEADS, model_tokenizer
+    from rag.index.embedders.unpadded import with_fused_attention, without_attention_mask
+
+    def mask_free() -> onnx.ModelProto:
+        model = without_softmax_nan_guards(dequantized_source(model_path()))
+        assert without_attention_mask(model)
+        return model
+
+    unfused, fused = mask_free(), mask_free()
+    assert with_fused_attention(fused, ATTENTION_HEADS) == 6
+    ids = np.array([encoding.ids for encoding in model_tokenizer(256).encode_batch(FRUITS)], dtype=np.int64)
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    run = lambda model: ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)[0]  # noqa: E731
+    expected, got = run(unfused), run(fused)
+    assert np.abs(expected).max() > 1.0 and np.abs(got - expected).max() < 1e-4
+
+
+def test_fused_attention_keeps_unpadded_int8_vectors_within_rounding(cache_dir: Path) -> None:
+    assert_fused_attention_stays_close(*fused_and_unfused_vectors(cache_dir))
 
 
 def test_the_build_is_reused_and_leaves_no_scratch(cache_dir: Path) -> None:
