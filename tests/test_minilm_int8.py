@@ -204,7 +204,8 @@ def test_fused_attention_computes_what_the_unfused_graph_does() -> None:
 
     from rag.core.bundled import model_path
     from rag.index.embedders.minilm_int8 import dequantized_source, without_softmax_nan_guards
-    from rag.index.embedders.minilm import ATTENTION_HEADS, model_tokenizer
+    from rag.core.bundled import MINILM_HEADS
+    from rag.index.embedders.minilm import model_tokenizer
     from rag.index.embedders.unpadded import with_fused_attention, without_attention_mask
 
     def mask_free() -> onnx.ModelProto:
@@ -213,7 +214,7 @@ def test_fused_attention_computes_what_the_unfused_graph_does() -> None:
         return model
 
     unfused, fused = mask_free(), mask_free()
-    assert with_fused_attention(fused, ATTENTION_HEADS) == 6
+    assert with_fused_attention(fused, MINILM_HEADS) == 6
     ids = np.array([encoding.ids for encoding in model_tokenizer(256).encode_batch(FRUITS)], dtype=np.int64)
     feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
     run = lambda model: ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)[0]  # noqa: E731

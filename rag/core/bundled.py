@@ -16,6 +16,8 @@ from rag.errors import RagError
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
+MINILM_HEADS, MINILM_HIDDEN = 12, 384  # all-MiniLM-L6-v2's attention heads (of 32 dimensions) and hidden size
+
 # How the int8 model is built from the bundled file (rag/index/embedders/minilm_int8.py). A change of build steps is a
 # new recipe name: the model id, and so caches and index fingerprints, follow it; older recipes stay buildable so an
 # index keeps being queried with its own model.

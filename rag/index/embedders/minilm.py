@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rag.config import EmbeddingBase
-from rag.core.bundled import load_tokenizer, model_path
+from rag.core.bundled import MINILM_HEADS, load_tokenizer, model_path
 
 if TYPE_CHECKING:
     import onnx
@@ -31,9 +31,6 @@ if TYPE_CHECKING:
 
     from rag.index.embedders.openvino_runtime import OpenVinoSession
     from tokenizers import Encoding, Tokenizer
-
-
-ATTENTION_HEADS = 12  # all-MiniLM-L6-v2: 12 heads of 32 dimensions
 
 
 class MiniLMOnnxEmbedder:
@@ -153,7 +150,7 @@ def unpadded_graph(path: Path) -> onnx.ModelProto | None:
     model = onnx.load(str(path))
     if not without_attention_mask(model):
         return None
-    with_fused_attention(model, ATTENTION_HEADS)
+    with_fused_attention(model, MINILM_HEADS)
     return model
 
 

