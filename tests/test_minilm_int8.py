@@ -202,10 +202,9 @@ def test_fused_attention_computes_what_the_unfused_graph_does() -> None:
     import onnx
     import onnxruntime as ort
 
-    from rag.core.bundled import model_path
-    from rag.index.embedders.minilm_int8 import dequantized_source, without_softmax_nan_guards
-    from rag.core.bundled import MINILM_HEADS
+    from rag.core.bundled import MINILM_HEADS, model_path
     from rag.index.embedders.minilm import model_tokenizer
+    from rag.index.embedders.minilm_int8 import dequantized_source, without_softmax_nan_guards
     from rag.index.embedders.unpadded import with_fused_attention, without_attention_mask
 
     def mask_free() -> onnx.ModelProto:
