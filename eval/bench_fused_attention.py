@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+from test_minilm_int8 import TEXTS  # noqa: E402  the tolerance test's texts
+
 DEFAULT_CORPUS = REPO.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
 BATCH = 8
 TOKENS = 256
@@ -35,17 +39,6 @@ TOKENS = 256
 def corpus_texts(corpus: Path) -> list[str]:
     with corpus.open(encoding="utf-8") as lines:
         return [(row["title"] + "\n" + row["text"]) for row in map(json.loads, lines)]
-
-
-def tolerance_texts() -> list[str]:
-    """The texts of tests/test_minilm_int8.py (the sample corpus' Markdown and text files cut at 1,500 characters,
-    plus three short queries)."""
-    files = sorted((REPO / "data").rglob("*"))
-    return [p.read_text(encoding="utf-8")[:1500] for p in files if p.suffix in {".md", ".txt"}] + [
-        "How many vacation days do new employees get?",
-        "reset a forgotten password",
-        "x",
-    ]
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -84,7 +77,7 @@ def main() -> None:
 
     texts = corpus_texts(args.corpus)
     print(f"fused layers: {layers}; nodes {len(mask_free.graph.node)} -> {len(fused.graph.node)}")
-    for label, sample in (("tolerance test's texts", tolerance_texts()), (f"{args.docs} SciFact documents", texts[: args.docs])):
+    for label, sample in (("tolerance test's texts", TEXTS), (f"{args.docs} SciFact documents", texts[: args.docs])):
         encodings = tokenizer.encode_batch(sample)
         today, new = (np.concatenate([run(s, [e]) for e in encodings]) for s in graphs.values())
         fp32 = reference.embed(sample)

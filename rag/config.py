@@ -87,14 +87,16 @@ class ChunkingConfig(_Section):
         return self
 
 
+_PROVIDER_HELP = (
+    "local: bundled all-MiniLM-L6-v2 (ONNX); static: the fast profile, a static WordLlama model (the `fast` extra, see "
+    "docs/embeddings.md); openai: any /v1/embeddings endpoint; other names: a plug-in."
+)
+
+
 class EmbeddingBase(_Section):
     """Which model turns text into vectors (the keys every embedder section has)."""
 
-    provider: str = Field(
-        "local",
-        description="local: bundled all-MiniLM-L6-v2 (ONNX); static: the fast profile, a static WordLlama model (the "
-        "`fast` extra, see docs/embeddings.md); openai: any /v1/embeddings endpoint; other names: a plug-in.",
-    )
+    provider: str = Field("local", description=_PROVIDER_HELP)
     precision: Literal["int8", "fp32"] = Field(
         "int8",
         description="Local model: int8 = int8 matmuls, built once from the bundled model into model_cache_dir "
@@ -153,11 +155,7 @@ class EmbeddingBase(_Section):
 class EmbeddingConfig(EmbeddingBase):
     """A built-in embedder."""
 
-    provider: Literal["local", "static", "openai"] = Field(
-        "local",
-        description="local: bundled all-MiniLM-L6-v2 (ONNX); static: the fast profile, a static WordLlama model (the "
-        "`fast` extra, see docs/embeddings.md); openai: any /v1/embeddings endpoint; other names: a plug-in.",
-    )
+    provider: Literal["local", "static", "openai"] = Field("local", description=_PROVIDER_HELP)
 
 
 class PluginEmbeddingConfig(_Plugin, EmbeddingBase):

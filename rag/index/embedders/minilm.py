@@ -121,7 +121,7 @@ class MiniLMOnnxEmbedder:
         for row, encoding in enumerate(encodings):
             length = len(encoding.ids)
             ids[row, :length], mask[row, :length], types[row, :length] = encoding.ids, encoding.attention_mask, encoding.type_ids
-        # the mask-free graph is a second session (about a second to load): worth it for the full batches of an
+        # the mask-free graph is a graph rewrite and a second session to load: worth it for the full batches of an
         # ingest, not for a query or a few sentences
         full_and_unpadded = len(encodings) == self.config.effective_batch_size() and mask.min() == 1
         session = self._unpadded_session if full_and_unpadded else self._session
