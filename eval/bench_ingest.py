@@ -55,13 +55,20 @@ def run_measured(command: list[str]) -> tuple[float, float, str]:
 
 
 def cpu_kind() -> str:
-    """The instruction-set flags that decide which int8/bf16 kernels run (from /proc/cpuinfo)."""
+    """The instruction-set flags that decide which int8/bf16 kernels run, and the CPU's generation (vendor, family,
+    model, from /proc/cpuinfo): machines with the same flags differ by generation, and a virtual machine's model
+    name may not say which (an AMD Zen 4 ran the int8 model at about half a Zen 5's speed; docs/embeddings.md)."""
     try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
-    except (OSError, StopIteration):
+        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines() if ":" in line)
+    except OSError:
         return platform.machine()
+    info = {key.strip(): value.strip() for key, value in fields.items()}
+    if "flags" not in info:
+        return platform.machine()
+    flags = info["flags"].split()
     wanted = ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8"]
     kind = " ".join(flag for flag in wanted if flag in flags) or "no AVX2"
+    kind += f"; {info.get('model name', '?')}, {info.get('vendor_id', '?')} family {info.get('cpu family', '?')} model {info.get('model', '?')}"
     proxied = os.environ.get("RAG_AVX2_PROXY")  # eval/avx2_proxy: these packages chose their AVX2 code paths
     return f"AVX2 proxy ({proxied} see avx2 only) on {kind}" if proxied else kind
 

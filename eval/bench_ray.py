@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+
+from bench_ingest import cpu_kind  # light: stdlib only at import
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = REPO.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
@@ -67,13 +68,6 @@ def cluster(nodes: int) -> Iterator[str]:
         yield address
 
 
-def cpu_kind() -> str:
-    flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "").split()
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
-    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return f"{model}, {os.cpu_count()} cores, {isa}{' (VNNI)' if 'avx512_vnni' in flags else ''}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
@@ -95,7 +89,7 @@ def main() -> None:
                 if nodes == 2:  # the same files again, unchanged
                     results["ray x2 re"] = ingest(folder, index, *extra)
                     print("ray x2 re", results["ray x2 re"], flush=True)
-    print(f"\n{count} SciFact abstracts as files; CPU: {cpu_kind()}")
+    print(f"\n{count} SciFact abstracts as files; {os.cpu_count()} cores, CPU: {cpu_kind()}")
     print(f"{'run':<11} {'wall s':>7} {'ingest s':>8} {'files/s':>8} {'chunks/s':>8} {'embedded':>8} {'failed':>6}")
     for name, row in results.items():
         files = row["files"] or row["unchanged"]
