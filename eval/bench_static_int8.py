@@ -11,7 +11,10 @@ Builds (into --work, once, natively):
   does not read onnxruntime's fused operators).
 - `nncf`: NNCF post-training quantisation with `model_type=TRANSFORMER` of the plain fp32 graph, saved as
   OpenVINO IR. Needs `nncf` importable (it is no dependency of rag: `pip install --target DIR nncf==3.4.0` and
-  pass `--nncf-path DIR`).
+  pass `--side-packages DIR`).
+- `nbits`: not static, but the other int8 route onnxruntime offers: `MatMulNBits` (8-bit weights, symmetric, in
+  blocks of 128 along the input, `accuracy_level=4`: activations quantised to int8 per block as it multiplies) from
+  the fused graph. Its quantiser needs `onnx_ir` (`pip install --target DIR onnx_ir`, `--side-packages DIR`).
 Calibration texts: the sample corpus in data/ in 1,500-character pieces and a few generic sentences (no SciFact,
 no DROP).
 
@@ -20,8 +23,9 @@ token count, masked graph only, every variant in one process, passes alternated)
 (onnxruntime, the bundled file) on tests/test_minilm_int8.py's texts and on 300 other SciFact documents.
 
     python eval/bench_static_int8.py build
-    python eval/bench_static_int8.py build-nncf --nncf-path /tmp/nncf-pkgs
-    python eval/bench_static_int8.py bench --variants r3,qdq-ort,qdq-ov,nncf-ov,ov-bundled
+    python eval/bench_static_int8.py build-nncf --side-packages /tmp/nncf-pkgs
+    python eval/bench_static_int8.py build-nbits --side-packages /tmp/onnx-ir-pkgs
+    python eval/bench_static_int8.py bench --variants r3,qdq-ort,qdq-ov,nncf-ov,ov-bundled,nbits8-ort
     python eval/avx2_proxy --packages onnxruntime numpy openvino -- python eval/bench_static_int8.py bench ...
 """
 
@@ -142,6 +146,17 @@ def build_nncf(work: Path) -> None:
     print(f"built {work / 'nncf.xml'} with nncf {nncf.__version__} from {len(items)} calibration batches")
 
 
+def build_nbits(work: Path) -> None:
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    _, fused = fp32_graphs(work)
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(fused)), bits=8, block_size=128, is_symmetric=True, accuracy_level=4)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(work / "nbits8.onnx"))
+    print(f"built {work / 'nbits8.onnx'}")
+
+
 Runner = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 
@@ -173,6 +188,7 @@ def variants(work: Path, threads: int) -> dict[str, Callable[[], Runner]]:
         "qdq-ov": lambda: openvino_runner(work / "qdq-plain.onnx", threads),
         "nncf-ov": lambda: openvino_runner(work / "nncf.xml", threads),
         "ov-bundled": lambda: openvino_runner(model_path(), threads),
+        "nbits8-ort": lambda: onnxruntime_runner(work / "nbits8.onnx", threads),
     }
 
 
@@ -211,21 +227,23 @@ def bench(work: Path, names: list[str], passes: int, threads: int, docs: int) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=["build", "build-nncf", "bench"])
+    parser.add_argument("mode", choices=["build", "build-nncf", "build-nbits", "bench"])
     parser.add_argument("--work", type=Path, default=Path("/tmp/rag-static-int8"), help="where the builds go")
-    parser.add_argument("--nncf-path", type=Path, help="a folder nncf was installed into (pip install --target)")
-    parser.add_argument("--variants", default="r3,qdq-ort,qdq-ov,ov-bundled", help="comma-separated: r3, qdq-ort, qdq-ov, nncf-ov, ov-bundled, fp32")
+    parser.add_argument("--side-packages", type=Path, help="a folder nncf or onnx_ir was installed into (pip install --target)")
+    parser.add_argument("--variants", default="r3,qdq-ort,qdq-ov,ov-bundled", help="comma-separated: r3, qdq-ort, qdq-ov, nncf-ov, ov-bundled, nbits8-ort, fp32")
     parser.add_argument("--passes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--docs", type=int, default=400, help="SciFact documents per timed pass")
     args = parser.parse_args()
-    if args.nncf_path:
-        sys.path.append(str(args.nncf_path))  # after the venv's own packages: its numpy stays the one in use
+    if args.side_packages:
+        sys.path.append(str(args.side_packages))  # after the venv's own packages: its numpy stays the one in use
     logging.disable(logging.WARNING)  # the quantiser's advice for image models
     if args.mode == "build":
         build_qdq(args.work)
     elif args.mode == "build-nncf":
         build_nncf(args.work)
+    elif args.mode == "build-nbits":
+        build_nbits(args.work)
     else:
         bench(args.work, args.variants.split(","), args.passes, args.threads, args.docs)
 
