@@ -72,6 +72,8 @@ def main() -> None:
     ended = time.monotonic() - started
     done.set()
 
+    if not embed_calls:
+        raise SystemExit("nothing was embedded by the bundled MiniLM model: check the paths and embedding.provider")
     cores = os.cpu_count() or 1
     first, last = embed_calls[0][0], embed_calls[-1][1]
     phases = {"before the first embedding": (0.0, first), "embedding": (first, last), "after the last embedding": (last, ended)}
