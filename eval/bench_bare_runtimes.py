@@ -20,6 +20,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable
+from itertools import islice
 from pathlib import Path
 
 from rag.core.bundled import INT8_RECIPE
@@ -28,13 +29,11 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = REPO.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
 
 
-def load_texts(corpus: Path, docs: int) -> list[str]:
-    texts = []
+def load_texts(corpus: Path, docs: int | None = None, cut: int | None = 1500) -> list[str]:
+    """Title and text of the first `docs` documents of a BEIR corpus (all: None), cut at `cut` characters (None:
+    whole; the model cuts at its token window anyway)."""
     with corpus.open(encoding="utf-8") as lines:
-        for line, _ in zip(lines, range(docs)):
-            row = json.loads(line)
-            texts.append((row.get("title", "") + "\n" + row["text"])[:1500])
-    return texts
+        return [(row.get("title", "") + "\n" + row["text"])[:cut] for row in map(json.loads, islice(lines, docs))]
 
 
 def ours(texts: list[str], threads: int, **settings: object) -> Callable[[], None]:

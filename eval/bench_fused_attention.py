@@ -20,7 +20,6 @@ without and with that fusion (the latter as the embedder runs it), with the embe
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,16 +28,11 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
+from bench_bare_runtimes import DEFAULT_CORPUS, load_texts  # noqa: E402
 from test_minilm_int8 import TEXTS  # noqa: E402  the tolerance test's texts
 
-DEFAULT_CORPUS = REPO.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
 BATCH = 8
 TOKENS = 256
-
-
-def corpus_texts(corpus: Path) -> list[str]:
-    with corpus.open(encoding="utf-8") as lines:
-        return [(row["title"] + "\n" + row["text"]) for row in map(json.loads, lines)]
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -75,7 +69,7 @@ def main() -> None:
         feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
         return unit(session.run(None, feeds)[0].mean(axis=1))
 
-    texts = corpus_texts(args.corpus)
+    texts = load_texts(args.corpus, cut=None)
     print(f"fused layers: {layers}; nodes {len(mask_free.graph.node)} -> {len(fused.graph.node)}")
     for label, sample in (("tolerance test's texts", TEXTS), (f"{args.docs} SciFact documents", texts[: args.docs])):
         encodings = tokenizer.encode_batch(sample)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -25,9 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO)]
-DEFAULT_CORPUS = REPO.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
+from bench_bare_runtimes import DEFAULT_CORPUS, load_texts
+
 BATCH = 8
 
 
@@ -35,7 +33,7 @@ def main() -> None:
     import onnxruntime as ort
 
     from rag.config import EmbeddingConfig
-    from rag.index.embedders.minilm import MiniLMOnnxEmbedder, unpadded_graph
+    from rag.index.embedders.minilm import MiniLMOnnxEmbedder, model_tokenizer, unpadded_graph
     from rag.index.embedders.minilm_int8 import session_disabled_optimizers
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -61,11 +59,8 @@ def main() -> None:
     session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"],
                                    disabled_optimizers=session_disabled_optimizers(config.effective_int8_recipe()))
 
-    with args.corpus.open(encoding="utf-8") as lines:
-        texts = [row["title"] + "\n" + row["text"] for row in map(json.loads, lines)]
-    tokenizer = embedder._tokenizer
-    tokenizer.enable_truncation(max_length=args.tokens)
-    ids = np.array([e.ids for e in tokenizer.encode_batch(texts) if len(e.ids) == args.tokens][: args.batches * BATCH], dtype=np.int64)
+    encodings = model_tokenizer(args.tokens).encode_batch(load_texts(args.corpus, cut=None))
+    ids = np.array([e.ids for e in encodings if len(e.ids) == args.tokens][: args.batches * BATCH], dtype=np.int64)
     if len(ids) < args.batches * BATCH:
         raise SystemExit(f"only {len(ids)} documents reach {args.tokens} tokens: ask for fewer --batches or --tokens")
     feeds = [{"input_ids": b, "attention_mask": np.ones_like(b), "token_type_ids": np.zeros_like(b)} for b in np.split(ids, args.batches)]
